@@ -1,0 +1,109 @@
+# postroom: ISC license, see LICENSE.
+# One source per line; each program names its own objects and libraries.
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+STD_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Ilib
+SAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# BUILD holds objects, BIN the programs; the sanitizer build uses build/asan and build/asan/bin.
+BUILD ?= build/normal
+BIN ?= bin
+
+LIB_SRCS = \
+	lib/addr.c \
+	lib/buf.c \
+	lib/die.c \
+	lib/fmt.c \
+	lib/getln.c \
+	lib/log.c \
+	lib/maildir.c \
+	lib/maildir_quota.c \
+	lib/queue_read.c \
+	lib/queue_write.c \
+	lib/resolve.c \
+	lib/sa.c \
+	lib/temp.c \
+	lib/userdb.c \
+	lib/userdb_text.c
+
+PROGS = \
+	maildir-deliver \
+	queue-init \
+	queue-inject \
+	queue-run \
+	userdb-compile
+
+maildir-deliver_OBJS = cmd/maildir-deliver/main.o
+queue-init_OBJS = cmd/queue-init/main.o
+queue-inject_OBJS = cmd/queue-inject/main.o
+queue-run_OBJS = \
+	cmd/queue-run/main.o \
+	cmd/queue-run/deliver.o \
+	cmd/queue-run/schedule.o
+queue-run_LIBS = -lcdb
+userdb-compile_OBJS = cmd/userdb-compile/main.o
+userdb-compile_LIBS = -lcdb
+
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIBA = $(BUILD)/libpostroom.a
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all asan check deps install clean run stop
+all: $(PROGS:%=$(BIN)/%)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJS)
+
+.SECONDARY:
+.SECONDEXPANSION:
+$(BIN)/%: $$(addprefix $(BUILD)/,$$($$*_OBJS)) $(LIBA)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $($*_LIBS)
+
+asan:
+	$(MAKE) BUILD=build/asan BIN=build/asan/bin CFLAGS="$(SAN_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+
+# Debian 12 packages the project needs at build, test and run time.
+DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
+	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
+	libnet-ssleay-perl dnsmasq isync python3 util-linux procps
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+check: deps
+	$(MAKE) all
+	$(MAKE) asan
+	@tests/check
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(PROGS:%=$(BIN)/%) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8
+
+run:
+	@echo "make run: not yet (arrives with smtp-recv); see README.md"
+
+stop:
+	@true
+
+clean:
+	rm -rf build $(PROGS:%=$(BIN)/%)

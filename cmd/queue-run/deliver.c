@@ -1,0 +1,313 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * One delivery attempt for one queued message: resolve every recipient to its final targets,
+ * deliver to the local mailboxes not yet done, then write down what happened with one flush.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fmt.h"
+#include "log.h"
+#include "maildir.h"
+#include "queue-run.h"
+#include "queue.h"
+#include "resolve.h"
+#include "userdb.h"
+
+#define RETRY_MIN 300	/* seconds: the first retry comes after 5 minutes... */
+#define RETRY_MAX 4000	/* ...the wait doubles with the message's age, up to about an hour */
+#define REASON_MAX 512
+
+/* One attempt: the message, what its recipients resolve to, and the clock. */
+struct attempt {
+	const struct config *c;
+	struct queue_msg m;
+	struct targets targets;
+	size_t *origin;		/* targets[i] came from recipient origin[i] */
+	struct timespec now;
+	char sender[600];	/* escaped for the log */
+};
+
+static void log_result(struct attempt *a, const struct target *t, size_t origin,
+		       const char *result, const char *reason)
+{
+	char to[600], orig[600], why[REASON_MAX + 100];
+	const char *rcpt = a->m.rcpt[origin];
+	double delay = queue_age(a->m.id, &a->now);
+
+	log_escape(to, sizeof to, t->addr, strlen(t->addr));
+	orig[0] = 0;
+	if (strcasecmp(rcpt, t->addr)) {
+		char esc[600];
+		snprintf(orig, sizeof orig, " orig_to=<%s>",
+			 log_escape(esc, sizeof esc, rcpt, strlen(rcpt)));
+	}
+	why[0] = 0;
+	if (reason) {
+		char esc[REASON_MAX];
+		snprintf(why, sizeof why, " reason=\"%s\"",
+			 log_escape(esc, sizeof esc, reason, strlen(reason)));
+	}
+	log_line("%s from=<%s> to=<%s>%s result=%s delay=%.3fs%s", a->m.id, a->sender, to, orig,
+		 result, delay, why);
+}
+
+/* Runs the external delivery program with the message on its stdin. */
+static enum maildir_result run_program(struct attempt *a, const char *maildir,
+				       const struct target *t, char *why, size_t whylen)
+{
+	int in[2], err[2];
+
+	if (pipe(in) < 0 || pipe(err) < 0) {
+		snprintf(why, whylen, "unable to make a pipe: %s", strerror(errno));
+		return MAILDIR_TEMP;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(why, whylen, "unable to fork: %s", strerror(errno));
+		close(in[0]), close(in[1]), close(err[0]), close(err[1]);
+		return MAILDIR_TEMP;
+	}
+	if (pid == 0) {
+		char quota[32];
+		dup2(in[0], 0);
+		dup2(err[1], 2);
+		close(in[0]), close(in[1]), close(err[0]), close(err[1]);
+		snprintf(quota, sizeof quota, "%llu", t->quota);
+		setenv("SENDER", a->m.sender, 1);
+		setenv("RECIPIENT", t->addr, 1);
+		if (t->quota)
+			setenv("QUOTA", quota, 1);
+		else
+			unsetenv("QUOTA");
+		if (a->c->overquota_permanent)
+			setenv("OVERQUOTA", "bounce", 1);
+		signal(SIGPIPE, SIG_DFL);
+		execl(a->c->localdelivery, a->c->localdelivery, maildir, (char *)0);
+		fprintf(stderr, "unable to run %s: %s\n", a->c->localdelivery, strerror(errno));
+		_exit(111);
+	}
+	close(in[0]);
+	close(err[1]);
+
+	/* Feed the message; a program that stops reading early gets EPIPE, and its exit code counts. */
+	char chunk[65536];
+	off_t off = QUEUE_HEADER_LEN;
+	unsigned long long left = a->m.msglen;
+	while (left) {
+		ssize_t r = pread(a->m.fd, chunk, left < sizeof chunk ? left : sizeof chunk, off);
+		if (r <= 0 || !fd_write_all(in[1], chunk, (size_t)r))
+			break;
+		off += r;
+		left -= (unsigned long long)r;
+	}
+	close(in[1]);
+
+	/* Its last line on stderr is the reason, without "program: fatal: " if it says so. */
+	char text[2048];
+	size_t len = 0;
+	ssize_t r;
+	while ((r = read(err[0], text + len, sizeof text - 1 - len)) > 0 || (r < 0 && errno == EINTR))
+		if (r > 0 && (len += (size_t)r) == sizeof text - 1)
+			break;
+	close(err[0]);
+	text[len] = 0;
+	while (len && text[len - 1] == '\n')
+		text[--len] = 0;
+	char *line = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+	char *fatal = strstr(line, ": fatal: ");
+	str_copy(why, whylen, fatal ? fatal + 9 : line);
+
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(why, whylen, "unable to wait for %s", a->c->localdelivery);
+			return MAILDIR_TEMP;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return MAILDIR_OK;
+	if (!*why)
+		snprintf(why, whylen, "%s failed", a->c->localdelivery);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 100 ? MAILDIR_PERM : MAILDIR_TEMP;
+}
+
+static enum maildir_result deliver_local(struct attempt *a, const struct target *t, char *why,
+					 size_t whylen)
+{
+	char maildir[PATH_MAX];
+
+	if (!userdb_maildir_safe(t->maildir, strlen(t->maildir))) {
+		snprintf(why, whylen, "unsafe maildir path in the user database: %s", t->maildir);
+		return MAILDIR_TEMP;
+	}
+	if (snprintf(maildir, sizeof maildir, "%s/%s", a->c->mailroot, t->maildir) >=
+	    (int)sizeof maildir) {
+		snprintf(why, whylen, "maildir path too long");
+		return MAILDIR_TEMP;
+	}
+	if (a->c->localdelivery)
+		return run_program(a, maildir, t, why, whylen);
+	struct maildir_delivery d = {
+		.maildir = maildir,
+		.sender = a->m.sender,
+		.recipient = t->addr,
+		.quota = t->quota,
+		.overquota_permanent = a->c->overquota_permanent,
+	};
+	return maildir_deliver(&d, a->m.fd, QUEUE_HEADER_LEN, (long long)a->m.msglen, why, whylen);
+}
+
+/* Resolves every recipient; 0 with errno when the user database cannot answer. */
+static int resolve_all(struct attempt *a)
+{
+	struct userdb db = USERDB_ZERO;
+
+	if (!userdb_open(&db, a->c->userdb))
+		return 0;
+	for (size_t i = 0; i < a->m.nrcpt; i++) {
+		size_t before = a->targets.n;
+		const char *r = a->m.rcpt[i];
+		if (!resolve(&db, r, strlen(r), a->c->delimiters, &a->targets)) {
+			int e = errno;
+			userdb_close(&db);
+			errno = e;
+			return 0;
+		}
+		size_t *o = realloc(a->origin, (a->targets.n + 1) * sizeof *o);
+		if (!o) {
+			userdb_close(&db);
+			return 0;
+		}
+		a->origin = o;
+		for (size_t j = before; j < a->targets.n; j++)
+			a->origin[j] = i;
+	}
+	userdb_close(&db);
+	return 1;
+}
+
+/* Tries every target without a record; counts what is left for later and what failed. */
+static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
+{
+	char why[REASON_MAX];
+
+	for (size_t i = 0; i < a->targets.n; i++) {
+		const struct target *t = &a->targets.t[i];
+		if (queue_msg_has_record(&a->m, t->addr)) {
+			for (size_t k = 0; k < a->m.nrec; k++)
+				if (!strcmp(a->m.rec[k].target, t->addr) && a->m.rec[k].type == 'P')
+					*failed = 1;
+			continue;
+		}
+		switch (t->kind) {
+		case TARGET_REMOTE:
+			++*pending;
+			log_result(a, t, a->origin[i], "deferred", "remote delivery not available yet");
+			break;
+		case TARGET_FAILED:
+			*failed = 1;
+			queue_msg_add_record(&a->m, 'P', t->addr, t->reason);
+			log_result(a, t, a->origin[i], "failed", t->reason);
+			break;
+		case TARGET_MAILBOX:
+			switch (deliver_local(a, t, why, sizeof why)) {
+			case MAILDIR_OK:
+				queue_msg_add_record(&a->m, 'D', t->addr, 0);
+				log_result(a, t, a->origin[i], "delivered", 0);
+				break;
+			case MAILDIR_PERM:
+				*failed = 1;
+				queue_msg_add_record(&a->m, 'P', t->addr, why);
+				log_result(a, t, a->origin[i], "failed", why);
+				break;
+			case MAILDIR_TEMP:
+				++*pending;
+				log_result(a, t, a->origin[i], "deferred", why);
+				break;
+			}
+			break;
+		}
+	}
+}
+
+static time_t next_attempt(const struct attempt *a)
+{
+	double age = queue_age(a->m.id, &a->now);
+	double wait = age < RETRY_MIN ? RETRY_MIN : age > RETRY_MAX ? RETRY_MAX : age;
+	return a->now.tv_sec + (time_t)wait;
+}
+
+/* A file in msg/ that is not a queue file: logged, and looked at again in an hour. */
+static enum outcome postpone_bad(int dirfd, const char *id)
+{
+	char path[QUEUE_ID_MAX + 8];
+	struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = time(0) + 3600 } };
+
+	snprintf(path, sizeof path, "msg/%s", id);
+	utimensat(dirfd, path, t, 0);
+	log_line("%s trouble: not a queue file; left in msg/ for inspection", id);
+	return OUTCOME_TROUBLE;
+}
+
+enum outcome deliver_message(const struct config *c, int dirfd, const char *id)
+{
+	static struct attempt a;
+
+	a = (struct attempt){ .c = c, .targets = TARGETS_ZERO };
+	if (!queue_msg_open(&a.m, dirfd, id)) {
+		if (errno == EWOULDBLOCK || errno == ENOENT)
+			return OUTCOME_SKIPPED;
+		if (errno == EPROTO)
+			return postpone_bad(dirfd, id);
+		log_line("%s trouble: unable to open: %s", id, strerror(errno));
+		return OUTCOME_TROUBLE;
+	}
+	clock_gettime(CLOCK_REALTIME, &a.now);
+	log_escape(a.sender, sizeof a.sender, a.m.sender, strlen(a.m.sender));
+
+	size_t pending = 0;
+	int failed = 0;
+	enum outcome outcome = OUTCOME_PENDING;
+	if (!resolve_all(&a)) {
+		log_line("%s from=<%s> result=deferred reason=\"unable to read %s: %s\"", id, a.sender,
+			 c->userdb, strerror(errno));
+		pending = 1;
+	} else {
+		attempt_targets(&a, &pending, &failed);
+	}
+
+	if (pending) {
+		if (!queue_msg_sync(&a.m) || !queue_msg_defer(&a.m, next_attempt(&a))) {
+			log_line("%s trouble: unable to record deliveries: %s", id, strerror(errno));
+			outcome = OUTCOME_TROUBLE;
+		}
+	} else if (failed) {
+		if (queue_msg_sync(&a.m) && queue_bounce(dirfd, id)) {
+			log_line("%s bounce", id);
+			outcome = OUTCOME_FINISHED;
+		} else {
+			log_line("%s trouble: unable to move to bounce/: %s", id, strerror(errno));
+			outcome = OUTCOME_TROUBLE;
+		}
+	} else if (queue_remove(dirfd, id)) {
+		log_line("%s done", id);
+		outcome = OUTCOME_FINISHED;
+	} else {
+		log_line("%s trouble: unable to remove: %s", id, strerror(errno));
+		outcome = OUTCOME_TROUBLE;
+	}
+	queue_msg_close(&a.m);
+	targets_free(&a.targets);
+	free(a.origin);
+	return outcome;
+}

@@ -1,0 +1,113 @@
+/* postroom: ISC license, see LICENSE. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+void buf_init(struct buf *b, int fd, char *space, size_t cap)
+{
+	b->fd = fd;
+	b->x = space;
+	b->cap = cap;
+	b->pos = b->len = 0;
+	b->timeout_ms = 0;
+}
+
+ssize_t fd_read_timeout(int fd, char *s, size_t n, int timeout_ms)
+{
+	for (;;) {
+		if (timeout_ms > 0) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int r = poll(&p, 1, timeout_ms);
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+			if (r == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+		}
+		ssize_t r = read(fd, s, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r;
+	}
+}
+
+ssize_t buf_fill(struct buf *b)
+{
+	if (b->pos == b->len)
+		b->pos = b->len = 0;
+	else if (b->len == b->cap) {
+		memmove(b->x, b->x + b->pos, b->len - b->pos);
+		b->len -= b->pos;
+		b->pos = 0;
+	}
+	if (b->len == b->cap) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	ssize_t r = fd_read_timeout(b->fd, b->x + b->len, b->cap - b->len, b->timeout_ms);
+	if (r > 0)
+		b->len += (size_t)r;
+	return r;
+}
+
+void buf_skip(struct buf *b, size_t n)
+{
+	b->pos += n;
+	if (b->pos >= b->len)
+		b->pos = b->len = 0;
+}
+
+void buf_discard(struct buf *b)
+{
+	b->pos = b->len = 0;
+}
+
+int fd_write_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 1;
+}
+
+int buf_flush(struct buf *b)
+{
+	if (!b->len)
+		return 1;
+	if (!fd_write_all(b->fd, b->x, b->len))
+		return 0;
+	b->len = 0;
+	return 1;
+}
+
+int buf_put(struct buf *b, const char *s, size_t n)
+{
+	if (n > b->cap - b->len) {
+		if (!buf_flush(b))
+			return 0;
+		if (n >= b->cap)
+			return fd_write_all(b->fd, s, n);
+	}
+	memcpy(b->x + b->len, s, n);
+	b->len += n;
+	return 1;
+}
+
+int buf_puts(struct buf *b, const char *s)
+{
+	return buf_put(b, s, strlen(s));
+}

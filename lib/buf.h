@@ -1,0 +1,46 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef BUF_H
+#define BUF_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Buffered I/O on a file descriptor, with a caller-owned buffer, for protocol fds where stdio is
+ * unwelcome. A buffer is used for reading or for writing, never both.
+ * A read buffer may carry a deadline per read (timeout_ms > 0): a read that waits longer fails
+ * with ETIMEDOUT.
+ */
+
+struct buf {
+	int fd;
+	char *x;
+	size_t cap;
+	size_t pos;	/* read: first unread byte */
+	size_t len;	/* read: end of data; write: bytes pending */
+	int timeout_ms;	/* 0: wait forever */
+};
+#define BUF_ZERO { -1, 0, 0, 0, 0, 0 }
+
+void buf_init(struct buf *b, int fd, char *space, size_t cap);
+
+/* Reads more input. Returns bytes added, 0 at end of file, -1 with errno set. */
+ssize_t buf_fill(struct buf *b);
+/* Unread bytes, and consuming them. */
+#define buf_unread(b) ((b)->len - (b)->pos)
+#define buf_peek(b) ((b)->x + (b)->pos)
+void buf_skip(struct buf *b, size_t n);
+/* Throws away everything buffered (used after STARTTLS). */
+void buf_discard(struct buf *b);
+
+/* Writing. Return 1, or 0 with errno set. */
+int buf_put(struct buf *b, const char *s, size_t n);
+int buf_puts(struct buf *b, const char *s);
+int buf_flush(struct buf *b);
+
+/* write(2) everything, retrying on EINTR and short writes. Returns 1, or 0 with errno set. */
+int fd_write_all(int fd, const char *s, size_t n);
+/* read(2) with a timeout in milliseconds (0: none); -1 with ETIMEDOUT when it runs out. */
+ssize_t fd_read_timeout(int fd, char *s, size_t n, int timeout_ms);
+
+#endif

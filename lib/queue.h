@@ -1,0 +1,108 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "buf.h"
+#include "sa.h"
+
+/*
+ * The queue (queue(5)). QUEUEDIR holds tmp/ (files being written), msg/ (queued messages),
+ * bounce/ (messages whose recipients all have a final answer, some of them a failure) and the
+ * FIFO trigger. A queue file is
+ *     "PRQ1 " <message length, 20 digits> "\n"   the header, QUEUE_HEADER_LEN bytes
+ *     message                                     LF line ends, as handed to queue-inject
+ *     envelope                                    F<sender>\0 T<rcpt>\0 ... \0 (qmail-queue's)
+ *     records                                     D<target>\0 delivered
+ *                                                 P<target>\t<reason>\0 failed permanently
+ * and its mtime is the time of its next delivery attempt.
+ */
+
+#define QUEUE_HEADER_LEN 26
+#define QUEUE_ID_MAX 48
+#define QUEUE_ADDR_MAX 1003	/* qmail-queue's limit on one envelope address */
+
+/*
+ * Writing a new message. Actions return 1, or 0 with errno set.
+ * queue_new_commit returns only once the message is durable: the file is fdatasynced, linked
+ * into msg/ and msg/ is fsynced (2 flushes). Then it wakes queue-run through the trigger.
+ */
+struct queue_new {
+	int dirfd;
+	int fd;
+	char id[QUEUE_ID_MAX];
+	unsigned long long msglen;
+	int in_envelope;
+	struct buf out;
+	char space[16384];
+};
+
+int queue_new_open(struct queue_new *q, const char *queuedir);
+int queue_new_message(struct queue_new *q, const char *s, size_t n);
+int queue_new_envelope(struct queue_new *q, const char *s, size_t n);
+int queue_new_commit(struct queue_new *q);
+void queue_new_abort(struct queue_new *q);
+
+/*
+ * Copies a qmail-queue envelope from in to q, checking it as it goes; nothing about it is held in
+ * memory beyond one address.
+ */
+enum envelope_result {
+	ENVELOPE_OK,
+	ENVELOPE_SYNTAX,	/* qmail-queue exit 91 */
+	ENVELOPE_TOOLONG,	/* an address over QUEUE_ADDR_MAX bytes: exit 11 */
+	ENVELOPE_READ,		/* errno set: exit 54 (52 on ETIMEDOUT) */
+	ENVELOPE_WRITE,		/* errno set: exit 53 */
+};
+enum envelope_result envelope_copy(struct buf *in, struct queue_new *q);
+
+/* Reading a queued message, for delivery. */
+struct queue_record {
+	char type;		/* 'D' or 'P' */
+	const char *target;	/* NUL-terminated */
+	const char *reason;	/* 'P': after the tab; else "" */
+};
+
+struct queue_msg {
+	int fd;
+	char id[QUEUE_ID_MAX];
+	unsigned long long msglen;	/* the message is at offset QUEUE_HEADER_LEN */
+	off_t env_off;			/* file offset of the envelope */
+	struct sa env;			/* envelope and records, as on disk */
+	size_t valid_len;		/* env up to the last whole record */
+	const char *sender;
+	const char **rcpt;
+	size_t nrcpt;
+	struct queue_record *rec;
+	size_t nrec;
+	struct sa pending;		/* records not yet written */
+};
+#define QUEUE_MSG_ZERO { .fd = -1 }
+
+/*
+ * Opens msg/ID read-write and takes its lock. Returns 1, or 0 with errno: EWOULDBLOCK (another
+ * process is delivering it), ENOENT (gone), EPROTO (not a queue file).
+ */
+int queue_msg_open(struct queue_msg *m, int dirfd, const char *id);
+/* 1 if target already has a record (delivered or failed). */
+int queue_msg_has_record(const struct queue_msg *m, const char *target);
+/* Adds a record to be written by queue_msg_sync. reason: for 'P' only. */
+int queue_msg_add_record(struct queue_msg *m, char type, const char *target, const char *reason);
+/* Appends the pending records and fdatasyncs (1 flush); drops a torn tail first. */
+int queue_msg_sync(struct queue_msg *m);
+/* Sets the time of the next attempt (the file's mtime). */
+int queue_msg_defer(struct queue_msg *m, time_t when);
+void queue_msg_close(struct queue_msg *m);
+
+/* Delivery finished: unlink msg/ID and fsync msg/ (1 flush). */
+int queue_remove(int dirfd, const char *id);
+/* Delivery finished with failures: rename msg/ID to bounce/ID, fsync both directories. */
+int queue_bounce(int dirfd, const char *id);
+
+/* Seconds since the message was queued, from its id; 0 when the id does not say. */
+double queue_age(const char *id, const struct timespec *now);
+
+#endif

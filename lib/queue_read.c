@@ -1,0 +1,246 @@
+/* postroom: ISC license, see LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fmt.h"
+#include "queue.h"
+
+static int fail(struct queue_msg *m, int e)
+{
+	queue_msg_close(m);
+	errno = e;
+	return 0;
+}
+
+static int read_rest(int fd, off_t off, struct sa *out)
+{
+	for (;;) {
+		if (!sa_ready(out, 65536))
+			return 0;
+		ssize_t r = pread(fd, out->s + out->len, 65536, off + (off_t)out->len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (r == 0)
+			return 1;
+		out->len += (size_t)r;
+	}
+}
+
+/* Splits the envelope into sender and recipients, then the records; EPROTO if it is not whole. */
+static int parse(struct queue_msg *m)
+{
+	char *s = m->env.s, *end = s + m->env.len;
+	size_t cap = 0;
+
+	if (s == end || *s != 'F')
+		return 0;
+	char *nul = memchr(s, 0, (size_t)(end - s));
+	if (!nul)
+		return 0;
+	m->sender = s + 1;
+	for (s = nul + 1; s < end && *s == 'T'; s = nul + 1) {
+		nul = memchr(s, 0, (size_t)(end - s));
+		if (!nul)
+			return 0;
+		if (m->nrcpt == cap) {
+			cap = cap ? cap * 2 : 8;
+			const char **r = realloc(m->rcpt, cap * sizeof *r);
+			if (!r)
+				return -1;
+			m->rcpt = r;
+		}
+		m->rcpt[m->nrcpt++] = s + 1;
+	}
+	if (s == end || *s != 0 || m->nrcpt == 0)
+		return 0;
+	s++;
+	/* Records; a torn or unknown tail ends them. */
+	cap = 0;
+	m->valid_len = (size_t)(s - m->env.s);
+	while (s < end && (*s == 'D' || *s == 'P')) {
+		nul = memchr(s, 0, (size_t)(end - s));
+		if (!nul)
+			break;
+		if (m->nrec == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct queue_record *r = realloc(m->rec, cap * sizeof *r);
+			if (!r)
+				return -1;
+			m->rec = r;
+		}
+		struct queue_record *r = &m->rec[m->nrec++];
+		r->type = *s;
+		r->target = s + 1;
+		r->reason = "";
+		char *tab = memchr(s, '\t', (size_t)(nul - s));
+		if (tab) {
+			*tab = 0;
+			r->reason = tab + 1;
+		}
+		s = nul + 1;
+		m->valid_len = (size_t)(s - m->env.s);
+	}
+	return 1;
+}
+
+int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
+{
+	char path[QUEUE_ID_MAX + 8], header[QUEUE_HEADER_LEN];
+	struct stat st;
+
+	*m = (struct queue_msg)QUEUE_MSG_ZERO;
+	if (strlen(id) >= sizeof m->id)
+		return fail(m, EPROTO);
+	strcpy(m->id, id);
+	snprintf(path, sizeof path, "msg/%s", id);
+	m->fd = openat(dirfd, path, O_RDWR | O_CLOEXEC);
+	if (m->fd < 0)
+		return fail(m, errno);
+	if (flock(m->fd, LOCK_EX | LOCK_NB) < 0)
+		return fail(m, errno);
+	/* Finished by another process between our readdir and our lock. */
+	if (fstat(m->fd, &st) < 0)
+		return fail(m, errno);
+	if (st.st_nlink == 0)
+		return fail(m, ENOENT);
+	ssize_t r = pread(m->fd, header, sizeof header, 0);
+	if (r < 0)
+		return fail(m, errno);
+	if (r != QUEUE_HEADER_LEN || memcmp(header, "PRQ1 ", 5) || header[25] != '\n' ||
+	    !scan_ullong(header + 5, 20, &m->msglen) ||
+	    m->msglen > (unsigned long long)st.st_size)
+		return fail(m, EPROTO);
+	m->env_off = (off_t)(QUEUE_HEADER_LEN + m->msglen);
+	if (!read_rest(m->fd, m->env_off, &m->env) || !sa_terminate(&m->env))
+		return fail(m, errno);
+	int p = parse(m);
+	if (p <= 0)
+		return fail(m, p < 0 ? ENOMEM : EPROTO);
+	return 1;
+}
+
+int queue_msg_has_record(const struct queue_msg *m, const char *target)
+{
+	for (size_t i = 0; i < m->nrec; i++)
+		if (!strcmp(m->rec[i].target, target))
+			return 1;
+	/* Records written by this process but not yet synced count too. */
+	for (size_t i = 0; i < m->pending.len; i += strlen(m->pending.s + i) + 1) {
+		const char *t = m->pending.s + i + 1;
+		size_t n = strcspn(t, "\t");
+		if (strlen(target) == n && !memcmp(t, target, n))
+			return 1;
+	}
+	return 0;
+}
+
+int queue_msg_add_record(struct queue_msg *m, char type, const char *target, const char *reason)
+{
+	if (!sa_catc(&m->pending, type) || !sa_cats(&m->pending, target))
+		return 0;
+	if (type == 'P') {
+		/* A reason is one line of text: no NUL, tab or line end can reach the file. */
+		if (!sa_catc(&m->pending, '\t'))
+			return 0;
+		for (const char *r = reason; *r; r++)
+			if (!sa_catc(&m->pending, (*r == '\t' || *r == '\n' || *r == '\r') ? ' ' : *r))
+				return 0;
+	}
+	return sa_cat0(&m->pending);
+}
+
+int queue_msg_sync(struct queue_msg *m)
+{
+	if (m->pending.len == 0)
+		return 1;
+	off_t at = m->env_off + (off_t)m->valid_len;
+	if (m->valid_len < m->env.len && ftruncate(m->fd, at) < 0)
+		return 0;
+	for (size_t done = 0; done < m->pending.len;) {
+		ssize_t w = pwrite(m->fd, m->pending.s + done, m->pending.len - done, at + (off_t)done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	if (fdatasync(m->fd) < 0)
+		return 0;
+	m->valid_len += m->pending.len;
+	m->env.len = m->valid_len;
+	return 1;
+}
+
+int queue_msg_defer(struct queue_msg *m, time_t when)
+{
+	struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = when } };
+
+	return futimens(m->fd, t) == 0;
+}
+
+void queue_msg_close(struct queue_msg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+	sa_free(&m->env);
+	sa_free(&m->pending);
+	free(m->rcpt);
+	free(m->rec);
+	m->rcpt = 0;
+	m->rec = 0;
+	m->nrcpt = m->nrec = 0;
+}
+
+static int fsync_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int r = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r == 0;
+}
+
+int queue_remove(int dirfd, const char *id)
+{
+	char path[QUEUE_ID_MAX + 8];
+
+	snprintf(path, sizeof path, "msg/%s", id);
+	return unlinkat(dirfd, path, 0) == 0 && fsync_at(dirfd, "msg");
+}
+
+int queue_bounce(int dirfd, const char *id)
+{
+	char from[QUEUE_ID_MAX + 8], to[QUEUE_ID_MAX + 8];
+
+	snprintf(from, sizeof from, "msg/%s", id);
+	snprintf(to, sizeof to, "bounce/%s", id);
+	/* bounce/ first: a crash between the two flushes leaves it in both or in msg/, never lost. */
+	return renameat(dirfd, from, dirfd, to) == 0 && fsync_at(dirfd, "bounce") &&
+	       fsync_at(dirfd, "msg");
+}
+
+double queue_age(const char *id, const struct timespec *now)
+{
+	char *end;
+	long long sec = strtoll(id, &end, 10);
+
+	if (*end != '.')
+		return 0;
+	long usec = strtol(end + 1, &end, 10);
+	double age = (double)(now->tv_sec - sec) + (double)now->tv_nsec / 1e9 - (double)usec / 1e6;
+	return age < 0 ? 0 : age;
+}

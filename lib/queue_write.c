@@ -1,0 +1,203 @@
+/* postroom: ISC license, see LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "getln.h"
+#include "queue.h"
+
+/* Queue ids: "<seconds>.<microseconds>.<pid>", unique per process and instant. */
+static void make_id(char *id)
+{
+	static struct timeval last;
+	struct timeval tv;
+
+	gettimeofday(&tv, 0);
+	/* Two messages from one process within one microsecond: step on to the next one. */
+	if (tv.tv_sec < last.tv_sec || (tv.tv_sec == last.tv_sec && tv.tv_usec <= last.tv_usec)) {
+		tv = last;
+		if (++tv.tv_usec == 1000000) {
+			tv.tv_usec = 0;
+			tv.tv_sec++;
+		}
+	}
+	last = tv;
+	snprintf(id, QUEUE_ID_MAX, "%lld.%06ld.%ld", (long long)tv.tv_sec, (long)tv.tv_usec,
+		 (long)getpid());
+}
+
+int queue_new_open(struct queue_new *q, const char *queuedir)
+{
+	char path[QUEUE_ID_MAX + 8];
+
+	q->fd = -1;
+	q->msglen = 0;
+	q->in_envelope = 0;
+	q->dirfd = open(queuedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->dirfd < 0)
+		return 0;
+	for (int tries = 0; q->fd < 0; tries++) {
+		make_id(q->id);
+		snprintf(path, sizeof path, "tmp/%s", q->id);
+		q->fd = openat(q->dirfd, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (q->fd < 0 && (errno != EEXIST || tries == 100)) {
+			int e = errno;
+			close(q->dirfd);
+			errno = e;
+			return 0;
+		}
+	}
+	buf_init(&q->out, q->fd, q->space, sizeof q->space);
+	/* A placeholder header; commit writes the length once it is known. */
+	return buf_put(&q->out, "PRQ1 00000000000000000000\n", QUEUE_HEADER_LEN);
+}
+
+int queue_new_message(struct queue_new *q, const char *s, size_t n)
+{
+	q->msglen += n;
+	return buf_put(&q->out, s, n);
+}
+
+int queue_new_envelope(struct queue_new *q, const char *s, size_t n)
+{
+	q->in_envelope = 1;
+	return buf_put(&q->out, s, n);
+}
+
+static int fsync_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int r = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r == 0;
+}
+
+/* Wakes queue-run; nobody listening is fine, it scans the queue when it starts. */
+static void pull_trigger(int dirfd)
+{
+	int fd = openat(dirfd, "trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "", 1) < 0) {
+		/* A full FIFO already holds a wake-up. */
+	}
+	close(fd);
+}
+
+int queue_new_commit(struct queue_new *q)
+{
+	char header[QUEUE_HEADER_LEN + 1], tmp[QUEUE_ID_MAX + 8], msg[QUEUE_ID_MAX + 8];
+
+	snprintf(header, sizeof header, "PRQ1 %020llu\n", q->msglen);
+	if (!buf_flush(&q->out) ||
+	    pwrite(q->fd, header, QUEUE_HEADER_LEN, 0) != QUEUE_HEADER_LEN ||
+	    fdatasync(q->fd) < 0)
+		goto fail;
+	snprintf(tmp, sizeof tmp, "tmp/%s", q->id);
+	for (int tries = 0;; tries++) {
+		snprintf(msg, sizeof msg, "msg/%s", q->id);
+		if (linkat(q->dirfd, tmp, q->dirfd, msg, 0) == 0)
+			break;
+		/* A clock set back can repeat an id: take another name. */
+		if (errno != EEXIST || tries == 100)
+			goto fail;
+		make_id(q->id);
+	}
+	unlinkat(q->dirfd, tmp, 0);
+	if (close(q->fd) < 0) {
+		q->fd = -1;
+		goto unqueue;
+	}
+	q->fd = -1;
+	if (!fsync_at(q->dirfd, "msg"))
+		goto unqueue;
+	pull_trigger(q->dirfd);
+	close(q->dirfd);
+	return 1;
+unqueue:;
+	/* Not durable, so not acknowledged: take it back rather than deliver it unannounced. */
+	int e = errno;
+	unlinkat(q->dirfd, msg, 0);
+	close(q->dirfd);
+	errno = e;
+	return 0;
+fail:
+	queue_new_abort(q);
+	return 0;
+}
+
+void queue_new_abort(struct queue_new *q)
+{
+	char tmp[QUEUE_ID_MAX + 8];
+	int e = errno;
+
+	if (q->fd >= 0) {
+		close(q->fd);
+		q->fd = -1;
+		snprintf(tmp, sizeof tmp, "tmp/%s", q->id);
+		unlinkat(q->dirfd, tmp, 0);
+	}
+	if (q->dirfd >= 0)
+		close(q->dirfd);
+	q->dirfd = -1;
+	errno = e;
+}
+
+static int address_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 32 || s[i] == 127)
+			return 0;
+	return 1;
+}
+
+enum envelope_result envelope_copy(struct buf *in, struct queue_new *q)
+{
+	char field[QUEUE_ADDR_MAX + 2];	/* type byte, address, NUL */
+	size_t len;
+	int nrcpt = 0;
+
+	for (int first = 1;; first = 0) {
+		switch (getln(in, field, sizeof field, &len, '\0')) {
+		case GETLN_OK:
+			break;
+		case GETLN_TOOLONG:
+			return ENVELOPE_TOOLONG;
+		case GETLN_EOF:
+			return ENVELOPE_SYNTAX;
+		case GETLN_ERR:
+			return ENVELOPE_READ;
+		}
+		if (len == 1) {	/* the empty field that ends the envelope */
+			if (first || nrcpt == 0)
+				return ENVELOPE_SYNTAX;
+			break;
+		}
+		if (field[0] != (first ? 'F' : 'T'))
+			return ENVELOPE_SYNTAX;
+		if (!first && len == 2)
+			return ENVELOPE_SYNTAX;	/* an empty recipient */
+		if (!address_ok(field + 1, len - 2))
+			return ENVELOPE_SYNTAX;
+		if (!first)
+			nrcpt++;
+		if (!queue_new_envelope(q, field, len))
+			return ENVELOPE_WRITE;
+	}
+	/* Nothing may follow the end. */
+	if (buf_unread(in) > 0)
+		return ENVELOPE_SYNTAX;
+	ssize_t r = buf_fill(in);
+	if (r < 0)
+		return ENVELOPE_READ;
+	if (r > 0)
+		return ENVELOPE_SYNTAX;
+	return queue_new_envelope(q, "", 1) ? ENVELOPE_OK : ENVELOPE_WRITE;
+}
