@@ -14,8 +14,10 @@ LIB_SRCS = \
 	lib/addr.c \
 	lib/buf.c \
 	lib/die.c \
+	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
+	lib/inject.c \
 	lib/log.c \
 	lib/maildir.c \
 	lib/maildir_quota.c \
@@ -23,6 +25,7 @@ LIB_SRCS = \
 	lib/queue_write.c \
 	lib/resolve.c \
 	lib/sa.c \
+	lib/smtp_data.c \
 	lib/temp.c \
 	lib/userdb.c \
 	lib/userdb_text.c
@@ -32,6 +35,7 @@ PROGS = \
 	queue-init \
 	queue-inject \
 	queue-run \
+	smtp-recv \
 	userdb-compile
 
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
@@ -42,6 +46,11 @@ queue-run_OBJS = \
 	cmd/queue-run/deliver.o \
 	cmd/queue-run/schedule.o
 queue-run_LIBS = -lcdb
+smtp-recv_OBJS = \
+	cmd/smtp-recv/main.o \
+	cmd/smtp-recv/data.o \
+	cmd/smtp-recv/session.o
+smtp-recv_LIBS = -lcdb
 userdb-compile_OBJS = cmd/userdb-compile/main.o
 userdb-compile_LIBS = -lcdb
 
@@ -99,11 +108,14 @@ install: all
 	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8
 
-run:
-	@echo "make run: not yet (arrives with smtp-recv); see README.md"
+# make run: the whole system on loopback under s6, with the demo users (etc/postroom-run).
+RUNTIME ?= $(CURDIR)/run
+SMTP_PORT ?= 2525
+run: deps all
+	@RUNTIME=$(RUNTIME) BIN=$(CURDIR)/$(BIN) SMTP_PORT=$(SMTP_PORT) etc/postroom-run start
 
 stop:
-	@true
+	@RUNTIME=$(RUNTIME) etc/postroom-run stop
 
 clean:
 	rm -rf build $(PROGS:%=$(BIN)/%)

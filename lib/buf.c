@@ -13,6 +13,7 @@ void buf_init(struct buf *b, int fd, char *space, size_t cap)
 	b->cap = cap;
 	b->pos = b->len = 0;
 	b->timeout_ms = 0;
+	b->flush_first = 0;
 }
 
 ssize_t fd_read_timeout(int fd, char *s, size_t n, int timeout_ms)
@@ -51,6 +52,8 @@ ssize_t buf_fill(struct buf *b)
 		errno = ENOBUFS;
 		return -1;
 	}
+	if (b->flush_first && !buf_flush(b->flush_first))
+		return -1;
 	ssize_t r = fd_read_timeout(b->fd, b->x + b->len, b->cap - b->len, b->timeout_ms);
 	if (r > 0)
 		b->len += (size_t)r;

@@ -19,8 +19,10 @@ struct buf {
 	size_t pos;	/* read: first unread byte */
 	size_t len;	/* read: end of data; write: bytes pending */
 	int timeout_ms;	/* 0: wait forever */
+	struct buf *flush_first;	/* read: flushed before each read, so that replies go out
+					   before we wait for more commands (PIPELINING) */
 };
-#define BUF_ZERO { -1, 0, 0, 0, 0, 0 }
+#define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0 }
 
 void buf_init(struct buf *b, int fd, char *space, size_t cap);
 

@@ -40,6 +40,9 @@ struct queue_new {
 	char space[16384];
 };
 
+/* A new id, "<seconds>.<microseconds>.<pid>", unique within this process (QUEUE_ID_MAX bytes). */
+void queue_make_id(char *id);
+
 int queue_new_open(struct queue_new *q, const char *queuedir);
 int queue_new_message(struct queue_new *q, const char *s, size_t n);
 int queue_new_envelope(struct queue_new *q, const char *s, size_t n);

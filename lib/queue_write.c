@@ -10,7 +10,7 @@
 #include "queue.h"
 
 /* Queue ids: "<seconds>.<microseconds>.<pid>", unique per process and instant. */
-static void make_id(char *id)
+void queue_make_id(char *id)
 {
 	static struct timeval last;
 	struct timeval tv;
@@ -40,7 +40,7 @@ int queue_new_open(struct queue_new *q, const char *queuedir)
 	if (q->dirfd < 0)
 		return 0;
 	for (int tries = 0; q->fd < 0; tries++) {
-		make_id(q->id);
+		queue_make_id(q->id);
 		snprintf(path, sizeof path, "tmp/%s", q->id);
 		q->fd = openat(q->dirfd, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (q->fd < 0 && (errno != EEXIST || tries == 100)) {
@@ -108,7 +108,7 @@ int queue_new_commit(struct queue_new *q)
 		/* A clock set back can repeat an id: take another name. */
 		if (errno != EEXIST || tries == 100)
 			goto fail;
-		make_id(q->id);
+		queue_make_id(q->id);
 	}
 	unlinkat(q->dirfd, tmp, 0);
 	if (close(q->fd) < 0) {

@@ -1,0 +1,144 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * DATA: from the 354 to the final reply. The message streams from the socket through the
+ * decoder into the queue; nothing of it is held in memory beyond one read. A message that breaks
+ * a limit is read to its end (so the session stays in step) and then refused, never half-queued.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "die.h"
+#include "inject.h"
+#include "log.h"
+#include "smtp_data.h"
+#include "smtp-recv.h"
+
+static void received(struct session *s, struct inject *j)
+{
+	char date[64], line[1024];
+	time_t now = time(0);
+	struct tm tm;
+
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
+	const char *with = s->hello == 2 ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP";
+	/* "for" only with one recipient: a list of them would tell each who else got it. */
+	char forwho[320] = "";
+	if (s->nrcpt == 1 && strlen(s->rcpts.s) < 300)
+		snprintf(forwho, sizeof forwho, "\n\tfor <%s>", s->rcpts.s);
+	int n = snprintf(line, sizeof line,
+			 "Received: from %s ([%s])\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
+			 s->helo, s->c->remoteip, s->c->hostname, with, j->id, forwho, date);
+	if (n > 0 && (size_t)n < sizeof line)
+		inject_put(j, line, (size_t)n);
+}
+
+static void log_message(struct session *s, struct inject *j, unsigned long long size)
+{
+	char from[600], to[1200];
+	size_t o = 0;
+
+	log_escape(from, sizeof from, s->sender.s, s->sender.len);
+	const char *r = s->rcpts.s;
+	for (size_t i = 0; i < s->nrcpt && o < sizeof to - 4; i++, r += strlen(r) + 1) {
+		char esc[600];
+		log_escape(esc, sizeof esc, r, strlen(r));
+		o += (size_t)snprintf(to + o, sizeof to - o, "%s<%s>", i ? "," : "", esc);
+	}
+	log_line("%ld %s accepted from=<%s> to=%s nrcpt=%zu size=%llu client=%s", (long)getpid(),
+		 j->id, from, to, s->nrcpt, size, s->c->remoteip);
+}
+
+void smtp_data(struct session *s)
+{
+	static struct inject j;
+	char decoded[sizeof s->inspace];
+	struct data_decoder d = DATA_DECODER(s->c->text_max);
+	unsigned long long size = 0;
+	int toobig = 0;
+
+	if (!inject_start(&j, s->c->queuedir, s->c->qmailqueue)) {
+		log_line("%ld trouble: unable to start queueing: %s", (long)getpid(), strerror(errno));
+		reply(s, "451 4.3.0 temporary queue failure");
+		return;
+	}
+	reply(s, "354 go ahead, end with <CRLF>.<CRLF>");
+	received(s, &j);
+
+	time_t deadline = time(0) + (time_t)s->c->data_timeout;
+	for (;;) {
+		if (buf_unread(&s->in) == 0) {
+			time_t left = deadline - time(0);
+			if (left <= 0) {
+				inject_abort(&j);
+				session_end(s, "421 4.4.2 timeout in DATA, closing connection", 0);
+			}
+			if ((unsigned long)left < s->c->timeout)
+				s->in.timeout_ms = (int)left * 1000;
+			ssize_t r = buf_fill(&s->in);
+			s->in.timeout_ms = (int)(s->c->timeout * 1000);
+			if (r <= 0) {
+				/* Mid-message end of input: nothing is queued, nobody to tell. */
+				int timedout = r < 0 && errno == ETIMEDOUT;
+				inject_abort(&j);
+				session_end(s, timedout ? "421 4.4.2 timeout in DATA, closing connection" : 0,
+					    0);
+			}
+		}
+		size_t used, n;
+		enum data_result r = data_decode(&d, buf_peek(&s->in), buf_unread(&s->in), &used,
+						 decoded, &n);
+		buf_skip(&s->in, used);
+		if (!toobig && size + n > s->c->databytes)
+			toobig = 1;
+		size += n;
+		if (!toobig && !d.toolong)
+			inject_put(&j, decoded, n);
+		if (r == DATA_BARE) {
+			/* Where this message ends can no longer be known for sure: stop here. */
+			inject_abort(&j);
+			session_end(s, "521 5.5.2 bare CR or LF in the message data, closing connection",
+				    0);
+		}
+		if (r == DATA_END)
+			break;
+	}
+
+	if (toobig || d.toolong) {
+		inject_abort(&j);
+		char line[200];
+		if (toobig)
+			snprintf(line, sizeof line, "552 5.3.4 message exceeds the maximum size of %lu bytes",
+				 s->c->databytes);
+		else
+			snprintf(line, sizeof line, "554 5.6.0 message has a line longer than %lu octets",
+				 s->c->text_max);
+		reply(s, line);
+	} else {
+		struct inject_result res;
+		char line[400];
+		inject_finish(&j, s->sender.s, s->rcpts.s, s->nrcpt, &res);
+		if (res.ok) {
+			s->messages++;
+			log_message(s, &j, size);
+			snprintf(line, sizeof line, "250 2.0.0 ok: queued as %s", j.id);
+		} else {
+			char esc[400];
+			log_line("%ld refused client=%s reason=\"%s\"", (long)getpid(), s->c->remoteip,
+				 log_escape(esc, sizeof esc, res.text, strlen(res.text)));
+			/* A filter's own text may lack an enhanced code: add one. */
+			int coded = res.text[0] >= '2' && res.text[0] <= '5' && res.text[1] == '.';
+			snprintf(line, sizeof line, "%s %s%s", res.temporary ? "451" : "554",
+				 coded ? "" : res.temporary ? "4.3.0 " : "5.3.0 ", res.text);
+		}
+		reply(s, line);
+	}
+	s->in_mail = 0;
+	s->utf8 = 0;
+	s->sender.len = 0;
+	s->rcpts.len = 0;
+	s->nrcpt = 0;
+}

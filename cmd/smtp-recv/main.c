@@ -1,0 +1,68 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * smtp-recv: an SMTP server on stdin and stdout, for tcpserver (or s6-tcpserver) to run once per
+ * connection. It decides what it may accept (our domains, known users, relaying only for
+ * RELAYCLIENT) and answers 250 to DATA only once the queue holds the message durably. It never
+ * looks up DNS, never touches a mailbox, and holds no key: those are other programs' steps.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "die.h"
+#include "env.h"
+#include "smtp-recv.h"
+
+const char *PROG = "smtp-recv";
+
+static void number(const char *name, unsigned long def, unsigned long min, unsigned long max,
+		   unsigned long *out)
+{
+	if (!env_ulong(name, def, min, max, out))
+		die(EXIT_PERM, "%s must be a number from %lu to %lu", name, min, max);
+}
+
+static const char *need_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		die(EXIT_TEMP, "%s is not set", name);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static struct config c;
+	static struct session s;
+	static char host[256];
+
+	(void)argv;
+	if (argc > 1)
+		die_usage("(run by tcpserver, with the environment in smtp-recv(8))");
+	c.queuedir = need_env("QUEUEDIR");
+	c.userdb = need_env("USERDB");
+	c.qmailqueue = getenv("QMAILQUEUE");
+	c.hostname = getenv("SMTP_HOSTNAME");
+	if (!c.hostname || !*c.hostname) {
+		if (gethostname(host, sizeof host - 1) < 0)
+			die_sys_code(EXIT_TEMP, "unable to get the host name");
+		c.hostname = host;
+	}
+	c.delimiters = getenv("RECIPIENT_DELIMITER") ? getenv("RECIPIENT_DELIMITER") : "+";
+	c.remoteip = getenv("TCPREMOTEIP") ? getenv("TCPREMOTEIP") : "unknown";
+	c.localip = getenv("TCPLOCALIP") ? getenv("TCPLOCALIP") : "unknown";
+	c.relayclient = getenv("RELAYCLIENT") != 0;
+	number("DATABYTES", 26214400, 1024, 2147483647, &c.databytes);
+	number("MAXRCPT", 100, 1, 100000, &c.maxrcpt);
+	number("MAXERRORS", 10, 1, 1000, &c.maxerrors);
+	number("MAXCOMMANDS", 10000, 10, 10000000, &c.maxcommands);
+	number("SMTP_LINE_MAX", 512, 512, 65536, &c.line_max);
+	number("SMTP_TEXT_MAX", 1000, 1000, 1048576, &c.text_max);
+	number("SMTP_TIMEOUT", 300, 1, 86400, &c.timeout);
+	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c.data_timeout);
+
+	signal(SIGPIPE, SIG_IGN);
+	s.c = &c;
+	s.db.fd = -1;
+	return session_run(&s);
+}

@@ -1,0 +1,394 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * The SMTP command loop (RFC 5321 section 4). Replies are buffered and go out when the client
+ * has nothing more pipelined for us (the input buffer flushes the output before it reads).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "die.h"
+#include "getln.h"
+#include "log.h"
+#include "resolve.h"
+#include "smtp-recv.h"
+
+void reply(struct session *s, const char *line)
+{
+	if (!buf_puts(&s->out, line) || !buf_put(&s->out, "\r\n", 2)) {
+		log_line("%ld disconnect client=%s reason=\"write error: %s\" messages=%lu exit=111",
+			 (long)getpid(), s->c->remoteip, strerror(errno), s->messages);
+		exit(EXIT_TEMP);
+	}
+}
+
+void session_end(struct session *s, const char *line, int code)
+{
+	char why[200];
+
+	if (line) {
+		reply(s, line);
+		buf_flush(&s->out);
+	}
+	log_escape(why, sizeof why, line ? line : "", line ? strlen(line) : 0);
+	log_line("%ld disconnect client=%s messages=%lu%s%s%s exit=%d", (long)getpid(),
+		 s->c->remoteip, s->messages, line ? " reply=\"" : "", why, line ? "\"" : "", code);
+	exit(code);
+}
+
+static void error(struct session *s, const char *line)
+{
+	reply(s, line);
+	if (++s->errors >= s->c->maxerrors)
+		session_end(s, "421 4.7.0 too many errors, closing connection", 0);
+}
+
+static void reset(struct session *s)
+{
+	s->in_mail = 0;
+	s->utf8 = 0;
+	s->sender.len = 0;
+	s->rcpts.len = 0;
+	s->nrcpt = 0;
+}
+
+/* "VERB rest": 1 if line starts with verb (any case) followed by end or a space. */
+static int is_verb(const char *line, const char *verb, const char **rest)
+{
+	size_t n = strlen(verb);
+
+	if (strncasecmp(line, verb, n) || (line[n] && line[n] != ' '))
+		return 0;
+	*rest = line + n + (line[n] == ' ');
+	return 1;
+}
+
+/* Keeps the client's HELO name for Received: printable ASCII, no more than fits. */
+static void set_helo(struct session *s, const char *name)
+{
+	size_t o = 0;
+
+	for (; *name && o < sizeof s->helo - 1; name++)
+		s->helo[o++] = (*name > 32 && *name < 127 && *name != '(' && *name != ')') ? *name : '?';
+	s->helo[o] = 0;
+}
+
+static void do_helo(struct session *s, const char *arg, int ehlo)
+{
+	char line[600];
+
+	if (!*arg) {
+		error(s, "501 5.5.4 a domain name or address literal is required");
+		return;
+	}
+	reset(s);
+	set_helo(s, arg);
+	s->hello = ehlo ? 2 : 1;
+	snprintf(line, sizeof line, "250%s%s", ehlo ? "-" : " ", s->c->hostname);
+	reply(s, line);
+	if (!ehlo)
+		return;
+	reply(s, "250-PIPELINING");
+	snprintf(line, sizeof line, "250-SIZE %lu", s->c->databytes);
+	reply(s, line);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250 SMTPUTF8");
+}
+
+/* Finds the end of "<...>" at s, minding quoted local parts; 0 if there is none. */
+static size_t path_len(const char *s)
+{
+	int quoted = 0;
+
+	if (*s != '<')
+		return 0;
+	for (size_t i = 1; s[i]; i++) {
+		if (quoted && s[i] == '\\' && s[i + 1])
+			i++;
+		else if (s[i] == '"')
+			quoted = !quoted;
+		else if (s[i] == '>' && !quoted)
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Splits "FROM:<path> params" (after the verb); 0 on bad syntax. */
+static int split_path(const char *arg, const char *keyword, const char **path, size_t *len,
+		      const char **params)
+{
+	size_t k = strlen(keyword);
+
+	if (strncasecmp(arg, keyword, k))
+		return 0;
+	arg += k;
+	while (*arg == ' ')
+		arg++;	/* "MAIL FROM: <a@b>" is common enough to allow */
+	*len = path_len(arg);
+	if (!*len || (arg[*len] && arg[*len] != ' '))
+		return 0;
+	*path = arg;
+	*params = arg + *len;
+	while (**params == ' ')
+		(*params)++;
+	return 1;
+}
+
+static int has_non_ascii(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+static void do_mail(struct session *s, const char *arg)
+{
+	const char *path, *params;
+	size_t len, start, alen;
+
+	if (!s->hello) {
+		error(s, "503 5.5.1 send HELO or EHLO first");
+		return;
+	}
+	if (s->in_mail) {
+		error(s, "503 5.5.1 nested MAIL command");
+		return;
+	}
+	if (!split_path(arg, "FROM:", &path, &len, &params)) {
+		error(s, "501 5.5.4 syntax: MAIL FROM:<address>");
+		return;
+	}
+	/* Parameters first: SMTPUTF8 decides what the address may contain. */
+	int utf8 = 0;
+	while (*params) {
+		size_t n = strcspn(params, " ");
+		char p[64];
+		if (s->hello < 2 || n >= sizeof p) {
+			error(s, "555 5.5.4 unsupported MAIL parameter");
+			return;
+		}
+		memcpy(p, params, n);
+		p[n] = 0;
+		if (!strncasecmp(p, "SIZE=", 5)) {
+			char *end;
+			errno = 0;
+			unsigned long long size = strtoull(p + 5, &end, 10);
+			if (end == p + 5 || *end || errno) {
+				error(s, "501 5.5.4 bad SIZE parameter");
+				return;
+			}
+			if (size > s->c->databytes) {
+				reply(s, "552 5.3.4 message size exceeds the fixed maximum");
+				return;
+			}
+		} else if (!strcasecmp(p, "BODY=8BITMIME") || !strcasecmp(p, "BODY=7BIT")) {
+			/* Both are stored as they come. */
+		} else if (!strcasecmp(p, "SMTPUTF8")) {
+			utf8 = 1;
+		} else {
+			error(s, "555 5.5.4 unsupported MAIL parameter");
+			return;
+		}
+		params += n;
+		while (*params == ' ')
+			params++;
+	}
+	switch (addr_parse_path(path, len, &start, &alen, utf8 ? ADDR_UTF8 : 0)) {
+	case ADDR_OK:
+		break;
+	case ADDR_TOOLONG:
+		error(s, "501 5.1.7 sender address too long");
+		return;
+	default:
+		error(s, !utf8 && has_non_ascii(path, len)
+				 ? "553 5.6.7 non-ASCII addresses require SMTPUTF8"
+				 : "501 5.1.7 bad sender address syntax");
+		return;
+	}
+	reset(s);
+	if (!sa_catb(&s->sender, path + start, alen) || !sa_terminate(&s->sender))
+		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
+	s->in_mail = 1;
+	s->utf8 = utf8;
+	reply(s, "250 2.1.0 sender ok");
+}
+
+static void log_reject(struct session *s, const char *rcpt, size_t n, const char *line)
+{
+	char to[600], why[300];
+
+	log_line("%ld reject client=%s to=<%s> reply=\"%s\"", (long)getpid(), s->c->remoteip,
+		 log_escape(to, sizeof to, rcpt, n), log_escape(why, sizeof why, line, strlen(line)));
+}
+
+/* Is rcpt (a local-domain address) someone we deliver to? 1 yes, 0 no (reply set), -1 trouble. */
+static int known_local(struct session *s, const char *rcpt, size_t n, const char **why)
+{
+	struct targets t = TARGETS_ZERO;
+
+	if (!resolve(&s->db, rcpt, n, s->c->delimiters, &t))
+		return -1;
+	int deliverable = 0;
+	*why = "550 5.1.1 no such user here";
+	for (size_t i = 0; i < t.n; i++) {
+		if (t.t[i].kind != TARGET_FAILED)
+			deliverable = 1;
+		else if (!strncmp(t.t[i].reason, "5.4.6", 5))
+			*why = "550 5.4.6 alias loop for this address";
+	}
+	targets_free(&t);
+	return deliverable;
+}
+
+static void do_rcpt(struct session *s, const char *arg)
+{
+	const char *path, *params;
+	size_t len, start, alen;
+
+	if (!s->in_mail) {
+		error(s, "503 5.5.1 need MAIL before RCPT");
+		return;
+	}
+	if (!split_path(arg, "TO:", &path, &len, &params)) {
+		error(s, "501 5.5.4 syntax: RCPT TO:<address>");
+		return;
+	}
+	if (*params) {
+		error(s, "555 5.5.4 unsupported RCPT parameter");
+		return;
+	}
+	enum addr_result r = addr_parse_path(path, len, &start, &alen, s->utf8 ? ADDR_UTF8 : 0);
+	if (r != ADDR_OK || alen == 0) {
+		error(s, r == ADDR_TOOLONG ? "501 5.1.3 recipient address too long"
+			 : !s->utf8 && has_non_ascii(path, len)
+				 ? "553 5.6.7 non-ASCII addresses require SMTPUTF8"
+				 : "501 5.1.3 bad recipient address syntax");
+		return;
+	}
+	const char *rcpt = path + start;
+	if (s->nrcpt >= s->c->maxrcpt) {
+		reply(s, "452 4.5.3 too many recipients");
+		return;
+	}
+	if (!s->db_open) {
+		if (!userdb_open(&s->db, s->c->userdb)) {
+			log_line("%ld trouble: unable to open %s: %s", (long)getpid(), s->c->userdb,
+				 strerror(errno));
+			reply(s, "451 4.3.0 temporary failure looking up the recipient");
+			return;
+		}
+		s->db_open = 1;
+	}
+	size_t at = addr_at(rcpt, alen);
+	int local = userdb_domain(&s->db, rcpt + at + 1, alen - at - 1);
+	const char *why = 0;
+	if (local == 1) {
+		int known = known_local(s, rcpt, alen, &why);
+		if (known < 0)
+			local = -1;
+		else if (!known) {
+			log_reject(s, rcpt, alen, why);
+			error(s, why);
+			return;
+		}
+	} else if (local == 0 && !s->c->relayclient) {
+		why = "554 5.7.1 relay access denied";
+		log_reject(s, rcpt, alen, why);
+		error(s, why);
+		return;
+	}
+	if (local < 0) {
+		log_line("%ld trouble: lookup in %s failed: %s", (long)getpid(), s->c->userdb,
+			 strerror(errno));
+		reply(s, "451 4.3.0 temporary failure looking up the recipient");
+		return;
+	}
+	if (!sa_catb(&s->rcpts, rcpt, alen) || !sa_cat0(&s->rcpts))
+		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
+	s->nrcpt++;
+	reply(s, "250 2.1.5 recipient ok");
+}
+
+static void command(struct session *s, char *line)
+{
+	const char *arg;
+
+	if (is_verb(line, "EHLO", &arg))
+		do_helo(s, arg, 1);
+	else if (is_verb(line, "HELO", &arg))
+		do_helo(s, arg, 0);
+	else if (is_verb(line, "MAIL", &arg))
+		do_mail(s, arg);
+	else if (is_verb(line, "RCPT", &arg))
+		do_rcpt(s, arg);
+	else if (is_verb(line, "DATA", &arg)) {
+		if (*arg)
+			error(s, "501 5.5.4 DATA takes no argument");
+		else if (!s->in_mail)
+			error(s, "503 5.5.1 need MAIL before DATA");
+		else if (!s->nrcpt)
+			error(s, "554 5.5.1 no valid recipients");
+		else
+			smtp_data(s);
+	} else if (is_verb(line, "RSET", &arg)) {
+		reset(s);
+		reply(s, "250 2.0.0 ok");
+	} else if (is_verb(line, "NOOP", &arg))
+		reply(s, "250 2.0.0 ok");
+	else if (is_verb(line, "QUIT", &arg))
+		session_end(s, "221 2.0.0 bye", 0);
+	else if (is_verb(line, "VRFY", &arg))
+		reply(s, "252 2.5.0 cannot verify, but will accept mail and attempt delivery");
+	else if (is_verb(line, "HELP", &arg))
+		reply(s, "214 2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	else if (is_verb(line, "EXPN", &arg) || is_verb(line, "BDAT", &arg) ||
+		 is_verb(line, "TURN", &arg) || is_verb(line, "ETRN", &arg))
+		error(s, "502 5.5.1 command not implemented");
+	else
+		error(s, "500 5.5.2 command not recognized");
+}
+
+int session_run(struct session *s)
+{
+	char line[65536 + 1];
+	char greeting[300];
+	size_t len;
+
+	buf_init(&s->in, 0, s->inspace, sizeof s->inspace);
+	buf_init(&s->out, 1, s->outspace, sizeof s->outspace);
+	s->in.flush_first = &s->out;
+	s->in.timeout_ms = (int)(s->c->timeout * 1000);
+	log_line("%ld connect client=%s local=%s", (long)getpid(), s->c->remoteip, s->c->localip);
+	snprintf(greeting, sizeof greeting, "220 %s ESMTP postroom", s->c->hostname);
+	reply(s, greeting);
+
+	for (;;) {
+		enum getln_result r = getln(&s->in, line, s->c->line_max, &len, '\n');
+		if (r == GETLN_ERR && errno == ETIMEDOUT)
+			session_end(s, "421 4.4.2 timeout, closing connection", 0);
+		if (r == GETLN_ERR || r == GETLN_EOF)
+			session_end(s, 0, 0);
+		if (++s->commands > s->c->maxcommands)
+			session_end(s, "421 4.7.0 too many commands, closing connection", 0);
+		if (r == GETLN_TOOLONG) {
+			error(s, "500 5.5.6 line too long");
+			continue;
+		}
+		/* CRLF, or a bare LF from a hand-typed session. */
+		len--;
+		if (len && line[len - 1] == '\r')
+			len--;
+		line[len] = 0;
+		if (memchr(line, 0, len) || memchr(line, '\r', len)) {
+			error(s, "500 5.5.2 bad characters in command");
+			continue;
+		}
+		command(s, line);
+	}
+}

@@ -1,0 +1,48 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef INJECT_H
+#define INJECT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "queue.h"
+
+/*
+ * Handing a message to the queue: in-process through lib/queue, or, when a program is named
+ * (QMAILQUEUE: queue-inject, or a content filter in front of it), to that program by the
+ * qmail-queue protocol: message on its fd 0, envelope on its fd 1, and a filter's own error text
+ * on its fd 6 with exit code 82 ("D<text>" permanent, "Z<text>" temporary).
+ * Errors while the message is written are remembered and reported by inject_finish, so that the
+ * caller can go on reading the client's data to its end.
+ */
+
+struct inject {
+	int external;
+	struct queue_new q;		/* in-process */
+	pid_t pid;			/* external */
+	int msgfd;
+	int envfd;
+	int errfd;
+	struct buf out;
+	char space[16384];
+	int write_errno;		/* first error while writing the message, 0 if none */
+	char id[QUEUE_ID_MAX];		/* the queue id (in-process) or this message's own id */
+};
+
+struct inject_result {
+	int ok;
+	int temporary;		/* when not ok */
+	char text[300];		/* when not ok: what went wrong, for the SMTP reply */
+};
+
+/* Starts a message. program 0 or "": in-process. Returns 1, or 0 with errno set. */
+int inject_start(struct inject *j, const char *queuedir, const char *program);
+void inject_put(struct inject *j, const char *s, size_t n);
+/* Ends the message with its envelope (recipients: n NUL-terminated strings in a row). */
+void inject_finish(struct inject *j, const char *sender, const char *rcpts, size_t nrcpt,
+		   struct inject_result *r);
+/* Drops the message: nothing is queued. */
+void inject_abort(struct inject *j);
+
+#endif
