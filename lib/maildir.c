@@ -230,10 +230,7 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 	struct timeval tv;
 	int out = -1;
 
-	if (!make_maildir(d->maildir))
-		return fail(why, whylen, errno, "unable to create Maildir", d->maildir);
-
-	for (int tries = 0;; tries++) {
+	for (int tries = 0, made = 0;; tries++) {
 		gettimeofday(&tv, 0);
 		snprintf(name, sizeof name, "%lld.M%06ldP%ldQ%lu.%s", (long long)tv.tv_sec,
 			 (long)tv.tv_usec, (long)getpid(), ++counter, host_part());
@@ -242,6 +239,13 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (out >= 0)
 			break;
+		/* The first delivery makes the Maildir (and its parents), as Dovecot does. */
+		if (errno == ENOENT && !made) {
+			if (!make_maildir(d->maildir))
+				return fail(why, whylen, errno, "unable to create Maildir", d->maildir);
+			made = 1;
+			continue;
+		}
 		if (errno != EEXIST || tries == 10)
 			return fail(why, whylen, errno, "unable to create", tmp);
 	}

@@ -167,32 +167,53 @@ static enum maildir_result deliver_local(struct attempt *a, const struct target 
 	return maildir_deliver(&d, a->m.fd, QUEUE_HEADER_LEN, (long long)a->m.msglen, why, whylen);
 }
 
+/*
+ * The user database, kept open across the messages a worker handles and opened again when
+ * userdb-compile has renamed a new one into place.
+ */
+static struct userdb *userdb_current(const char *path)
+{
+	static struct userdb db = USERDB_ZERO;
+	static struct stat seen;
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return 0;
+	if (db.fd >= 0 && st.st_ino == seen.st_ino && st.st_dev == seen.st_dev &&
+	    st.st_size == seen.st_size && st.st_mtim.tv_sec == seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == seen.st_mtim.tv_nsec)
+		return &db;
+	userdb_close(&db);
+	if (!userdb_open(&db, path))
+		return 0;
+	if (fstat(db.fd, &seen) < 0) {
+		int e = errno;
+		userdb_close(&db);
+		errno = e;
+		return 0;
+	}
+	return &db;
+}
+
 /* Resolves every recipient; 0 with errno when the user database cannot answer. */
 static int resolve_all(struct attempt *a)
 {
-	struct userdb db = USERDB_ZERO;
+	struct userdb *db = userdb_current(a->c->userdb);
 
-	if (!userdb_open(&db, a->c->userdb))
+	if (!db)
 		return 0;
 	for (size_t i = 0; i < a->m.nrcpt; i++) {
 		size_t before = a->targets.n;
 		const char *r = a->m.rcpt[i];
-		if (!resolve(&db, r, strlen(r), a->c->delimiters, &a->targets)) {
-			int e = errno;
-			userdb_close(&db);
-			errno = e;
+		if (!resolve(db, r, strlen(r), a->c->delimiters, &a->targets))
 			return 0;
-		}
 		size_t *o = realloc(a->origin, (a->targets.n + 1) * sizeof *o);
-		if (!o) {
-			userdb_close(&db);
+		if (!o)
 			return 0;
-		}
 		a->origin = o;
 		for (size_t j = before; j < a->targets.n; j++)
 			a->origin[j] = i;
 	}
-	userdb_close(&db);
 	return 1;
 }
 

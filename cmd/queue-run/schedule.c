@@ -1,8 +1,16 @@
 /* postroom: ISC license, see LICENSE. */
 /*
- * The scheduler: which message to attempt when, and how many at once. State lives on disk (a
- * message is due when its file's mtime has come); in memory there is only the list of running
- * workers and of messages whose worker ran into trouble, so a restart loses nothing.
+ * The scheduler: which message to attempt when, and by which worker. State lives on disk (a
+ * message is due when its file's mtime has come); in memory there are only the workers, the list
+ * of due messages from the last scan, and the messages whose worker ran into trouble, so a
+ * restart loses nothing.
+ *
+ * Workers are long-lived processes (forked once, replaced after WORKER_MAX_USE messages or when
+ * they die): on these machines a fork costs more CPU than a whole delivery. Each gets message ids
+ * on its own pipe, one per line, and answers "<slot> <outcome>\n" on a pipe shared by all (a
+ * line is far below PIPE_BUF, so answers never mix). A worker whose scheduler is gone sees end of
+ * file on its pipe and exits after the message in hand; the queue file's lock keeps a new
+ * scheduler's workers off that message meanwhile.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "getln.h"
 #include "die.h"
 #include "log.h"
 #include "queue-run.h"
@@ -25,9 +35,12 @@
 #define IDLE_WAKE 60		/* seconds between scans when nothing is due */
 #define TROUBLE_WAIT 60		/* seconds before a message whose worker failed is tried again */
 #define TMP_MAX_AGE (36 * 3600)	/* files in tmp/ older than this were left by a crash */
+#define WORKER_MAX_USE 1000	/* messages per worker process, to bound what a leak could cost */
 
 struct worker {
-	pid_t pid;
+	pid_t pid;		/* 0: no process */
+	int cmd;		/* the pipe its message ids go down */
+	int busy;
 	char id[QUEUE_ID_MAX];
 };
 
@@ -39,11 +52,15 @@ struct postponed {
 struct scheduler {
 	const struct config *c;
 	int dirfd;
-	struct worker *workers;		/* c->concurrency slots; pid 0 is free */
-	unsigned running;
+	struct worker *workers;		/* c->concurrency slots */
+	unsigned busy;
+	int results;			/* read end of the workers' answers */
+	int results_w;
+	char (*todo)[QUEUE_ID_MAX];	/* due messages found by the last scan, not yet handed out */
+	size_t ntodo, todo_cap, todo_next;
 	struct postponed *later;
 	size_t nlater;
-	time_t next_due;		/* earliest mtime in the future seen by the last scan */
+	time_t next_due;		/* earliest future mtime seen by the last scan */
 	time_t last_cleanup;
 };
 
@@ -59,10 +76,17 @@ static void on_child(int sig)
 	errno = e;
 }
 
-static int is_running(const struct scheduler *s, const char *id)
+static void drain(int fd)
+{
+	char junk[256];
+	while (read(fd, junk, sizeof junk) > 0)
+		;
+}
+
+static int is_busy(const struct scheduler *s, const char *id)
 {
 	for (unsigned i = 0; i < s->c->concurrency; i++)
-		if (s->workers[i].pid && !strcmp(s->workers[i].id, id))
+		if (s->workers[i].busy && !strcmp(s->workers[i].id, id))
 			return 1;
 	return 0;
 }
@@ -89,49 +113,135 @@ static void postpone(struct scheduler *s, const char *id)
 	p[s->nlater++].until = time(0) + TROUBLE_WAIT;
 }
 
+/* The worker's side: ids in, outcomes out, until end of file or WORKER_MAX_USE. */
+static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned slot, int cmd,
+				  int results)
+{
+	char space[512], id[QUEUE_ID_MAX + 2], answer[32];
+	struct buf in;
+	size_t len;
+
+	buf_init(&in, cmd, space, sizeof space);
+	for (int used = 0; used < WORKER_MAX_USE; used++) {
+		if (getln(&in, id, sizeof id, &len, '\n') != GETLN_OK)
+			_exit(0);
+		id[len - 1] = 0;
+		enum outcome o = deliver_message(c, dirfd, id);
+		int n = snprintf(answer, sizeof answer, "%u %d\n", slot, (int)o);
+		if (!fd_write_all(results, answer, (size_t)n))
+			_exit(111);
+	}
+	_exit(0);
+}
+
+static int spawn(struct scheduler *s, unsigned slot)
+{
+	int p[2];
+
+	if (pipe(p) < 0)
+		return 0;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		signal(SIGCHLD, SIG_DFL);
+		close(p[1]);
+		close(selfpipe[0]);
+		close(selfpipe[1]);
+		close(s->results);
+		for (unsigned i = 0; i < s->c->concurrency; i++)
+			if (s->workers[i].pid)
+				close(s->workers[i].cmd);
+		worker_main(s->c, s->dirfd, slot, p[0], s->results_w);
+	}
+	close(p[0]);
+	fcntl(p[1], F_SETFD, FD_CLOEXEC);
+	s->workers[slot] = (struct worker){ .pid = pid, .cmd = p[1] };
+	return 1;
+}
+
+/* Hands id to an idle worker; 0 when none is idle or one cannot be started. */
+static int dispatch(struct scheduler *s, const char *id)
+{
+	for (unsigned i = 0; i < s->c->concurrency; i++) {
+		struct worker *w = &s->workers[i];
+		if (w->busy)
+			continue;
+		if (!w->pid && !spawn(s, i)) {
+			log_line("trouble: unable to start a worker: %s", strerror(errno));
+			return 0;
+		}
+		char line[QUEUE_ID_MAX + 2];
+		int n = snprintf(line, sizeof line, "%s\n", id);
+		if (!fd_write_all(w->cmd, line, (size_t)n)) {
+			/* It died after its last answer; reap() clears the slot. Try the next. */
+			continue;
+		}
+		w->busy = 1;
+		strcpy(w->id, id);
+		s->busy++;
+		return 1;
+	}
+	return 0;
+}
+
+static void read_results(struct scheduler *s)
+{
+	static char space[4096];
+	static struct buf in;
+	char line[64];
+	size_t len;
+
+	if (in.fd != s->results) {
+		buf_init(&in, s->results, space, sizeof space);
+	}
+	for (;;) {
+		/* Only what is already in the pipe: the results fd is non-blocking. */
+		if (buf_unread(&in) == 0 || !memchr(buf_peek(&in), '\n', buf_unread(&in))) {
+			ssize_t r = buf_fill(&in);
+			if (r <= 0)
+				return;
+			continue;
+		}
+		if (getln(&in, line, sizeof line, &len, '\n') != GETLN_OK)
+			return;
+		unsigned slot;
+		int outcome;
+		if (sscanf(line, "%u %d", &slot, &outcome) != 2 || slot >= s->c->concurrency ||
+		    !s->workers[slot].busy)
+			continue;
+		if (outcome == OUTCOME_TROUBLE)
+			postpone(s, s->workers[slot].id);
+		s->workers[slot].busy = 0;
+		s->busy--;
+	}
+}
+
 static void reap(struct scheduler *s)
 {
 	pid_t pid;
 	int status;
 
+	/* Answers first: a worker that answered and then exited was not busy. */
+	read_results(s);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (unsigned i = 0; i < s->c->concurrency; i++) {
 			struct worker *w = &s->workers[i];
 			if (w->pid != pid)
 				continue;
-			if (!WIFEXITED(status) || WEXITSTATUS(status) == OUTCOME_TROUBLE) {
-				if (!WIFEXITED(status))
-					log_line("%s trouble: worker killed by signal %d", w->id,
-						 WTERMSIG(status));
+			if (w->busy) {
+				log_line("%s trouble: worker %ld died (status %d)", w->id, (long)pid, status);
 				postpone(s, w->id);
+				w->busy = 0;
+				s->busy--;
 			}
+			close(w->cmd);
 			w->pid = 0;
-			s->running--;
 		}
 	}
-}
-
-static int start(struct scheduler *s, const char *id)
-{
-	unsigned i = 0;
-
-	while (s->workers[i].pid)
-		i++;
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_line("trouble: unable to fork: %s", strerror(errno));
-		return 0;
-	}
-	if (pid == 0) {
-		signal(SIGCHLD, SIG_DFL);
-		close(selfpipe[0]);
-		close(selfpipe[1]);
-		_exit(deliver_message(s->c, s->dirfd, id));
-	}
-	s->workers[i].pid = pid;
-	strcpy(s->workers[i].id, id);
-	s->running++;
-	return 1;
 }
 
 /* Removes what crashed writers left in tmp/ long ago. */
@@ -156,29 +266,40 @@ static void cleanup_tmp(struct scheduler *s, time_t now)
 	closedir(d);
 }
 
-/*
- * Starts workers for due messages while slots are free. Returns 1 when it saw every due message
- * started (or running), 0 when it stopped for want of a slot.
- */
-static int scan(struct scheduler *s, int all)
+static int todo_add(struct scheduler *s, const char *id)
+{
+	if (s->ntodo == s->todo_cap) {
+		size_t cap = s->todo_cap ? s->todo_cap * 2 : 64;
+		void *t = realloc(s->todo, cap * sizeof *s->todo);
+		if (!t)
+			return 0;
+		s->todo = t;
+		s->todo_cap = cap;
+	}
+	strcpy(s->todo[s->ntodo++], id);
+	return 1;
+}
+
+/* Lists the due messages (all of them with all) that no worker has. */
+static void scan(struct scheduler *s, int all)
 {
 	int fd = openat(s->dirfd, "msg", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd < 0 ? 0 : fdopendir(fd);
 	time_t now = time(0);
-	int complete = 1;
 
+	s->ntodo = s->todo_next = 0;
 	s->next_due = now + IDLE_WAKE;
 	if (!d) {
 		log_line("trouble: unable to read %s/msg: %s", s->c->queuedir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return 1;
+		return;
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		struct stat st;
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX ||
-		    is_running(s, e->d_name) || is_postponed(s, e->d_name, now))
+		    is_busy(s, e->d_name) || is_postponed(s, e->d_name, now))
 			continue;
 		if (!all) {
 			if (fstatat(fd, e->d_name, &st, 0) < 0)
@@ -189,48 +310,59 @@ static int scan(struct scheduler *s, int all)
 				continue;
 			}
 		}
-		if (s->running == s->c->concurrency) {
-			complete = 0;
+		if (!todo_add(s, e->d_name))
 			break;
-		}
-		if (!start(s, e->d_name)) {
-			complete = 0;
-			s->next_due = now + 1;
-			break;
-		}
 	}
 	closedir(d);
-	return complete;
 }
 
-/* Sleeps until a worker exits (or a second passes), then reaps. */
-static void wait_child(struct scheduler *s)
+/* Hands out listed messages while workers are idle. */
+static void hand_out(struct scheduler *s)
 {
-	struct pollfd p = { .fd = selfpipe[0], .events = POLLIN };
-	char junk[64];
+	while (s->todo_next < s->ntodo && s->busy < s->c->concurrency) {
+		if (!dispatch(s, s->todo[s->todo_next]))
+			break;
+		s->todo_next++;
+	}
+}
 
-	poll(&p, 1, 1000);
-	while (read(selfpipe[0], junk, sizeof junk) > 0)
-		;
+static void wait_for_workers(struct scheduler *s, int trigger, int timeout_ms)
+{
+	struct pollfd p[3] = {
+		{ .fd = selfpipe[0], .events = POLLIN },
+		{ .fd = s->results, .events = POLLIN },
+		{ .fd = trigger, .events = POLLIN },
+	};
+
+	if (poll(p, trigger >= 0 ? 3 : 2, timeout_ms) < 0 && errno != EINTR)
+		die_sys_code(EXIT_TEMP, "unable to poll");
+	drain(selfpipe[0]);
 	reap(s);
 }
 
-/* -1: every message once, due or not; a message still locked by another process is left. */
-static int run_once(struct scheduler *s)
+static void stop_workers(struct scheduler *s)
 {
-	/* All slots busy: wait for one, then scan again; what was started is skipped. */
-	while (!scan(s, 1))
-		wait_child(s);
-	while (s->running)
-		wait_child(s);
-	return 0;
+	for (unsigned i = 0; i < s->c->concurrency; i++)
+		if (s->workers[i].pid) {
+			close(s->workers[i].cmd);
+			s->workers[i].cmd = -1;
+		}
+	for (unsigned i = 0; i < s->c->concurrency; i++)
+		if (s->workers[i].pid)
+			while (waitpid(s->workers[i].pid, 0, 0) < 0 && errno == EINTR)
+				;
 }
 
-static void drain(int fd)
+/* -1: every message once, due or not; one still locked by another process is left. */
+static int run_once(struct scheduler *s)
 {
-	char junk[256];
-	while (read(fd, junk, sizeof junk) > 0)
-		;
+	scan(s, 1);
+	while (s->todo_next < s->ntodo || s->busy) {
+		hand_out(s);
+		wait_for_workers(s, -1, 1000);
+	}
+	stop_workers(s);
+	return 0;
 }
 
 static int run_forever(struct scheduler *s)
@@ -244,30 +376,37 @@ static int run_forever(struct scheduler *s)
 		die_sys_code(EXIT_TEMP, "unable to open %s", path);
 	log_line("start concurrency=%u", s->c->concurrency);
 
+	int rescan = 1;
 	for (;;) {
 		time_t now = time(0);
-		cleanup_tmp(s, now);
-		int complete = scan(s, 0);
-		int timeout = complete ? (int)(s->next_due - time(0)) * 1000 : -1;
-		if (complete && timeout < 0)
+		if (rescan || now >= s->next_due) {
+			/* Scanning costs a look at every queued file: do it once the list is handed
+			   out, not once per new message. */
+			if (s->todo_next >= s->ntodo) {
+				cleanup_tmp(s, now);
+				scan(s, 0);
+				rescan = 0;
+			}
+		}
+		hand_out(s);
+		int timeout = (int)(s->next_due - time(0)) * 1000;
+		if (timeout < 0)
 			timeout = 0;
-		struct pollfd p[2] = {
-			{ .fd = selfpipe[0], .events = POLLIN },
-			{ .fd = trigger, .events = POLLIN },
-		};
-		/* With every slot busy only a finished worker helps; the trigger waits till then. */
-		if (poll(p, complete ? 2 : 1, timeout) < 0 && errno != EINTR)
-			die_sys_code(EXIT_TEMP, "unable to poll");
-		drain(selfpipe[0]);
-		if (complete)
+		if (s->todo_next < s->ntodo && s->busy < s->c->concurrency)
+			timeout = 1000;	/* no worker could be started: try again in a second */
+		struct pollfd p = { .fd = trigger, .events = POLLIN };
+		wait_for_workers(s, trigger, timeout);
+		if (poll(&p, 1, 0) > 0) {
 			drain(trigger);
-		reap(s);
+			rescan = 1;
+		}
 	}
 }
 
 int schedule_run(const struct config *c)
 {
 	static struct scheduler s;
+	int results[2];
 
 	s.c = c;
 	s.dirfd = open(c->queuedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -276,12 +415,16 @@ int schedule_run(const struct config *c)
 	s.workers = calloc(c->concurrency, sizeof *s.workers);
 	if (!s.workers)
 		die_sys_code(EXIT_TEMP, "unable to allocate");
-	if (pipe(selfpipe) < 0)
+	if (pipe(selfpipe) < 0 || pipe(results) < 0)
 		die_sys_code(EXIT_TEMP, "unable to make a pipe");
 	for (int i = 0; i < 2; i++) {
 		fcntl(selfpipe[i], F_SETFL, O_NONBLOCK);
 		fcntl(selfpipe[i], F_SETFD, FD_CLOEXEC);
+		fcntl(results[i], F_SETFD, FD_CLOEXEC);
 	}
+	fcntl(results[0], F_SETFL, O_NONBLOCK);
+	s.results = results[0];
+	s.results_w = results[1];
 	struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, 0);
