@@ -5,8 +5,8 @@
  * of due messages from the last scan, and the messages whose worker ran into trouble, so a
  * restart loses nothing.
  *
- * Workers are long-lived processes (forked once, replaced after WORKER_MAX_USE messages or when
- * they die): on these machines a fork costs more CPU than a whole delivery. Each gets message ids
+ * Workers are long-lived processes (forked once; retired after WORKER_MAX_USE messages by
+ * closing their pipe, and replaced): on these machines a fork costs more CPU than a whole delivery. Each gets message ids
  * on its own pipe, one per line, and answers "<slot> <outcome>\n" on a pipe shared by all (a
  * line is far below PIPE_BUF, so answers never mix). A worker whose scheduler is gone sees end of
  * file on its pipe and exits after the message in hand; the queue file's lock keeps a new
@@ -39,8 +39,9 @@
 
 struct worker {
 	pid_t pid;		/* 0: no process */
-	int cmd;		/* the pipe its message ids go down */
+	int cmd;		/* the pipe its message ids go down; -1: retiring */
 	int busy;
+	unsigned uses;
 	char id[QUEUE_ID_MAX];
 };
 
@@ -113,7 +114,7 @@ static void postpone(struct scheduler *s, const char *id)
 	p[s->nlater++].until = time(0) + TROUBLE_WAIT;
 }
 
-/* The worker's side: ids in, outcomes out, until end of file or WORKER_MAX_USE. */
+/* The worker's side: ids in, outcomes out, until end of file. */
 static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned slot, int cmd,
 				  int results)
 {
@@ -122,7 +123,7 @@ static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned sl
 	size_t len;
 
 	buf_init(&in, cmd, space, sizeof space);
-	for (int used = 0; used < WORKER_MAX_USE; used++) {
+	for (;;) {
 		if (getln(&in, id, sizeof id, &len, '\n') != GETLN_OK)
 			_exit(0);
 		id[len - 1] = 0;
@@ -131,7 +132,6 @@ static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned sl
 		if (!fd_write_all(results, answer, (size_t)n))
 			_exit(111);
 	}
-	_exit(0);
 }
 
 static int spawn(struct scheduler *s, unsigned slot)
@@ -153,7 +153,7 @@ static int spawn(struct scheduler *s, unsigned slot)
 		close(selfpipe[1]);
 		close(s->results);
 		for (unsigned i = 0; i < s->c->concurrency; i++)
-			if (s->workers[i].pid)
+			if (s->workers[i].pid && s->workers[i].cmd >= 0)
 				close(s->workers[i].cmd);
 		worker_main(s->c, s->dirfd, slot, p[0], s->results_w);
 	}
@@ -168,7 +168,7 @@ static int dispatch(struct scheduler *s, const char *id)
 {
 	for (unsigned i = 0; i < s->c->concurrency; i++) {
 		struct worker *w = &s->workers[i];
-		if (w->busy)
+		if (w->busy || (w->pid && w->cmd < 0))
 			continue;
 		if (!w->pid && !spawn(s, i)) {
 			log_line("trouble: unable to start a worker: %s", strerror(errno));
@@ -181,6 +181,7 @@ static int dispatch(struct scheduler *s, const char *id)
 			continue;
 		}
 		w->busy = 1;
+		w->uses++;
 		strcpy(w->id, id);
 		s->busy++;
 		return 1;
@@ -213,10 +214,15 @@ static void read_results(struct scheduler *s)
 		if (sscanf(line, "%u %d", &slot, &outcome) != 2 || slot >= s->c->concurrency ||
 		    !s->workers[slot].busy)
 			continue;
+		struct worker *w = &s->workers[slot];
 		if (outcome == OUTCOME_TROUBLE)
-			postpone(s, s->workers[slot].id);
-		s->workers[slot].busy = 0;
+			postpone(s, w->id);
+		w->busy = 0;
 		s->busy--;
+		if (w->uses >= WORKER_MAX_USE) {
+			close(w->cmd);	/* it exits at end of file; reap() frees the slot */
+			w->cmd = -1;
+		}
 	}
 }
 
@@ -238,7 +244,9 @@ static void reap(struct scheduler *s)
 				w->busy = 0;
 				s->busy--;
 			}
-			close(w->cmd);
+			if (w->cmd >= 0)
+				close(w->cmd);
+			w->cmd = -1;
 			w->pid = 0;
 		}
 	}
@@ -343,7 +351,7 @@ static void wait_for_workers(struct scheduler *s, int trigger, int timeout_ms)
 static void stop_workers(struct scheduler *s)
 {
 	for (unsigned i = 0; i < s->c->concurrency; i++)
-		if (s->workers[i].pid) {
+		if (s->workers[i].pid && s->workers[i].cmd >= 0) {
 			close(s->workers[i].cmd);
 			s->workers[i].cmd = -1;
 		}
