@@ -18,8 +18,12 @@ enum data_result data_decode(struct data_decoder *d, const char *in, size_t n, s
 				d->state = DATA_CR;
 			else if (c == '\n')
 				r = DATA_BARE;
-			else if (c == '.' && d->state == DATA_BOL)
-				d->state = DATA_DOT;	/* dropped: stuffed, or the end */
+			else if (c == '.' && d->state == DATA_BOL) {
+				/* Dropped: stuffing, which RFC 5321 4.5.3.1.6 does not count against the
+				   line, or the end. */
+				d->state = DATA_DOT;
+				d->line--;
+			}
 			else {
 				out[o++] = c;
 				d->state = DATA_TEXT;

@@ -24,6 +24,7 @@ int main(int argc, char **argv)
 	const char *overquota = getenv("OVERQUOTA");
 	int opt;
 
+	opterr = 0;	/* our usage line is the one message */
 	while ((opt = getopt(argc, argv, "q:")) != -1) {
 		if (opt != 'q')
 			die_usage(USAGE);

@@ -19,8 +19,12 @@ static void make(const char *dir, const char *name, int fifo)
 
 	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
 		die(EXIT_PERM, "path too long: %s", dir);
-	if ((fifo ? mkfifo(path, 0622) : mkdir(path, 0750)) == 0)
+	if ((fifo ? mkfifo(path, 0622) : mkdir(path, 0750)) == 0) {
+		/* Any user that queues mail may pull the trigger, whatever the umask says. */
+		if (fifo && chmod(path, 0622) < 0)
+			die_sys_code(EXIT_TEMP, "unable to chmod %s", path);
 		return;
+	}
 	if (errno != EEXIST)
 		die_sys_code(EXIT_TEMP, "unable to create %s", path);
 	struct stat st;

@@ -55,6 +55,23 @@ static void copy_message(struct queue_new *q)
 	}
 }
 
+/* A disk that is full or failing is 53; a queue that is not as queue-init made it, 62. */
+static int commit_code(int e)
+{
+	switch (e) {
+	case ENOMEM:
+		return QQ_NOMEM;
+	case ENOENT:
+	case ENOTDIR:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return QQ_QUEUEDIR;
+	default:
+		return QQ_WRITE;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	(void)argv;
@@ -90,6 +107,6 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!queue_new_commit(&q))
-		die_sys_code(errno == ENOMEM ? QQ_NOMEM : QQ_WRITE, "unable to queue the message");
+		die_sys_code(commit_code(errno), "unable to queue the message");
 	return 0;
 }

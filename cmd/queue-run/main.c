@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	c.localdelivery = getenv("LOCALDELIVERY");
+	opterr = 0;	/* our usage line is the one message */
 	while ((opt = getopt(argc, argv, "1c:d:")) != -1) {
 		switch (opt) {
 		case '1':

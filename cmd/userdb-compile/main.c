@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 	const char *text = 0;
 	int opt;
 
+	opterr = 0;	/* our usage line is the one message */
 	while ((opt = getopt(argc, argv, "f:")) != -1) {
 		if (opt != 'f')
 			die_usage(USAGE);
