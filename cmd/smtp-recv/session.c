@@ -246,6 +246,42 @@ static int known_local(struct session *s, const char *rcpt, size_t n, const char
 	return deliverable;
 }
 
+/* Opens users.cdb at the first RCPT; 0 (and a 451 said) when it cannot be read. */
+static int open_userdb(struct session *s)
+{
+	if (s->db_open)
+		return 1;
+	if (!userdb_open(&s->db, s->c->userdb)) {
+		log_line("%ld trouble: unable to open %s: %s", (long)getpid(), s->c->userdb,
+			 strerror(errno));
+		reply(s, "451 4.3.0 temporary failure looking up the recipient");
+		return 0;
+	}
+	s->db_open = 1;
+	return 1;
+}
+
+/*
+ * "<Postmaster>" with no domain must be accepted (RFC 5321 4.5.1): it means the postmaster of
+ * this host, taken as postmaster@ our host name, or of the domain above it (mx.example.test ->
+ * example.test), whichever is a domain of ours.
+ */
+static int postmaster_address(struct session *s, char *out)
+{
+	const char *domain = s->c->hostname;
+
+	for (int i = 0; i < 2 && domain; i++) {
+		if (strlen(domain) <= ADDR_DOMAIN_MAX && userdb_domain(&s->db, domain, strlen(domain)) == 1) {
+			sprintf(out, "postmaster@%s", domain);
+			return 1;
+		}
+		domain = strchr(domain, '.');
+		if (domain)
+			domain++;
+	}
+	return 0;
+}
+
 static void do_rcpt(struct session *s, const char *arg)
 {
 	const char *path, *params;
@@ -263,7 +299,18 @@ static void do_rcpt(struct session *s, const char *arg)
 		error(s, "555 5.5.4 unsupported RCPT parameter");
 		return;
 	}
-	enum addr_result r = addr_parse_path(path, len, &start, &alen, s->utf8 ? ADDR_UTF8 : 0);
+	if (!open_userdb(s))
+		return;
+	char postmaster[ADDR_DOMAIN_MAX + 20];
+	enum addr_result r;
+	if (len == 12 && !strncasecmp(path, "<postmaster>", 12) && postmaster_address(s, postmaster)) {
+		path = postmaster;
+		start = 0;
+		alen = strlen(postmaster);
+		r = ADDR_OK;
+	} else {
+		r = addr_parse_path(path, len, &start, &alen, s->utf8 ? ADDR_UTF8 : 0);
+	}
 	if (r != ADDR_OK || alen == 0) {
 		error(s, r == ADDR_TOOLONG ? "501 5.1.3 recipient address too long"
 			 : !s->utf8 && has_non_ascii(path, len)
@@ -275,15 +322,6 @@ static void do_rcpt(struct session *s, const char *arg)
 	if (s->nrcpt >= s->c->maxrcpt) {
 		reply(s, "452 4.5.3 too many recipients");
 		return;
-	}
-	if (!s->db_open) {
-		if (!userdb_open(&s->db, s->c->userdb)) {
-			log_line("%ld trouble: unable to open %s: %s", (long)getpid(), s->c->userdb,
-				 strerror(errno));
-			reply(s, "451 4.3.0 temporary failure looking up the recipient");
-			return;
-		}
-		s->db_open = 1;
 	}
 	size_t at = addr_at(rcpt, alen);
 	int local = userdb_domain(&s->db, rcpt + at + 1, alen - at - 1);
