@@ -145,7 +145,8 @@ int userdb_make_start(struct userdb_make *m, const char *path)
 		return 0;
 	}
 	snprintf(m->tmppath, n, "%s.tmp.%ld", path, (long)getpid());
-	m->fd = open(m->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Read-write: tinycdb reads back what it wrote to find duplicate keys. */
+	m->fd = open(m->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (m->fd < 0) {
 		int e = errno;
 		userdb_make_abort(m);

@@ -1,0 +1,260 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# maildir-deliver MAILDIR: the delivered file's framing and name, Maildir creation, parallel
+# deliveries, Maildir++ quota, loop detection, and its exit codes.
+
+load lib/common
+
+setup() {
+	export SENDER=sender@remote.test
+	export RECIPIENT=alice@example.test
+	unset QUOTA OVERQUOTA
+	MD=$BATS_TEST_TMPDIR/mail/example.test/alice
+	MSG=$BATS_TEST_TMPDIR/message
+	make_message "$MSG" md-1
+}
+
+# sum_maildirsize MAILDIR: "<bytes> <count>" summed over the lines after the first.
+sum_maildirsize() {
+	awk 'NR > 1 { b += $1; c += $2 } END { printf "%d %d\n", b, c }' "$1/maildirsize"
+}
+
+# maildir_usage MAILDIR: "<bytes> <count>" of the files in new/ and cur/.
+maildir_usage() {
+	local b=0 c=0 f
+	for f in "$1"/new/* "$1"/cur/*; do
+		[ -f "$f" ] || continue
+		b=$((b + $(stat -c %s "$f")))
+		c=$((c + 1))
+	done
+	echo "$b $c"
+}
+
+@test "the delivered file is Return-Path, Delivered-To, then the message byte for byte" {
+	run --separate-stderr -0 maildir-deliver "$MD" <"$MSG"
+	[ -z "$stderr" ] || fail "stderr: $stderr"
+	assert_count 1 msg_count "$MD"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$MSG"
+	assert_count 0 file_count "$MD/tmp"
+}
+
+@test "the file name is <sec>.M<usec>P<pid>Q<n>.<host>,S=<size of the file>" {
+	run -0 maildir-deliver "$MD" <"$MSG"
+	f=$(maildir_files "$MD")
+	name=${f##*/}
+	[[ $name =~ ^([0-9]+)\.M[0-9]+P[0-9]+Q[0-9]+\.[^/]+,S=([0-9]+)$ ]] || fail "bad name: $name"
+	assert_equal "${BASH_REMATCH[2]}" "$(stat -c %s "$f")"
+	now=$(date +%s)
+	[ $((now - BASH_REMATCH[1])) -le 60 ] || fail "time in name ${BASH_REMATCH[1]}, now $now"
+}
+
+@test "binary bytes, CRs and a missing final newline are kept; an empty message works" {
+	printf 'Subject: x\n\n\001\377\r\nno newline' >"$BATS_TEST_TMPDIR/bin"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/bin"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/bin"
+	rm -f "$MD"/new/*
+	: >"$BATS_TEST_TMPDIR/empty"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/empty"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/empty"
+}
+
+@test "the null sender gives Return-Path: <>" {
+	SENDER= run -0 maildir-deliver "$MD" <"$MSG"
+	assert_delivered "$(maildir_files "$MD")" "" alice@example.test "$MSG"
+}
+
+@test "a missing Maildir and its parents are created with tmp/ new/ cur/, mode 0700" {
+	[ ! -e "$BATS_TEST_TMPDIR/mail" ]
+	run -0 maildir-deliver "$MD" <"$MSG"
+	for d in "$MD" "$MD/tmp" "$MD/new" "$MD/cur" "$BATS_TEST_TMPDIR/mail/example.test"; do
+		[ -d "$d" ] || fail "$d not created"
+		assert_equal "$d $(stat -c %a "$d")" "$d 700"
+	done
+	assert_count 1 msg_count "$MD"
+}
+
+@test "an existing Maildir is delivered into as it is" {
+	mkdir -p "$MD/tmp" "$MD/new" "$MD/cur"
+	echo old >"$MD/cur/1.M1P1Q1.host,S=4:2,S"
+	run -0 maildir-deliver "$MD" <"$MSG"
+	assert_count 1 msg_count "$MD"
+	assert_count 1 file_count "$MD/cur"
+}
+
+@test "100 parallel deliveries give 100 distinct, whole files in new/ and an empty tmp/" {
+	origs=$BATS_TEST_TMPDIR/origs
+	make_messages "$origs" 100 300
+	mkdir -p "$MD"
+	pids=()
+	for i in $(seq 1 100); do
+		maildir-deliver "$MD" <"$origs/$i" 2>>"$BATS_TEST_TMPDIR/errors" 3>&- &
+		pids+=($!)
+		track_pid $!
+	done
+	bad=0
+	for p in "${pids[@]}"; do
+		wait "$p" || bad=$((bad + 1))
+	done
+	[ "$bad" -eq 0 ] || fail "$bad deliveries failed: $(head -5 "$BATS_TEST_TMPDIR/errors")"
+	assert_count 100 msg_count "$MD"
+	assert_count 0 file_count "$MD/tmp"
+	assert_maildirs "messages=100 distinct=100 missing=0 duplicated=0 bad=0 unknown=0" \
+		"$origs" sender@remote.test "$MD"
+}
+
+@test "over quota: QUOTA=2000 and a 5000-byte message -> 111, nothing delivered" {
+	make_message "$BATS_TEST_TMPDIR/big" big 5000
+	QUOTA=2000 run --separate-stderr -111 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/big"
+	assert_one_stderr_line maildir-deliver
+	assert_count 0 msg_count "$MD"
+	assert_count 0 file_count "$MD/tmp"
+}
+
+@test "over quota with OVERQUOTA=bounce -> 100" {
+	make_message "$BATS_TEST_TMPDIR/big" big 5000
+	QUOTA=2000 OVERQUOTA=bounce run --separate-stderr -100 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/big"
+	assert_one_stderr_line maildir-deliver
+	assert_count 0 msg_count "$MD"
+}
+
+@test "OVERQUOTA=defer is the default: over quota -> 111" {
+	make_message "$BATS_TEST_TMPDIR/big" big 5000
+	QUOTA=2000 OVERQUOTA=defer run --separate-stderr -111 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/big"
+	assert_count 0 msg_count "$MD"
+}
+
+@test "-q BYTES sets the quota and overrides QUOTA" {
+	make_message "$BATS_TEST_TMPDIR/big" big 5000
+	run --separate-stderr -111 maildir-deliver -q 2000 "$MD" <"$BATS_TEST_TMPDIR/big"
+	QUOTA=100000 run --separate-stderr -111 maildir-deliver -q 2000 "$MD" <"$BATS_TEST_TMPDIR/big"
+	QUOTA=2000 run --separate-stderr -0 maildir-deliver -q 100000 "$MD" <"$BATS_TEST_TMPDIR/big"
+	assert_count 1 msg_count "$MD"
+}
+
+@test "quota usage accumulates in maildirsize: the third 800-byte message to a 2000-byte quota -> 111" {
+	make_message "$BATS_TEST_TMPDIR/m800" m800 600
+	size=$(stat -c %s "$BATS_TEST_TMPDIR/m800")
+	[ "$size" -gt 700 ] && [ "$size" -lt 900 ] || fail "fixture size $size"
+	QUOTA=2000 run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/m800"
+	QUOTA=2000 run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/m800"
+	QUOTA=2000 run --separate-stderr -111 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/m800"
+	assert_count 2 msg_count "$MD"
+	[ -f "$MD/maildirsize" ] || fail "no maildirsize"
+	assert_equal "$(head -n 1 "$MD/maildirsize")" 2000S
+	assert_equal "$(sum_maildirsize "$MD")" "$(maildir_usage "$MD")"
+}
+
+@test "a missing maildirsize is computed from new/, cur/ and .Folder/ and written" {
+	mkdir -p "$MD/tmp" "$MD/new" "$MD/cur" "$MD/.Sent/tmp" "$MD/.Sent/new" "$MD/.Sent/cur"
+	head -c 1500 /dev/zero | tr '\0' x >"$MD/.Sent/cur/1795000000.M1P1Q1.host,S=1500:2,S"
+	make_message "$BATS_TEST_TMPDIR/m800" m800 600
+	QUOTA=2000 run --separate-stderr -111 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/m800"
+	assert_count 0 msg_count "$MD"
+	rm -f "$MD/maildirsize"
+	# without the folder's message it fits
+	rm "$MD/.Sent/cur/"*
+	QUOTA=2000 run --separate-stderr -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/m800"
+	assert_count 1 msg_count "$MD"
+	[ -f "$MD/maildirsize" ] || fail "maildirsize not written"
+	assert_equal "$(head -n 1 "$MD/maildirsize")" 2000S
+	assert_equal "$(sum_maildirsize "$MD")" "$(maildir_usage "$MD")"
+}
+
+@test "no quota: a large message is delivered" {
+	make_message "$BATS_TEST_TMPDIR/big" big 200000
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/big"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/big"
+}
+
+# nobody_deliver MAILDIR < message: maildir-deliver run as nobody.
+nobody_deliver() {
+	as_nobody env SENDER=sender@remote.test RECIPIENT=alice@example.test \
+		"$PRIVATE_DIR/bin/maildir-deliver" "$1"
+}
+
+@test "an unwritable Maildir (maildir-deliver as nobody) -> 111, one stderr line" {
+	make_private_dir
+	md=$PRIVATE_DIR/mail/alice
+	mkdir -p "$md/tmp" "$md/new" "$md/cur"
+	chmod -R 0755 "$PRIVATE_DIR/mail"
+	run -100 as_nobody "$PRIVATE_DIR/bin/maildir-deliver" # reachable and runs as nobody
+	run --separate-stderr -111 nobody_deliver "$md" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	[[ $stderr == "maildir-deliver: fatal: "* ]] || fail "not a fatal line: $stderr"
+	assert_count 0 msg_count "$md"
+	assert_count 0 file_count "$md/tmp"
+}
+
+@test "a Maildir that cannot be created (parent unwritable, as nobody) -> 111" {
+	make_private_dir
+	mkdir -m 0755 "$PRIVATE_DIR/mail"
+	run --separate-stderr -111 nobody_deliver "$PRIVATE_DIR/mail/alice" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	[ ! -e "$PRIVATE_DIR/mail/alice" ]
+}
+
+@test "mail loop: the header already has Delivered-To: alice@example.test -> 100" {
+	{ printf 'Delivered-To: alice@example.test\n'; cat "$MSG"; } >"$BATS_TEST_TMPDIR/looped"
+	run --separate-stderr -100 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/looped"
+	assert_one_stderr_line maildir-deliver
+	[[ $stderr == *loop* ]] || fail "the error does not say loop: $stderr"
+	assert_count 0 msg_count "$MD"
+}
+
+@test "mail loop detection is case-insensitive and finds the header anywhere in the header" {
+	{
+		printf 'Received: from somewhere\n'
+		printf 'DELIVERED-TO: Alice@Example.TEST\n'
+		cat "$MSG"
+	} >"$BATS_TEST_TMPDIR/looped"
+	run --separate-stderr -100 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/looped"
+	assert_count 0 msg_count "$MD"
+}
+
+@test "no loop: Delivered-To another address, or the line only in the body -> delivered" {
+	{ printf 'Delivered-To: bob@example.test\n'; cat "$MSG"; } >"$BATS_TEST_TMPDIR/other"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/other"
+	{ cat "$MSG"; printf 'Delivered-To: alice@example.test\n'; } >"$BATS_TEST_TMPDIR/body"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/body"
+	assert_count 2 msg_count "$MD"
+}
+
+@test "a delivered message delivered again to the same recipient is a loop" {
+	run -0 maildir-deliver "$MD" <"$MSG"
+	run --separate-stderr -100 maildir-deliver "$BATS_TEST_TMPDIR/md2" <"$(maildir_files "$MD")"
+	assert_count 0 msg_count "$BATS_TEST_TMPDIR/md2"
+}
+
+@test "usage: no argument -> 100, one stderr line" {
+	run --separate-stderr -100 maildir-deliver <"$MSG"
+	assert_one_stderr_line maildir-deliver
+}
+
+@test "usage: two arguments -> 100" {
+	run --separate-stderr -100 maildir-deliver "$MD" "$MD.2" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	[ ! -e "$MD" ]
+}
+
+@test "usage: an unknown option -> 100, one stderr line" {
+	run --separate-stderr -100 maildir-deliver -x "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+}
+
+@test "SENDER unset -> 100; RECIPIENT unset -> 100; nothing delivered" {
+	run --separate-stderr -100 env -u SENDER maildir-deliver "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	run --separate-stderr -100 env -u RECIPIENT maildir-deliver "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	assert_count 0 msg_count "$MD"
+}
+
+@test "an invalid quota (-q abc, QUOTA=12x) or OVERQUOTA value -> 100" {
+	run --separate-stderr -100 maildir-deliver -q abc "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	QUOTA=12x run --separate-stderr -100 maildir-deliver "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	OVERQUOTA=sometimes run --separate-stderr -100 maildir-deliver "$MD" <"$MSG"
+	assert_one_stderr_line maildir-deliver
+	assert_count 0 msg_count "$MD"
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# make run / make stop (etc/postroom-run) in a private runtime on a free loopback port: mail sent
+# with swaks lands in the demo Maildir, stop leaves nothing running, a second run is harmless.
+
+# Loaded here, not in setup, so that the teardown below replaces the one lib/common defines.
+load lib/common
+load lib/smtp
+
+setup() {
+	RT=$BATS_TEST_TMPDIR/rt
+	PORT=$(free_port)
+}
+
+teardown() {
+	make -C "$REPO" stop RUNTIME="$RT" </dev/null >/dev/null 2>&1 3>&- || true
+	# Whatever make stop left behind, by pid.
+	local pid
+	for pid in $(runtime_procs | cut -d' ' -f1); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	common_teardown
+}
+
+# runtime_procs: "PID NAME" for each s6-svscan, s6-supervise, s6-log, tcpserver, smtp-recv or
+# queue-run whose command line or working directory mentions $RT.
+runtime_procs() {
+	"$PYTHON" - "$RT" <<'PY'
+import os, sys
+rt = sys.argv[1]
+names = {"s6-svscan", "s6-supervise", "s6-log", "tcpserver", "smtp-recv", "queue-run"}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        comm = open("/proc/%s/comm" % pid).read().strip()
+        if comm not in names:
+            continue
+        cmd = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ").decode("utf-8", "replace")
+        try:
+            cwd = os.readlink("/proc/%s/cwd" % pid)
+        except OSError:
+            cwd = ""
+    except OSError:
+        continue	# gone meanwhile
+    if rt in cmd or rt in cwd:
+        print(pid, comm)
+PY
+}
+
+# count_procs NAME: how many of runtime_procs are NAME.
+count_procs() {
+	runtime_procs | awk -v n="$1" '$2 == n' | wc -l | tr -d ' '
+}
+
+make_run() {
+	make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" </dev/null 3>&-
+}
+
+alice_has_mail() {
+	[ "$(msg_count "$RT/mail/example.test/alice")" -ge 1 ]
+}
+
+@test "make run: a message sent with swaks is in alice's Maildir within 2 seconds" {
+	run -0 make_run
+	assert_output --partial "postroom is running under s6 in $RT"
+	assert_count 1 count_procs s6-svscan
+	assert_count 1 count_procs tcpserver
+	assert_count 1 count_procs queue-run
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to alice@example.test \
+		--header 'Subject: make-run test'
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9.]+$'
+	wait_until 20 alice_has_mail
+	assert_count 1 msg_count "$RT/mail/example.test/alice"
+	local file=$(maildir_files "$RT/mail/example.test/alice")
+	run -0 head -n 4 "$file"
+	assert_line -n 0 'Return-Path: <someone@example.org>'
+	assert_line -n 1 'Delivered-To: alice@example.test'
+	assert_line -n 2 'Received: from client.example.org ([127.0.0.1])'
+	assert_line -n 3 --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTP id [0-9.]+$'
+	grep -qx 'Subject: make-run test' "$file"
+	# The queue is empty again, and the logs have the message.
+	assert_count 0 file_count "$RT/queue/msg"
+	wait_until 20 grep -q ' accepted from=<someone@example.org> to=<alice@example.test> ' "$RT/log/smtp/current"
+	wait_until 20 grep -q 'to=<alice@example.test> .*result=delivered' "$RT/log/queue-run/current"
+}
+
+@test "make run: the demo aliases and the relay rule work, unknown users get 550" {
+	run -0 make_run
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to postmaster@example.test
+	run swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to nobody@example.test
+	assert_failure
+	assert_line --regexp '^ *<\*\* 550 5\.1\.1 no such user here$'
+	# tcprules gives 127.0.0.1 RELAYCLIENT: mail for elsewhere is taken and stays queued.
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from alice@example.test --to someone@remote.example
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as '
+	wait_until 20 alice_has_mail
+	wait_until 20 grep -q 'to=<someone@remote.example> result=deferred' "$RT/log/queue-run/current"
+	assert_count 1 file_count "$RT/queue/msg"
+}
+
+@test "make stop leaves no s6-svscan, s6-supervise, tcpserver or queue-run of the runtime behind" {
+	run -0 make_run
+	assert_count 1 count_procs s6-svscan
+	[ "$(count_procs s6-supervise)" -ge 2 ]
+	run -0 make -C "$REPO" stop RUNTIME="$RT" </dev/null 3>&-
+	assert_output --partial 'postroom stopped'
+	run -0 runtime_procs
+	assert_output ''
+	[ ! -e "$RT/s6-svscan.pid" ]
+	# Nothing answers on the port any more.
+	run -1 port_answers "$PORT"
+}
+
+@test "make run twice is harmless: exit 0, still one s6-svscan, mail still flows" {
+	run -0 make_run
+	local pid=$(cat "$RT/s6-svscan.pid")
+	run -0 make_run
+	assert_equal "$(cat "$RT/s6-svscan.pid")" "$pid"
+	assert_count 1 count_procs s6-svscan
+	assert_count 1 count_procs tcpserver
+	assert_count 1 count_procs queue-run
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to alice@example.test
+	wait_until 20 alice_has_mail
+}
+
+@test "make stop when nothing runs: exit 0" {
+	run -0 make -C "$REPO" stop RUNTIME="$RT" </dev/null 3>&-
+	assert_output --partial 'postroom is not running'
+}

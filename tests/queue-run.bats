@@ -1,0 +1,720 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# queue-run: address resolution (mailboxes, aliases, loops, catch-all, +tag), Maildir delivery
+# in-process and through an external program, results (done, bounce, deferred), the log lines,
+# concurrency with queue-inject, and crash safety under kill -9.
+
+load lib/common
+
+FROM=sender@remote.test
+DELAY='delay=[0-9]+\.[0-9]{3}s'
+
+setup() {
+	make_queue
+	make_userdb
+	MSG=$BATS_TEST_TMPDIR/message
+	make_message "$MSG" qr-1
+	LOG=$BATS_TEST_TMPDIR/queue-run.log
+}
+
+# run_queue [OPTION...]: queue-run -1, which must exit 0; its stderr goes to $LOG.
+run_queue() {
+	run --separate-stderr -0 queue-run -1 "$@"
+	printf '%s\n' "$stderr" >"$LOG"
+}
+
+# queued_id: the id of the one message in msg/.
+queued_id() {
+	local -a f=("$QUEUEDIR"/msg/*)
+	[ "${#f[@]}" -eq 1 ] && [ -f "${f[0]}" ] || fail "expected one message in msg/, got ${#f[@]}"
+	echo "${f[0]##*/}"
+}
+
+# assert_only_in USER...: alice, bob and carol each have one message if named, none if not.
+assert_only_in() {
+	local u want
+	for u in alice bob carol; do
+		want=0
+		case " $* " in *" $u "*) want=1 ;; esac
+		assert_count "$want" msg_count "$MAILROOT/example.test/$u"
+	done
+}
+
+# assert_finished: msg/ and bounce/ are empty.
+assert_finished() {
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_count 0 file_count "$QUEUEDIR/bounce"
+}
+
+@test "mailbox: delivered to alice's Maildir with Return-Path and Delivered-To; removed from the queue" {
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_finished
+}
+
+@test "log lines: queue id, from=, to=, result=delivered, delay=, then done" {
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	idre=$(re_escape "$id")
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
+	assert_log "queue-run: $idre done" "$LOG"
+	refute_log ".*result=(failed|deferred).*" "$LOG"
+}
+
+@test "log lines: an alias delivery names the target and orig_to=" {
+	run -0 inject "$FROM" postmaster@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<alice@example\.test> orig_to=<postmaster@example\.test> result=delivered $DELAY" "$LOG"
+}
+
+@test "log lines: the null sender shows as from=<>" {
+	run -0 inject "" alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_log "queue-run: $(re_escape "$id") from=<> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "" alice@example.test "$MSG"
+}
+
+@test "alias: postmaster@ goes to alice, Delivered-To is the mailbox address" {
+	run -0 inject "$FROM" postmaster@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_finished
+}
+
+@test "alias with two targets: team@ goes to alice and bob" {
+	run -0 inject "$FROM" team@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_finished
+}
+
+@test "recursive alias: all@ -> team@,carol@ -> alice, bob, carol" {
+	run -0 inject "$FROM" all@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob carol
+	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_finished
+}
+
+@test "alias loop: loop1@ fails permanently (5.4.6), alice still delivered, message in bounce/" {
+	run -0 inject "$FROM" loop1@example.test alice@example.test <"$MSG"
+	id=$(queued_id)
+	cp "$QUEUEDIR/msg/$id" "$BATS_TEST_TMPDIR/queued"
+	run_queue
+	assert_only_in alice
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_count 1 file_count "$QUEUEDIR/bounce"
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing: $(ls "$QUEUEDIR/bounce")"
+	# bounce/ holds the queue file as it was, plus any records
+	cmp -s -n "$(stat -c %s "$BATS_TEST_TMPDIR/queued")" "$BATS_TEST_TMPDIR/queued" "$QUEUEDIR/bounce/$id" ||
+		fail "bounce/$id does not start with the queued file"
+	idre=$(re_escape "$id")
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<loop1@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias loop\"" "$LOG"
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
+	assert_log "queue-run: $idre bounce" "$LOG"
+	refute_log "queue-run: $idre done" "$LOG"
+}
+
+@test "alias loop alone: loop2@ -> bounce/, nothing delivered" {
+	run -0 inject "$FROM" loop2@example.test <"$MSG"
+	run_queue
+	assert_only_in
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_count 1 file_count "$QUEUEDIR/bounce"
+	assert_log ".* result=failed .*reason=\"5\.4\.6 alias loop\"" "$LOG"
+}
+
+@test "catch-all: anything@other.test goes to bob, Delivered-To bob@example.test" {
+	run -0 inject "$FROM" anything@other.test <"$MSG"
+	run_queue
+	assert_only_in bob
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_finished
+}
+
+@test "catch-all is case-insensitive: Someone.Else@OTHER.Test goes to bob" {
+	run -0 inject "$FROM" Someone.Else@OTHER.Test <"$MSG"
+	run_queue
+	assert_only_in bob
+	assert_finished
+}
+
+@test "+tag: alice+news@example.test goes to alice, Delivered-To alice@example.test" {
+	run -0 inject "$FROM" alice+news@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_finished
+}
+
+@test "+tag on an alias: team+x@example.test goes to alice and bob" {
+	run -0 inject "$FROM" team+x@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob
+	assert_finished
+}
+
+@test "+tag: the base is the part before the first +: alice+a+b@ goes to alice" {
+	run -0 inject "$FROM" alice+a+b@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_finished
+}
+
+@test "an exact alias wins over the +tag base: bob+lists@ (an alias to carol) goes to carol" {
+	make_userdb 'alias bob+lists@example.test carol@example.test'
+	run -0 inject "$FROM" bob+lists@example.test bob+other@example.test <"$MSG"
+	run_queue
+	assert_count 1 msg_count "$(mailbox carol)"
+	assert_count 1 msg_count "$(mailbox bob)"
+	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG"
+	assert_finished
+}
+
+@test "a catch-all applies only to unknown users, after the +tag base" {
+	make_userdb 'alias @example.test carol@example.test'
+	run -0 inject "$FROM" alice@example.test alice+x@example.test postmaster@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	rm -f "$(mailbox alice)"/new/*
+	run -0 inject "$FROM" stranger@example.test <"$MSG"
+	run_queue
+	assert_only_in carol
+	assert_finished
+}
+
+@test "an alias chain deeper than the depth limit (15 hops) fails permanently" {
+	chain=()
+	for i in $(seq 1 15); do chain+=("alias d$i@example.test d$((i + 1))@example.test"); done
+	chain+=("alias d16@example.test alice@example.test")
+	make_userdb "${chain[@]}"
+	run -0 inject "$FROM" d1@example.test bob@example.test <"$MSG"
+	run_queue
+	assert_only_in bob
+	assert_count 1 file_count "$QUEUEDIR/bounce"
+	# (the line may name the address where expansion stopped, with orig_to=<d1@...>)
+	assert_log ".* (to=<d1@example\.test>|orig_to=<d1@example\.test>) result=failed .*" "$LOG"
+}
+
+@test "-c 2: at most two messages are delivered at once" {
+	slow=$BATS_TEST_TMPDIR/slow
+	running=$BATS_TEST_TMPDIR/running
+	mkdir "$running"
+	{
+		echo '#!/bin/sh'
+		echo "touch '$running'/\$\$"
+		echo "ls '$running' | wc -l >>'$BATS_TEST_TMPDIR/counts'"
+		echo 'sleep 0.3'
+		echo "rm -f '$running'/\$\$"
+		echo "exec '$(command -v maildir-deliver)' \"\$@\""
+	} >"$slow"
+	chmod +x "$slow"
+	for i in 1 2 3 4 5 6; do
+		run -0 inject "$FROM" alice@example.test <"$MSG"
+	done
+	run_queue -c 2 -d "$slow"
+	assert_count 6 msg_count "$(mailbox alice)"
+	max=$(sort -n "$BATS_TEST_TMPDIR/counts" | tail -n 1)
+	[ "$max" -le 2 ] || fail "$max deliveries ran at once with -c 2"
+	[ "$max" -eq 2 ] || fail "deliveries never ran in parallel with -c 2 (max $max)"
+}
+
+@test "RECIPIENT_DELIMITER=- : alice-news@ goes to alice" {
+	run -0 inject "$FROM" alice-news@example.test <"$MSG"
+	RECIPIENT_DELIMITER=- run_queue
+	assert_only_in alice
+	assert_finished
+}
+
+@test "RECIPIENT_DELIMITER empty disables +tags: alice+news@ is unknown" {
+	run -0 inject "$FROM" alice+news@example.test <"$MSG"
+	RECIPIENT_DELIMITER= run_queue
+	assert_only_in
+	assert_count 1 file_count "$QUEUEDIR/bounce"
+	assert_log ".* to=<alice\+news@example\.test> result=failed .*reason=\"5\.1\.1 unknown user\"" "$LOG"
+}
+
+@test "addresses are case-insensitive: ALICE@Example.TEST goes to alice" {
+	run -0 inject "$FROM" ALICE@Example.TEST <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+}
+
+@test "alias targets are resolved case-insensitively: upper@ -> Alice@Example.TEST" {
+	make_userdb 'alias upper@example.test Alice@Example.TEST,BOB@example.test'
+	run -0 inject "$FROM" upper@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_finished
+}
+
+@test "unknown user: result=failed 5.1.1, message moved to bounce/, nothing delivered" {
+	run -0 inject "$FROM" nosuchuser@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_only_in
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	idre=$(re_escape "$id")
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<nosuchuser@example\.test> result=failed $DELAY reason=\"5\.1\.1 unknown user\"" "$LOG"
+	assert_log "queue-run: $idre bounce" "$LOG"
+}
+
+@test "a bounced message is not retried" {
+	run -0 inject "$FROM" nosuchuser@example.test <"$MSG"
+	run_queue
+	id=$(ls "$QUEUEDIR/bounce")
+	cp "$QUEUEDIR/bounce/$id" "$BATS_TEST_TMPDIR/bounced"
+	run_queue
+	cmp "$BATS_TEST_TMPDIR/bounced" "$QUEUEDIR/bounce/$id"
+	refute_log ".*result=.*" "$LOG"
+}
+
+@test "a mailbox reached twice gets one copy: alice and team@" {
+	run -0 inject "$FROM" alice@example.test team@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob
+	assert_finished
+}
+
+@test "a mailbox reached three ways gets one copy: alice, postmaster@, all@, alice again" {
+	run -0 inject "$FROM" alice@example.test postmaster@example.test all@example.test alice@example.test <"$MSG"
+	run_queue
+	assert_only_in alice bob carol
+	assert_finished
+}
+
+@test "self-alias (forward and keep a copy): dave@ -> dave@,bob@" {
+	make_userdb 'mailbox dave@example.test x example.test/dave/' \
+		'alias dave@example.test dave@example.test,bob@example.test'
+	run -0 inject "$FROM" dave@example.test <"$MSG"
+	run_queue
+	assert_count 1 msg_count "$(mailbox dave)"
+	assert_only_in bob
+	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG"
+	assert_finished
+}
+
+@test "an alias chain of five hops is followed" {
+	make_userdb 'alias h1@example.test h2@example.test' 'alias h2@example.test h3@example.test' \
+		'alias h3@example.test h4@example.test' 'alias h4@example.test h5@example.test' \
+		'alias h5@example.test carol@example.test'
+	run -0 inject "$FROM" h1@example.test <"$MSG"
+	run_queue
+	assert_only_in carol
+	assert_finished
+}
+
+@test "remote recipient stays queued (deferred), the local co-recipient is delivered" {
+	run -0 inject "$FROM" someone@remote.test alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_only_in alice
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
+	assert_count 0 file_count "$QUEUEDIR/bounce"
+	idre=$(re_escape "$id")
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<someone@remote\.test> result=deferred $DELAY reason=\"remote delivery not available yet\"" "$LOG"
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
+	refute_log "queue-run: $idre (done|bounce)" "$LOG"
+}
+
+@test "a second pass does not deliver the recorded local recipient again" {
+	run -0 inject "$FROM" someone@remote.test alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	run_queue
+	assert_only_in alice
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
+	refute_log ".*to=<alice@example\.test>.*" "$LOG"
+	assert_log ".*to=<someone@remote\.test> result=deferred .*" "$LOG"
+}
+
+@test "a torn delivery record at the end of the queue file is ignored" {
+	run -0 inject "$FROM" someone@remote.test alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	printf 'Dbob@exa' >>"$QUEUEDIR/msg/$id"
+	run_queue
+	run_queue
+	assert_only_in alice
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
+	refute_log ".*result=failed.*" "$LOG"
+}
+
+# records ID ENVELOPE-BYTES: the delivery records of msg/ID (what follows the message and the
+# envelope of ENVELOPE-BYTES bytes), NULs shown as \0 and tabs as \t.
+records() {
+	local f=$QUEUEDIR/msg/$1
+	tail -c +$((26 + $(stat -c %s "$MSG") + $2 + 1)) "$f" |
+		"$PYTHON" -c 'import sys; print(sys.stdin.buffer.read().decode("latin-1").replace("\\", "\\\\").replace("\0", "\\0").replace("\t", "\\t"))'
+}
+
+@test "delivery records: a delivered target is recorded as D<target>\\0 in the queue file" {
+	run -0 inject "$FROM" someone@remote.test team@example.test <"$MSG"
+	id=$(queued_id)
+	envlen=$(printf 'F%s\0Tsomeone@remote.test\0Tteam@example.test\0\0' "$FROM" | wc -c)
+	run_queue
+	run -0 records "$id" "$envlen"
+	[[ $output == 'Dalice@example.test\0Dbob@example.test\0' ||
+		$output == 'Dbob@example.test\0Dalice@example.test\0' ]] || fail "records: $output"
+}
+
+@test "delivery records: a permanent failure is recorded as P<target>\\t<reason>\\0" {
+	run -0 inject "$FROM" someone@remote.test nosuchuser@example.test <"$MSG"
+	id=$(queued_id)
+	envlen=$(printf 'F%s\0Tsomeone@remote.test\0Tnosuchuser@example.test\0\0' "$FROM" | wc -c)
+	run_queue
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone (the remote target is pending)"
+	run -0 records "$id" "$envlen"
+	[[ $output == 'Pnosuchuser@example.test\t5.1.1 unknown user\0' ]] || fail "records: $output"
+	# the failed recipient is not tried again
+	run_queue
+	refute_log ".*nosuchuser.*" "$LOG"
+}
+
+@test "a torn record at the end is truncated before the next append" {
+	flaky=$BATS_TEST_TMPDIR/flaky
+	{
+		echo '#!/bin/sh'
+		echo "if [ \"\$RECIPIENT\" = bob@example.test ] && [ ! -e '$BATS_TEST_TMPDIR/flag' ]; then"
+		echo '	cat >/dev/null'
+		echo '	exit 111'
+		echo 'fi'
+		echo "exec '$(command -v maildir-deliver)' \"\$@\""
+	} >"$flaky"
+	chmod +x "$flaky"
+	run -0 inject "$FROM" someone@remote.test alice@example.test bob@example.test <"$MSG"
+	id=$(queued_id)
+	envlen=$(printf 'F%s\0Tsomeone@remote.test\0Talice@example.test\0Tbob@example.test\0\0' "$FROM" | wc -c)
+	run_queue -d "$flaky"
+	assert_only_in alice
+	run -0 records "$id" "$envlen"
+	assert_output 'Dalice@example.test\0'
+	printf 'Dcarol@exa' >>"$QUEUEDIR/msg/$id"
+	touch "$BATS_TEST_TMPDIR/flag"
+	run_queue -d "$flaky"
+	assert_only_in alice bob
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone (the remote target is pending)"
+	run -0 records "$id" "$envlen"
+	assert_output 'Dalice@example.test\0Dbob@example.test\0'
+}
+
+@test "a message locked by another process (flock) is skipped, then delivered once unlocked" {
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	id=$(queued_id)
+	exec 7<"$QUEUEDIR/msg/$id"
+	flock -x 7
+	run_queue
+	assert_only_in
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
+	exec 7<&-
+	run_queue
+	assert_only_in alice
+	assert_finished
+}
+
+@test "after a temporary failure the queue file's mtime is the next attempt, >= 300 s ahead" {
+	run -0 inject "$FROM" someone@remote.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	now=$(date +%s)
+	mtime=$(stat -c %Y "$QUEUEDIR/msg/$id")
+	[ $((mtime - now)) -ge 290 ] && [ $((mtime - now)) -le 310 ] ||
+		fail "next attempt in $((mtime - now)) s, expected 300"
+}
+
+@test "an alias to a remote address stays queued" {
+	make_userdb 'alias fwd@example.test someone@remote.test,bob@example.test'
+	run -0 inject "$FROM" fwd@example.test <"$MSG"
+	run_queue
+	assert_only_in bob
+	assert_count 1 file_count "$QUEUEDIR/msg"
+	assert_log ".* to=<someone@remote\.test> .*result=deferred .*" "$LOG"
+}
+
+@test "over quota: carol (quota 2000) and a 5000-byte message -> deferred, stays in msg/" {
+	make_message "$BATS_TEST_TMPDIR/big" big-1 5000
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/big")" -gt 5000 ]
+	run -0 inject "$FROM" carol@example.test <"$BATS_TEST_TMPDIR/big"
+	id=$(queued_id)
+	run_queue
+	assert_only_in
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
+	assert_count 0 file_count "$QUEUEDIR/bounce"
+	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<carol@example\.test> result=deferred $DELAY reason=.*" "$LOG"
+}
+
+@test "over quota with OVERQUOTA=bounce -> failed, message in bounce/" {
+	make_message "$BATS_TEST_TMPDIR/big" big-1 5000
+	run -0 inject "$FROM" carol@example.test alice@example.test <"$BATS_TEST_TMPDIR/big"
+	id=$(queued_id)
+	OVERQUOTA=bounce run_queue
+	assert_only_in alice
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	assert_log ".* to=<carol@example\.test> result=failed .*" "$LOG"
+}
+
+@test "under quota: a small message to carol is delivered" {
+	run -0 inject "$FROM" carol@example.test <"$MSG"
+	run_queue
+	assert_only_in carol
+	assert_finished
+}
+
+# deliver_both_ways: a message to alice, team@, a catch-all, a +tag and carol, from one queue
+# file delivered in-process into $MAILROOT and through WRAPPER (logging its arguments and
+# environment to $CALLS) into $BATS_TEST_TMPDIR/mail2; every mailbox's file compared with cmp.
+make_wrapper() {
+	WRAPPER=$BATS_TEST_TMPDIR/deliver-wrapper
+	CALLS=$BATS_TEST_TMPDIR/calls
+	cat >"$WRAPPER" <<EOF
+#!/bin/sh
+printf '%s|%s|%s|%s\n' "\$1" "\$SENDER" "\$RECIPIENT" "\${QUOTA-unset}" >>"$CALLS"
+exec "$(command -v maildir-deliver)" "\$@"
+EOF
+	chmod +x "$WRAPPER"
+}
+
+assert_same_deliveries() {
+	local other=$1 u a b
+	for u in alice bob carol; do
+		a=$(maildir_files "$MAILROOT/example.test/$u")
+		b=$(maildir_files "$other/example.test/$u")
+		[ -n "$a" ] || fail "nothing delivered in-process to $u"
+		[ -n "$b" ] || fail "nothing delivered through the program to $u"
+		[ "$(wc -l <<<"$a")" -eq 1 ] && [ "$(wc -l <<<"$b")" -eq 1 ] ||
+			fail "$u: more than one file: $a $b"
+		cmp "$a" "$b" || fail "$u: in-process and external deliveries differ"
+	done
+}
+
+@test "external delivery (-d) lands byte-identical to in-process delivery" {
+	make_wrapper
+	run -0 inject "$FROM" alice@example.test team@example.test anything@other.test carol+x@example.test <"$MSG"
+	cp -a "$QUEUEDIR" "$BATS_TEST_TMPDIR/queue2"
+	run_queue
+	assert_finished
+	QUEUEDIR=$BATS_TEST_TMPDIR/queue2 MAILROOT=$BATS_TEST_TMPDIR/mail2 run_queue -d "$WRAPPER"
+	assert_count 0 file_count "$BATS_TEST_TMPDIR/queue2/msg"
+	assert_same_deliveries "$BATS_TEST_TMPDIR/mail2"
+	# the program ran once per mailbox with MAILDIR, SENDER, RECIPIENT and QUOTA
+	m2=$BATS_TEST_TMPDIR/mail2
+	run -0 sort "$CALLS"
+	assert_output "$(printf '%s\n' \
+		"$m2/example.test/alice/|$FROM|alice@example.test|unset" \
+		"$m2/example.test/bob/|$FROM|bob@example.test|unset" \
+		"$m2/example.test/carol/|$FROM|carol@example.test|2000")"
+}
+
+@test "external delivery via LOCALDELIVERY lands byte-identical to in-process delivery" {
+	run -0 inject "$FROM" alice@example.test team@example.test anything@other.test carol+x@example.test <"$MSG"
+	cp -a "$QUEUEDIR" "$BATS_TEST_TMPDIR/queue2"
+	run_queue
+	QUEUEDIR=$BATS_TEST_TMPDIR/queue2 MAILROOT=$BATS_TEST_TMPDIR/mail2 \
+		LOCALDELIVERY=$(command -v maildir-deliver) run_queue
+	assert_count 0 file_count "$BATS_TEST_TMPDIR/queue2/msg"
+	assert_same_deliveries "$BATS_TEST_TMPDIR/mail2"
+}
+
+@test "-d overrides LOCALDELIVERY" {
+	make_wrapper
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	LOCALDELIVERY=/bin/false run_queue -d "$WRAPPER"
+	assert_only_in alice
+	assert_finished
+	assert_count 1 wc -l <"$CALLS"
+}
+
+@test "external delivery over quota: maildir-deliver exits 111 -> deferred, stays queued" {
+	make_message "$BATS_TEST_TMPDIR/big" big-1 5000
+	run -0 inject "$FROM" carol@example.test <"$BATS_TEST_TMPDIR/big"
+	run_queue -d "$(command -v maildir-deliver)"
+	assert_only_in
+	assert_count 1 file_count "$QUEUEDIR/msg"
+	assert_log ".* to=<carol@example\.test> result=deferred .*" "$LOG"
+}
+
+@test "delivery program exit 100 -> failed, bounce/; exit 111 or 75 -> deferred, queued" {
+	printf '#!/bin/sh\ncat >/dev/null\nexit 100\n' >"$BATS_TEST_TMPDIR/perm"
+	printf '#!/bin/sh\ncat >/dev/null\nexit 111\n' >"$BATS_TEST_TMPDIR/temp"
+	printf '#!/bin/sh\ncat >/dev/null\nexit 75\n' >"$BATS_TEST_TMPDIR/other"
+	chmod +x "$BATS_TEST_TMPDIR/perm" "$BATS_TEST_TMPDIR/temp" "$BATS_TEST_TMPDIR/other"
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue -d "$BATS_TEST_TMPDIR/temp"
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "exit 111: msg/$id is gone"
+	assert_log ".* to=<alice@example\.test> result=deferred .*" "$LOG"
+	run_queue -d "$BATS_TEST_TMPDIR/other"
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "exit 75: msg/$id is gone"
+	assert_log ".* to=<alice@example\.test> result=deferred .*" "$LOG"
+	run_queue -d "$BATS_TEST_TMPDIR/perm"
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "exit 100: bounce/$id missing"
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_log ".* to=<alice@example\.test> result=failed .*" "$LOG"
+	assert_only_in
+}
+
+@test "queue-run -1 on an empty queue exits 0" {
+	run_queue
+	assert_finished
+}
+
+@test "a running queue-run removes files in tmp/ older than 36 hours, keeps newer ones" {
+	echo old >"$QUEUEDIR/tmp/1795000000.000001.1"
+	echo new >"$QUEUEDIR/tmp/1795000000.000002.2"
+	touch -d '-37 hours' "$QUEUEDIR/tmp/1795000000.000001.1"
+	touch -d '-35 hours' "$QUEUEDIR/tmp/1795000000.000002.2"
+	start_group "$LOG" queue-run
+	old_gone() { [ ! -e "$QUEUEDIR/tmp/1795000000.000001.1" ]; }
+	wait_until 30 old_gone || fail "the 37-hour-old tmp file is still there after 3 s"
+	[ -e "$QUEUEDIR/tmp/1795000000.000002.2" ] || fail "the 35-hour-old tmp file was removed"
+	kill_group "$BG_PID" TERM
+}
+
+@test "a file in msg/ that is not a queue file is left alone; other messages are delivered" {
+	echo 'not a queue file' >"$QUEUEDIR/msg/1795000000.000001.1"
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	run_queue
+	assert_only_in alice
+	assert_equal "$(cat "$QUEUEDIR/msg/1795000000.000001.1")" 'not a queue file'
+	assert_count 1 file_count "$QUEUEDIR/msg"
+}
+
+@test "200 messages injected while queue-run runs are all delivered exactly once" {
+	origs=$BATS_TEST_TMPDIR/origs
+	make_messages "$origs" 200
+	start_group "$LOG" queue-run -c 4
+	qr=$BG_PID
+	wait_until 50 grep -q '^queue-run: start' "$LOG" || fail "no start line: $(cat "$LOG")"
+	assert_log "queue-run: start concurrency=4" "$LOG"
+	for i in $(seq 1 200); do
+		if [ $((i % 2)) -eq 0 ]; then to=alice@example.test; else to=bob@example.test; fi
+		inject "$FROM" "$to" <"$origs/$i" || fail "queue-inject of message $i failed"
+	done
+	all_in() {
+		[ $(($(msg_count "$(mailbox alice)") + $(msg_count "$(mailbox bob)"))) -ge 200 ] &&
+			[ "$(file_count "$QUEUEDIR/msg")" -eq 0 ]
+	}
+	wait_until 300 all_in || fail "not all delivered in 30 s: alice $(msg_count "$(mailbox alice)"), bob $(msg_count "$(mailbox bob)"), msg/ $(file_count "$QUEUEDIR/msg")"
+	sleep 0.2 # a duplicate would show up now
+	kill_group "$qr" TERM
+	assert_maildirs "messages=200 distinct=200 missing=0 duplicated=0 bad=0 unknown=0" \
+		"$origs" "$FROM" "$(mailbox alice)" "$(mailbox bob)"
+	assert_count 100 msg_count "$(mailbox alice)"
+	assert_count 100 msg_count "$(mailbox bob)"
+	assert_finished
+	assert_count 200 grep -c ' result=delivered ' "$LOG"
+	assert_count 200 grep -c ' done$' "$LOG"
+}
+
+@test "new mail is picked up by a running queue-run within a second" {
+	start_group "$LOG" queue-run
+	wait_until 50 grep -q '^queue-run: start' "$LOG" || fail "no start line"
+	assert_log "queue-run: start concurrency=10" "$LOG"
+	sleep 0.3 # queue-run is idle, waiting on the trigger
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	alice_has_one() { [ "$(msg_count "$(mailbox alice)")" -eq 1 ]; }
+	wait_until 10 alice_has_one ||
+		fail "not delivered within 1 s: $(cat "$LOG")"
+	kill_group "$BG_PID" TERM
+}
+
+@test "two queue-run -1 at once deliver each message exactly once" {
+	origs=$BATS_TEST_TMPDIR/origs
+	make_messages "$origs" 100
+	for i in $(seq 1 100); do
+		inject "$FROM" alice@example.test <"$origs/$i" || fail "queue-inject $i failed"
+	done
+	start_group "$BATS_TEST_TMPDIR/log1" queue-run -1 -c 5
+	p1=$BG_PID
+	start_group "$BATS_TEST_TMPDIR/log2" queue-run -1 -c 5
+	p2=$BG_PID
+	done1() { ! kill -0 "$p1" 2>/dev/null && ! kill -0 "$p2" 2>/dev/null; }
+	# reap them as they end
+	wait_until 300 done1 || { wait "$p1" "$p2" 2>/dev/null || true; }
+	wait "$p1" || fail "first queue-run -1 failed"
+	wait "$p2" || fail "second queue-run -1 failed"
+	assert_maildirs "messages=100 distinct=100 missing=0 duplicated=0 bad=0 unknown=0" \
+		"$origs" "$FROM" "$(mailbox alice)"
+	assert_finished
+}
+
+@test "kill -9 of queue-run during deliveries, then a restart: every message delivered, msg/ empty" {
+	origs=$BATS_TEST_TMPDIR/origs
+	make_messages "$origs" 300 2000
+	for i in $(seq 1 300); do
+		if [ $((i % 3)) -eq 0 ]; then to=team@example.test; else to=alice@example.test; fi
+		inject "$FROM" "$to" <"$origs/$i" || fail "queue-inject $i failed"
+	done
+	interrupted=0
+	for round in 1 2 3; do
+		start_group "$BATS_TEST_TMPDIR/log.$round" queue-run -c 4
+		qr=$BG_PID
+		base=$(msg_count "$(mailbox alice)")
+		# wait for some deliveries of this round, then crash
+		for ((n = 0; n < 1000; n++)); do
+			[ "$(msg_count "$(mailbox alice)")" -lt $((base + 10 + RANDOM % 20)) ] || break
+			[ "$(file_count "$QUEUEDIR/msg")" -gt 0 ] || break
+			sleep 0.005
+		done
+		kill_group "$qr" KILL
+		[ "$(file_count "$QUEUEDIR/msg")" -eq 0 ] || interrupted=$((interrupted + 1))
+	done
+	[ "$interrupted" -ge 1 ] || fail "queue-run finished before every kill: nothing was interrupted"
+	run_queue
+	assert_finished
+	# a delivery interrupted before its record may be repeated, never skipped
+	assert_maildirs "messages=* distinct=300 missing=0 duplicated=* bad=0 unknown=0" \
+		"$origs" "$FROM" "$(mailbox alice)"
+	# bob gets every third message (team@)
+	origs3=$BATS_TEST_TMPDIR/origs3
+	mkdir "$origs3"
+	for i in $(seq 3 3 300); do ln "$origs/$i" "$origs3/$i"; done
+	assert_maildirs "messages=* distinct=100 missing=0 duplicated=* bad=0 unknown=0" \
+		"$origs3" "$FROM" "$(mailbox bob)"
+}
+
+@test "usage error: exit 100, one stderr line starting queue-run:" {
+	run --separate-stderr -100 queue-run -x
+	assert_one_stderr_line queue-run
+	assert_equal "$stderr" "queue-run: usage: queue-run [-1] [-c concurrency] [-d program]"
+}
+
+@test "usage error: -c without a number, or a bad number -> 100" {
+	run --separate-stderr -100 queue-run -1 -c
+	assert_one_stderr_line queue-run
+	run --separate-stderr -100 queue-run -1 -c abc
+	assert_one_stderr_line queue-run
+	run --separate-stderr -100 queue-run -1 -c 0
+	assert_one_stderr_line queue-run
+}
+
+@test "usage error: an operand -> 100" {
+	run --separate-stderr -100 queue-run -1 extra
+	assert_one_stderr_line queue-run
+}
+
+@test "missing QUEUEDIR, USERDB or MAILROOT -> 111, one stderr line" {
+	run --separate-stderr -111 env -u QUEUEDIR queue-run -1
+	assert_one_stderr_line queue-run
+	run --separate-stderr -111 env -u USERDB queue-run -1
+	assert_one_stderr_line queue-run
+	run --separate-stderr -111 env -u MAILROOT queue-run -1
+	assert_one_stderr_line queue-run
+}
+
+@test "a missing queue directory -> 111" {
+	QUEUEDIR=$BATS_TEST_TMPDIR/no-such-queue run --separate-stderr -111 queue-run -1
+	assert_one_stderr_line queue-run
+}
