@@ -10,7 +10,8 @@
 #include "sa.h"
 
 /*
- * The queue (queue(5)). QUEUEDIR holds tmp/ (files being written), msg/ (queued messages),
+ * The queue (queue(5)). QUEUEDIR holds msg/ (queued messages), tmp/ (files being written where
+ * O_TMPFILE is not available),
  * bounce/ (messages whose recipients all have a final answer, some of them a failure) and the
  * FIFO trigger. A queue file is
  *     "PRQ1 " <message length, 20 digits> "\n"   the header, QUEUE_HEADER_LEN bytes
@@ -36,6 +37,7 @@ struct queue_new {
 	char id[QUEUE_ID_MAX];
 	unsigned long long msglen;
 	int in_envelope;
+	int nameless;		/* made with O_TMPFILE in msg/, not as tmp/ID */
 	struct buf out;
 	char space[16384];
 };
