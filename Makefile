@@ -26,6 +26,7 @@ LIB_SRCS = \
 	lib/resolve.c \
 	lib/sa.c \
 	lib/smtp_data.c \
+	lib/sync.c \
 	lib/temp.c \
 	lib/userdb.c \
 	lib/userdb_text.c

@@ -51,3 +51,12 @@ void die_sys_code(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	die_errno(code, e, fmt, ap);
 }
+
+const char *env_need(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		die(EXIT_TEMP, "%s is not set", name);
+	return v;
+}

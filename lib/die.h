@@ -21,4 +21,7 @@ _Noreturn void die_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* Same, with the exit code given. */
 _Noreturn void die_sys_code(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The value of environment variable name; dies (111: a missing setting) when unset or empty. */
+const char *env_need(const char *name);
+
 #endif

@@ -9,7 +9,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "maildir.h"
+#include "sync.h"
 #include "temp.h"
 
 #define COPY_CHUNK 65536
@@ -20,18 +22,6 @@ static enum maildir_result fail(char *why, size_t whylen, int e, const char *wha
 {
 	snprintf(why, whylen, "%s %s: %s", what, path, strerror(e));
 	return temp_errno(e) ? MAILDIR_TEMP : MAILDIR_PERM;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	int r = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r == 0;
 }
 
 /* mkdir -p with mode 0700; each directory created is made durable in its parent. */
@@ -56,10 +46,10 @@ static int make_dirs(const char *path)
 				int ok = 1;
 				if (parent_end) {
 					*parent_end = 0;
-					ok = fsync_dir(p[0] ? p : "/");
+					ok = sync_dir_at(AT_FDCWD, p[0] ? p : "/");
 					*parent_end = '/';
 				} else {
-					ok = fsync_dir(".");
+					ok = sync_dir_at(AT_FDCWD, ".");
 				}
 				if (!ok)
 					return 0;
@@ -170,21 +160,6 @@ struct copy {
 	unsigned long long written;
 };
 
-static int write_all(int fd, const char *s, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, s, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return 0;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	return 1;
-}
-
 /* Copies the message; 1 done, 0 error (errno), -1 loop found, -2 read error (errno). */
 static int copy_message(struct copy *cp, struct loop_check *lc)
 {
@@ -215,7 +190,7 @@ static int copy_message(struct copy *cp, struct loop_check *lc)
 			cp->left -= r;
 		if (lc->in_header && loop_feed(lc, chunk, (size_t)r))
 			return -1;
-		if (!write_all(cp->outfd, chunk, (size_t)r))
+		if (!fd_write_all(cp->outfd, chunk, (size_t)r))
 			return 0;
 		cp->written += (unsigned long long)r;
 	}
@@ -258,7 +233,7 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 	if (hlen < 0 || hlen >= (int)sizeof head) {
 		errno = ENAMETOOLONG;
 		r = 0;
-	} else if (!write_all(out, head, (size_t)hlen)) {
+	} else if (!fd_write_all(out, head, (size_t)hlen)) {
 		r = 0;
 	} else {
 		cp.written = (unsigned long long)hlen;
@@ -311,7 +286,7 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		return fail(why, whylen, e, "unable to link into", newdir);
 	}
 	unlink(tmp);
-	if (!fsync_dir(newdir)) {
+	if (!sync_dir_at(AT_FDCWD, newdir)) {
 		/* The file is in new/ but may not survive a crash: say temporary, a repeat is safe. */
 		e = errno;
 		unlink(new);

@@ -10,6 +10,7 @@
 
 #include "fmt.h"
 #include "queue.h"
+#include "sync.h"
 
 static int fail(struct queue_msg *m, int e)
 {
@@ -202,24 +203,12 @@ void queue_msg_close(struct queue_msg *m)
 	m->nrcpt = m->nrec = 0;
 }
 
-static int fsync_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	int r = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r == 0;
-}
-
 int queue_remove(int dirfd, const char *id)
 {
 	char path[QUEUE_ID_MAX + 8];
 
 	snprintf(path, sizeof path, "msg/%s", id);
-	return unlinkat(dirfd, path, 0) == 0 && fsync_at(dirfd, "msg");
+	return unlinkat(dirfd, path, 0) == 0 && sync_dir_at(dirfd, "msg");
 }
 
 int queue_bounce(int dirfd, const char *id)
@@ -229,8 +218,8 @@ int queue_bounce(int dirfd, const char *id)
 	snprintf(from, sizeof from, "msg/%s", id);
 	snprintf(to, sizeof to, "bounce/%s", id);
 	/* bounce/ first: a crash between the two flushes leaves it in both or in msg/, never lost. */
-	return renameat(dirfd, from, dirfd, to) == 0 && fsync_at(dirfd, "bounce") &&
-	       fsync_at(dirfd, "msg");
+	return renameat(dirfd, from, dirfd, to) == 0 && sync_dir_at(dirfd, "bounce") &&
+	       sync_dir_at(dirfd, "msg");
 }
 
 double queue_age(const char *id, const struct timespec *now)

@@ -10,6 +10,7 @@
 
 #include "getln.h"
 #include "queue.h"
+#include "sync.h"
 
 /* Queue ids: "<seconds>.<microseconds>.<pid>", unique per process and instant. */
 void queue_make_id(char *id)
@@ -106,18 +107,6 @@ int queue_new_envelope(struct queue_new *q, const char *s, size_t n)
 	return buf_put(&q->out, s, n);
 }
 
-static int fsync_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	int r = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r == 0;
-}
-
 /* Wakes queue-run; nobody listening is fine, it scans the queue when it starts. */
 static void pull_trigger(int dirfd)
 {
@@ -160,7 +149,7 @@ int queue_new_commit(struct queue_new *q)
 		goto unqueue;
 	}
 	q->fd = -1;
-	if (!fsync_at(q->dirfd, "msg"))
+	if (!sync_dir_at(q->dirfd, "msg"))
 		goto unqueue;
 	pull_trigger(q->dirfd);
 	close(q->dirfd);

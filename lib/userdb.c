@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "fmt.h"
+#include "sync.h"
 #include "userdb.h"
 
 int userdb_open(struct userdb *u, const char *path)
@@ -215,34 +216,6 @@ int userdb_make_alias(struct userdb_make *m, const char *addr, size_t n, const c
 		      size_t len)
 {
 	return put(m, 'A', addr, n, targets, len, 1);
-}
-
-/* fsync of the directory holding path, so that a rename into it is durable. */
-static int sync_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else {
-		if ((size_t)(slash - path) >= sizeof dir) {
-			errno = ENAMETOOLONG;
-			return 0;
-		}
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = 0;
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	int r = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r == 0;
 }
 
 int userdb_make_finish(struct userdb_make *m)

@@ -20,14 +20,6 @@ const char *PROG = "queue-run";
 #define CONCURRENCY_DEFAULT 10
 #define CONCURRENCY_MAX 1000
 
-static const char *need_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v)
-		die(EXIT_TEMP, "%s is not set", name);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	static struct config c = { .concurrency = CONCURRENCY_DEFAULT, .delimiters = "+" };
@@ -57,9 +49,9 @@ int main(int argc, char **argv)
 		die_usage(USAGE);
 	if (c.localdelivery && !*c.localdelivery)
 		c.localdelivery = 0;
-	c.queuedir = need_env("QUEUEDIR");
-	c.userdb = need_env("USERDB");
-	c.mailroot = need_env("MAILROOT");
+	c.queuedir = env_need("QUEUEDIR");
+	c.userdb = env_need("USERDB");
+	c.mailroot = env_need("MAILROOT");
 	const char *delim = getenv("RECIPIENT_DELIMITER");
 	if (delim)
 		c.delimiters = delim;

@@ -22,14 +22,6 @@ static void number(const char *name, unsigned long def, unsigned long min, unsig
 		die(EXIT_PERM, "%s must be a number from %lu to %lu", name, min, max);
 }
 
-static const char *need_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v)
-		die(EXIT_TEMP, "%s is not set", name);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	static struct config c;
@@ -39,8 +31,8 @@ int main(int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		die_usage("(run by tcpserver, with the environment in smtp-recv(8))");
-	c.queuedir = need_env("QUEUEDIR");
-	c.userdb = need_env("USERDB");
+	c.queuedir = env_need("QUEUEDIR");
+	c.userdb = env_need("USERDB");
 	c.qmailqueue = getenv("QMAILQUEUE");
 	c.hostname = getenv("SMTP_HOSTNAME");
 	if (!c.hostname || !*c.hostname) {
