@@ -29,7 +29,8 @@ LIB_SRCS = \
 	lib/sync.c \
 	lib/temp.c \
 	lib/userdb.c \
-	lib/userdb_text.c
+	lib/userdb_text.c \
+	lib/utf8.c
 
 PROGS = \
 	maildir-deliver \

@@ -1,5 +1,6 @@
 /* postroom: ISC license, see LICENSE. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,15 +42,19 @@ int inject_start(struct inject *j, const char *queuedir, const char *program)
 		return 0;
 	}
 	if (j->pid == 0) {
-		/* err[1] may already be 0 or 1: move it to 6 before 0 and 1 are taken. */
-		if (dup2(err[1], 6) < 0 || dup2(msg[0], 0) < 0 || dup2(env[0], 1) < 0)
+		/* The pipes may sit anywhere from 3 up, 6 included: lift the three ends above 6
+		   before any dup2, so that none of them is overwritten on its way to 0, 1 or 6. */
+		int in = fcntl(msg[0], F_DUPFD, 7), out = fcntl(env[0], F_DUPFD, 7);
+		int err6 = fcntl(err[1], F_DUPFD, 7);
+		if (in < 0 || out < 0 || err6 < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+		    dup2(err6, 6) < 0)
 			_exit(EXIT_EXEC);
 		for (int fd = 3; fd < 6; fd++)
 			close(fd);
-		int keep[] = { msg[0], msg[1], env[0], env[1], err[0], err[1] };
-		for (size_t i = 0; i < 6; i++)
-			if (keep[i] > 6)
-				close(keep[i]);
+		int extra[] = { msg[0], msg[1], env[0], env[1], err[0], err[1], in, out, err6 };
+		for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+			if (extra[i] > 6)
+				close(extra[i]);
 		signal(SIGPIPE, SIG_DFL);
 		execl(program, program, (char *)0);
 		_exit(EXIT_EXEC);

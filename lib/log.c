@@ -7,6 +7,7 @@
 
 #include "die.h"
 #include "log.h"
+#include "utf8.h"
 
 static void write_line(char *line, int len)
 {
@@ -49,15 +50,20 @@ void log_line(const char *fmt, ...)
 char *log_escape(char *out, size_t outsize, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
 	size_t o = 0;
 
 	if (outsize == 0)
 		return out;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int plain = (c >= 0x20 && c != 0x7f && c != '"' && c != '\\');
-		size_t need = plain ? 1 : 4;
-
+	for (size_t i = 0; i < n;) {
+		/* Printable ASCII and well-formed UTF-8 other than the C1 controls (U+0080-U+009F,
+		   which terminals obey) go as they are; any other byte becomes \xNN. */
+		size_t plain = utf8_len(u + i, n - i);
+		if (plain == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '"' || u[i] == '\\'))
+			plain = 0;
+		if (plain == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0)
+			plain = 0;
+		size_t need = plain ? plain : 4;
 		if (o + need + 4 > outsize) {
 			if (outsize >= 4) {
 				o = o + 3 < outsize ? o : outsize - 4;
@@ -67,12 +73,15 @@ char *log_escape(char *out, size_t outsize, const char *s, size_t n)
 			break;
 		}
 		if (plain) {
-			out[o++] = (char)c;
+			memcpy(out + o, s + i, plain);
+			o += plain;
+			i += plain;
 		} else {
 			out[o++] = '\\';
 			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
+			out[o++] = hex[u[i] >> 4];
+			out[o++] = hex[u[i] & 15];
+			i++;
 		}
 	}
 	out[o] = 0;

@@ -18,9 +18,9 @@ void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_vline(const char *prefix, const char *fmt, va_list ap);
 
 /*
- * Copies s (n bytes) into out (size outsize) for a log line: printable ASCII and UTF-8 bytes
- * stay, CR, LF, other controls, '"' and '\\' become \xNN. Always NUL-terminates; cuts with "..."
- * when out is too small. Returns out.
+ * Copies s (n bytes) into out (size outsize) for a log line: printable ASCII and well-formed
+ * UTF-8 stay; controls (C0, DEL, C1), malformed bytes, '"' and '\\' become \xNN.
+ * Always NUL-terminates; cuts with "..." when out is too small. Returns out.
  */
 char *log_escape(char *out, size_t outsize, const char *s, size_t n);
 

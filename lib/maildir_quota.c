@@ -145,7 +145,10 @@ int maildir_quota_used(const char *maildir, unsigned long long quota, unsigned l
 		return 1;
 	char text[3 * FMT_ULLONG + 8];
 	int n = snprintf(text, sizeof text, "%lluS\n%llu %llu\n", quota, *used, count);
-	if (write(fd, text, (size_t)n) != n || close(fd) < 0 || rename(tmp, path) < 0)
+	int ok = write(fd, text, (size_t)n) == n;
+	if (close(fd) < 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) < 0)
 		unlink(tmp);
 	return 1;
 }

@@ -83,7 +83,8 @@ struct queue_msg {
 	size_t nrcpt;
 	struct queue_record *rec;
 	size_t nrec;
-	struct sa pending;		/* records not yet written */
+	struct sa pending;		/* records added by this process... */
+	size_t pending_synced;		/* ...of which this many bytes are in the file */
 };
 #define QUEUE_MSG_ZERO { .fd = -1 }
 

@@ -108,10 +108,13 @@ int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
 		return fail(m, errno);
 	if (flock(m->fd, LOCK_EX | LOCK_NB) < 0)
 		return fail(m, errno);
-	/* Finished by another process between our readdir and our lock. */
+	/* Finished by another process between our open and our lock: removed, or moved to
+	   bounce/ (then msg/ID is gone or names another file). */
+	struct stat now;
 	if (fstat(m->fd, &st) < 0)
 		return fail(m, errno);
-	if (st.st_nlink == 0)
+	if (st.st_nlink == 0 || fstatat(dirfd, path, &now, 0) < 0 || now.st_ino != st.st_ino ||
+	    now.st_dev != st.st_dev)
 		return fail(m, ENOENT);
 	ssize_t r = pread(m->fd, header, sizeof header, 0);
 	if (r < 0)
@@ -161,13 +164,20 @@ int queue_msg_add_record(struct queue_msg *m, char type, const char *target, con
 
 int queue_msg_sync(struct queue_msg *m)
 {
-	if (m->pending.len == 0)
+	const char *rec = m->pending.s + m->pending_synced;
+	size_t len = m->pending.len - m->pending_synced;
+
+	if (len == 0)
 		return 1;
 	off_t at = m->env_off + (off_t)m->valid_len;
-	if (m->valid_len < m->env.len && ftruncate(m->fd, at) < 0)
-		return 0;
-	for (size_t done = 0; done < m->pending.len;) {
-		ssize_t w = pwrite(m->fd, m->pending.s + done, m->pending.len - done, at + (off_t)done);
+	if (m->valid_len < m->env.len) {
+		/* A torn tail: cut it off, and forget it was read. */
+		if (ftruncate(m->fd, at) < 0)
+			return 0;
+		m->env.len = m->valid_len;
+	}
+	for (size_t done = 0; done < len;) {
+		ssize_t w = pwrite(m->fd, rec + done, len - done, at + (off_t)done);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -177,8 +187,9 @@ int queue_msg_sync(struct queue_msg *m)
 	}
 	if (fdatasync(m->fd) < 0)
 		return 0;
-	m->valid_len += m->pending.len;
-	m->env.len = m->valid_len;
+	/* They stay in pending, so queue_msg_has_record still sees them. */
+	m->valid_len += len;
+	m->pending_synced = m->pending.len;
 	return 1;
 }
 

@@ -153,12 +153,14 @@ int queue_new_commit(struct queue_new *q)
 		goto unqueue;
 	pull_trigger(q->dirfd);
 	close(q->dirfd);
+	q->dirfd = -1;
 	return 1;
 unqueue:;
 	/* Not durable, so not acknowledged: take it back rather than deliver it unannounced. */
 	int e = errno;
 	unlinkat(q->dirfd, msg, 0);
 	close(q->dirfd);
+	q->dirfd = -1;
 	errno = e;
 	return 0;
 fail:

@@ -81,6 +81,30 @@ int userdb_domain(struct userdb *u, const char *domain, size_t n)
 	return find(u, 'D', domain, n, &val, &vlen);
 }
 
+int userdb_first_domain(struct userdb *u, char *out, size_t size)
+{
+	unsigned pos;
+	int r;
+
+	cdb_seqinit(&pos, &u->cdb);
+	while ((r = cdb_seqnext(&pos, &u->cdb)) > 0) {
+		unsigned klen = cdb_keylen(&u->cdb);
+		const char *key = cdb_getkey(&u->cdb);
+		if (!key)
+			break;
+		if (klen > 1 && key[0] == 'D' && klen - 1 < size) {
+			memcpy(out, key + 1, klen - 1);
+			out[klen - 1] = 0;
+			return 1;
+		}
+	}
+	if (r < 0 || (r > 0 && !cdb_getkey(&u->cdb))) {
+		errno = errno ? errno : EIO;
+		return -1;
+	}
+	return 0;
+}
+
 int userdb_mailbox(struct userdb *u, const char *addr, size_t n, struct userdb_mailbox *mb)
 {
 	const char *val;

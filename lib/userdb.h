@@ -29,6 +29,8 @@ void userdb_close(struct userdb *u);
 
 /* Lookups return 1 found, 0 not found, -1 with errno set. Names are lower-cased here. */
 int userdb_domain(struct userdb *u, const char *domain, size_t n);
+/* The first local domain in the database, into out (size bytes): 1, 0 none, -1 error. */
+int userdb_first_domain(struct userdb *u, char *out, size_t size);
 
 struct userdb_mailbox {
 	const char *password;	/* these point into the mapped CDB: valid until userdb_close */

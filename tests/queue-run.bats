@@ -718,3 +718,30 @@ assert_same_deliveries() {
 	QUEUEDIR=$BATS_TEST_TMPDIR/no-such-queue run --separate-stderr -111 queue-run -1
 	assert_one_stderr_line queue-run
 }
+
+@test "queue-run -1 on a queue whose msg/ cannot be read exits 111" {
+	rmdir "$QUEUEDIR/msg"
+	run --separate-stderr -111 queue-run -1
+	assert_regex "$stderr" 'queue-run: trouble: unable to read .*/msg'
+}
+
+@test "a delivery program that fills stderr before reading its stdin does not stall the worker" {
+	# 200 kB on stderr is more than a pipe holds: the worker must drain it while it feeds stdin.
+	cat >"$BATS_TEST_TMPDIR/chatty" <<'SH'
+#!/bin/sh
+head -c 200000 /dev/zero | tr '\0' x >&2
+echo >&2
+mkdir -p "$1"
+cat >"$1/../chatty-got"
+echo "chatty: fatal: said my piece" >&2
+exit 0
+SH
+	chmod +x "$BATS_TEST_TMPDIR/chatty"
+	make_message "$MSG" big-1 300000
+	run -0 inject "$FROM" alice@example.test <"$MSG"
+	run --separate-stderr -0 timeout 60 queue-run -1 -d "$BATS_TEST_TMPDIR/chatty"
+	printf '%s\n' "$stderr" >"$LOG"
+	assert_finished
+	cmp "$MSG" "$MAILROOT/example.test/chatty-got"
+	assert_log ".* to=<alice@example\.test> result=delivered .*" "$LOG"
+}

@@ -740,3 +740,39 @@ EOF
 	run -0 queue_envelope "$id"
 	assert_output $'Fbob@example.org\nTalice@example.test'
 }
+
+@test "RCPT TO:<Postmaster> when the host name is no domain of ours: postmaster of the first domain" {
+	run -0 --separate-stderr smtp_session SMTP_HOSTNAME=vm <<'EOF2'
+HELO client.example.org
+MAIL FROM:<bob@example.org>
+RCPT TO:<Postmaster>
+DATA
+Subject: to the postmaster
+
+hello
+.
+QUIT
+EOF2
+	assert_line -n 3 '250 2.1.5 recipient ok'
+	assert_line -n 5 --regexp '^250 2\.0\.0 ok: queued as '
+	run -0 --separate-stderr queue-run -1
+	# users.txt declares example.test first; its postmaster is an alias of alice.
+	assert_count 1 msg_count "$(mailbox alice)"
+}
+
+@test "QMAILQUEUE=queue-inject with fds 3 and up closed (as under tcpserver): 250, queued" {
+	# The queue program's pipes then land on fds 4-9, 6 among them: none may be lost on its way
+	# to the child's 0, 1 and 6.
+	hello_alice | crlf >"$BATS_TEST_TMPDIR/session"
+	run -0 bash -c 'env QMAILQUEUE="$(command -v queue-inject)" smtp-recv <"$1" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- 2>/dev/null | sed "s/\r$//"' _ "$BATS_TEST_TMPDIR/session"
+	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_count 1 file_count "$QUEUEDIR/msg"
+}
+
+@test "log lines escape C1 controls and malformed UTF-8 from the peer, keep good UTF-8" {
+	printf 'EHLO c\r\nMAIL FROM:<x@example.org> SMTPUTF8\r\nRCPT TO:<j\xc3\xb6rg\xc2\x9b@example.test>\r\nRCPT TO:<\xff@nowhere.test>\r\nQUIT\r\n' |
+		smtp-recv >/dev/null 2>"$BATS_TEST_TMPDIR/log"
+	run -0 cat "$BATS_TEST_TMPDIR/log"
+	assert_output --partial 'to=<j'$'\xc3\xb6''rg\xc2\x9b@example.test>'
+	refute_output --partial $'\xc2\x9b'
+}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define RETRY_MIN 300	/* seconds: the first retry comes after 5 minutes... */
 #define RETRY_MAX 4000	/* ...the wait doubles with the message's age, up to about an hour */
 #define REASON_MAX 512
+#define PROGRAM_TIMEOUT 1000	/* seconds an external delivery program may take */
 
 /* One attempt: the message, what its recipients resolve to, and the clock. */
 struct attempt {
@@ -62,14 +64,78 @@ static void log_result(struct attempt *a, const struct target *t, size_t origin,
 		 result, delay, why);
 }
 
+/*
+ * Feeds the message to the program's stdin while collecting what it says on stderr (its last
+ * line is the reason), both through poll so that neither pipe can fill up and stall the other.
+ * Returns 1 when the whole message was read from the queue file, 0 when it could not be; the
+ * program's stdin is closed either way. Gives up at the deadline.
+ */
+static int feed_program(struct attempt *a, int in, int err, char *text, size_t size, time_t deadline)
+{
+	char chunk[65536];
+	size_t have = 0, len = 0, sent = 0;
+	off_t off = QUEUE_HEADER_LEN;
+	unsigned long long left = a->m.msglen;
+	int whole = 1;
+
+	while (in >= 0 || err >= 0) {
+		struct pollfd p[2] = { { .fd = in, .events = POLLOUT }, { .fd = err, .events = POLLIN } };
+		int wait = (int)(deadline - time(0)) * 1000;
+		if (wait <= 0 || poll(p, 2, wait) == 0)
+			break;
+		if (in >= 0 && p[0].revents) {
+			if (sent == have && left) {
+				ssize_t r = pread(a->m.fd, chunk, left < sizeof chunk ? left : sizeof chunk, off);
+				if (r <= 0) {
+					whole = 0;	/* never hand on a shortened message as delivered */
+					left = 0;
+				} else {
+					have = (size_t)r;
+					sent = 0;
+					off += r;
+					left -= (unsigned long long)r;
+				}
+			}
+			ssize_t w = sent < have ? write(in, chunk + sent, have - sent) : 0;
+			if (w > 0)
+				sent += (size_t)w;
+			if ((w < 0 && errno != EINTR && errno != EAGAIN) || (sent == have && !left)) {
+				close(in);	/* done, or it stopped reading: its exit code tells */
+				in = -1;
+			}
+		}
+		if (err >= 0 && p[1].revents) {
+			char junk[512];
+			ssize_t r = len < size - 1 ? read(err, text + len, size - 1 - len) : read(err, junk, sizeof junk);
+			if (r > 0 && len < size - 1)
+				len += (size_t)r;
+			else if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+				close(err);
+				err = -1;
+			}
+		}
+	}
+	if (in >= 0)
+		close(in);
+	if (err >= 0)
+		close(err);
+	text[len] = 0;
+	return whole;
+}
+
 /* Runs the external delivery program with the message on its stdin. */
 static enum maildir_result run_program(struct attempt *a, const char *maildir,
 				       const struct target *t, char *why, size_t whylen)
 {
 	int in[2], err[2];
 
-	if (pipe(in) < 0 || pipe(err) < 0) {
+	if (pipe(in) < 0) {
 		snprintf(why, whylen, "unable to make a pipe: %s", strerror(errno));
+		return MAILDIR_TEMP;
+	}
+	if (pipe(err) < 0) {
+		snprintf(why, whylen, "unable to make a pipe: %s", strerror(errno));
+		close(in[0]), close(in[1]);
 		return MAILDIR_TEMP;
 	}
 	pid_t pid = fork();
@@ -99,41 +165,39 @@ static enum maildir_result run_program(struct attempt *a, const char *maildir,
 	}
 	close(in[0]);
 	close(err[1]);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
 
-	/* Feed the message; a program that stops reading early gets EPIPE, and its exit code counts. */
-	char chunk[65536];
-	off_t off = QUEUE_HEADER_LEN;
-	unsigned long long left = a->m.msglen;
-	while (left) {
-		ssize_t r = pread(a->m.fd, chunk, left < sizeof chunk ? left : sizeof chunk, off);
-		if (r <= 0 || !fd_write_all(in[1], chunk, (size_t)r))
-			break;
-		off += r;
-		left -= (unsigned long long)r;
+	char text[2048];
+	time_t deadline = time(0) + PROGRAM_TIMEOUT;
+	int whole = feed_program(a, in[1], err[0], text, sizeof text, deadline);
+	int status;
+	pid_t r;
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && time(0) < deadline)
+		usleep(1000);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		snprintf(why, whylen, "%s timed out after %d seconds", a->c->localdelivery,
+			 PROGRAM_TIMEOUT);
+		return MAILDIR_TEMP;
 	}
-	close(in[1]);
+	if (r < 0) {
+		snprintf(why, whylen, "unable to wait for %s", a->c->localdelivery);
+		return MAILDIR_TEMP;
+	}
 
 	/* Its last line on stderr is the reason, without "program: fatal: " if it says so. */
-	char text[2048];
-	size_t len = 0;
-	ssize_t r;
-	while ((r = read(err[0], text + len, sizeof text - 1 - len)) > 0 || (r < 0 && errno == EINTR))
-		if (r > 0 && (len += (size_t)r) == sizeof text - 1)
-			break;
-	close(err[0]);
-	text[len] = 0;
+	size_t len = strlen(text);
 	while (len && text[len - 1] == '\n')
 		text[--len] = 0;
 	char *line = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
 	char *fatal = strstr(line, ": fatal: ");
 	str_copy(why, whylen, fatal ? fatal + 9 : line);
-
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			snprintf(why, whylen, "unable to wait for %s", a->c->localdelivery);
-			return MAILDIR_TEMP;
-		}
+	if (!whole) {
+		snprintf(why, whylen, "unable to read the queue file: %s", strerror(EIO));
+		return MAILDIR_TEMP;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return MAILDIR_OK;
 	if (!*why)

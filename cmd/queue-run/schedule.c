@@ -138,7 +138,8 @@ static int spawn(struct scheduler *s, unsigned slot)
 {
 	int p[2];
 
-	if (pipe(p) < 0)
+	/* Close-on-exec: an external delivery program has no business with the worker's pipe. */
+	if (pipe(p) < 0 || fcntl(p[0], F_SETFD, FD_CLOEXEC) < 0 || fcntl(p[1], F_SETFD, FD_CLOEXEC) < 0)
 		return 0;
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -158,7 +159,6 @@ static int spawn(struct scheduler *s, unsigned slot)
 		worker_main(s->c, s->dirfd, slot, p[0], s->results_w);
 	}
 	close(p[0]);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
 	s->workers[slot] = (struct worker){ .pid = pid, .cmd = p[1] };
 	return 1;
 }
@@ -288,8 +288,8 @@ static int todo_add(struct scheduler *s, const char *id)
 	return 1;
 }
 
-/* Lists the due messages (all of them with all) that no worker has. */
-static void scan(struct scheduler *s, int all)
+/* Lists the due messages (all of them with all) that no worker has; 0 if msg/ is unreadable. */
+static int scan(struct scheduler *s, int all)
 {
 	int fd = openat(s->dirfd, "msg", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd < 0 ? 0 : fdopendir(fd);
@@ -301,7 +301,7 @@ static void scan(struct scheduler *s, int all)
 		log_line("trouble: unable to read %s/msg: %s", s->c->queuedir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return;
+		return 0;
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
@@ -322,6 +322,7 @@ static void scan(struct scheduler *s, int all)
 			break;
 	}
 	closedir(d);
+	return 1;
 }
 
 /* Hands out listed messages while workers are idle. */
@@ -364,7 +365,8 @@ static void stop_workers(struct scheduler *s)
 /* -1: every message once, due or not; one still locked by another process is left. */
 static int run_once(struct scheduler *s)
 {
-	scan(s, 1);
+	if (!scan(s, 1))
+		return EXIT_TEMP;
 	while (s->todo_next < s->ntodo || s->busy) {
 		hand_out(s);
 		wait_for_workers(s, -1, 1000);
@@ -400,8 +402,11 @@ static int run_forever(struct scheduler *s)
 		int timeout = (int)(s->next_due - time(0)) * 1000;
 		if (timeout < 0)
 			timeout = 0;
-		if (s->todo_next < s->ntodo && s->busy < s->c->concurrency)
-			timeout = 1000;	/* no worker could be started: try again in a second */
+		/* With messages listed and every worker busy, only a worker's answer helps (it, a
+		   worker's death and the trigger all wake the poll); with a worker idle, one could not
+		   be started: try again in a second. */
+		if (s->todo_next < s->ntodo)
+			timeout = s->busy < s->c->concurrency ? 1000 : -1;
 		struct pollfd p = { .fd = trigger, .events = POLLIN };
 		wait_for_workers(s, trigger, timeout);
 		if (poll(&p, 1, 0) > 0) {

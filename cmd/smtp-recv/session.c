@@ -264,11 +264,12 @@ static int open_userdb(struct session *s)
 /*
  * "<Postmaster>" with no domain must be accepted (RFC 5321 4.5.1): it means the postmaster of
  * this host, taken as postmaster@ our host name, or of the domain above it (mx.example.test ->
- * example.test), whichever is a domain of ours.
+ * example.test), whichever is a domain of ours, else of our first domain.
  */
 static int postmaster_address(struct session *s, char *out)
 {
 	const char *domain = s->c->hostname;
+	char first[ADDR_DOMAIN_MAX + 1];
 
 	for (int i = 0; i < 2 && domain; i++) {
 		if (strlen(domain) <= ADDR_DOMAIN_MAX && userdb_domain(&s->db, domain, strlen(domain)) == 1) {
@@ -279,7 +280,10 @@ static int postmaster_address(struct session *s, char *out)
 		if (domain)
 			domain++;
 	}
-	return 0;
+	if (userdb_first_domain(&s->db, first, sizeof first) != 1)
+		return 0;
+	sprintf(out, "postmaster@%s", first);
+	return 1;
 }
 
 static void do_rcpt(struct session *s, const char *arg)
