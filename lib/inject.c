@@ -166,15 +166,15 @@ void inject_finish(struct inject *j, const char *sender, const char *rcpts, size
 	}
 	/* A program that stopped reading early (a filter saying no) is not an error yet: its exit
 	   code tells. */
-	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-	buf_flush(&j->out);
+	if (!j->write_errno && !buf_flush(&j->out))
+		j->write_errno = errno;
 	close(j->msgfd);
 	char space[4096];
 	struct buf env;
 	buf_init(&env, j->envfd, space, sizeof space);
-	put_envelope(&env, sender, rcpts, nrcpt);
+	if (!put_envelope(&env, sender, rcpts, nrcpt) && !j->write_errno)
+		j->write_errno = errno;
 	close(j->envfd);
-	signal(SIGPIPE, old);
 
 	char text[sizeof r->text];
 	size_t len = 0;
@@ -198,7 +198,10 @@ void inject_finish(struct inject *j, const char *sender, const char *rcpts, size
 		return;
 	}
 	int code = WEXITSTATUS(status);
-	if (code == 0)
+	if (code == 0 && j->write_errno)
+		/* It says yes to something it cannot have read whole: take no chances. */
+		say(r, 0, 1, "4.3.0 unable to hand the whole message to the queue program");
+	else if (code == 0)
 		say(r, 1, 0, "");
 	else if (code == 82 && (text[0] == 'D' || text[0] == 'Z') && text[1])
 		say(r, 0, text[0] == 'Z', text + 1);

@@ -14,7 +14,8 @@
  * qmail-queue protocol: message on its fd 0, envelope on its fd 1, and a filter's own error text
  * on its fd 6 with exit code 82 ("D<text>" permanent, "Z<text>" temporary).
  * Errors while the message is written are remembered and reported by inject_finish, so that the
- * caller can go on reading the client's data to its end.
+ * caller can go on reading the client's data to its end. The caller ignores SIGPIPE: a program
+ * that stops reading must not kill it.
  */
 
 struct inject {

@@ -93,8 +93,8 @@ struct queue_msg {
  * process is delivering it), ENOENT (gone), EPROTO (not a queue file).
  */
 int queue_msg_open(struct queue_msg *m, int dirfd, const char *id);
-/* 1 if target already has a record (delivered or failed). */
-int queue_msg_has_record(const struct queue_msg *m, const char *target);
+/* The type of target's record: 'D' delivered, 'P' failed for good, 0 none yet. */
+char queue_msg_record(const struct queue_msg *m, const char *target);
 /* Adds a record to be written by queue_msg_sync. reason: for 'P' only. */
 int queue_msg_add_record(struct queue_msg *m, char type, const char *target, const char *reason);
 /* Appends the pending records and fdatasyncs (1 flush); drops a torn tail first. */

@@ -132,17 +132,17 @@ int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
 	return 1;
 }
 
-int queue_msg_has_record(const struct queue_msg *m, const char *target)
+char queue_msg_record(const struct queue_msg *m, const char *target)
 {
 	for (size_t i = 0; i < m->nrec; i++)
 		if (!strcmp(m->rec[i].target, target))
-			return 1;
-	/* Records written by this process but not yet synced count too. */
+			return m->rec[i].type;
+	/* Records added by this process count too, synced or not. */
 	for (size_t i = 0; i < m->pending.len; i += strlen(m->pending.s + i) + 1) {
 		const char *t = m->pending.s + i + 1;
 		size_t n = strcspn(t, "\t");
 		if (strlen(target) == n && !memcmp(t, target, n))
-			return 1;
+			return m->pending.s[i];
 	}
 	return 0;
 }
@@ -187,7 +187,7 @@ int queue_msg_sync(struct queue_msg *m)
 	}
 	if (fdatasync(m->fd) < 0)
 		return 0;
-	/* They stay in pending, so queue_msg_has_record still sees them. */
+	/* They stay in pending, so queue_msg_record still sees them. */
 	m->valid_len += len;
 	m->pending_synced = m->pending.len;
 	return 1;

@@ -776,3 +776,16 @@ EOF2
 	assert_output --partial 'to=<j'$'\xc3\xb6''rg\xc2\x9b@example.test>'
 	refute_output --partial $'\xc2\x9b'
 }
+
+@test "a queue program that exits 0 without reading the whole message: 451, never 250" {
+	printf '#!/bin/sh\nexit 0\n' >"$BATS_TEST_TMPDIR/liar"
+	chmod +x "$BATS_TEST_TMPDIR/liar"
+	{
+		printf 'EHLO client.example.org\nMAIL FROM:<bob@example.org>\nRCPT TO:<alice@example.test>\nDATA\nSubject: big\n\n'
+		for i in $(seq 5000); do printf '%s\n' "line $i of a message far larger than a pipe holds"; done
+		printf '.\nQUIT\n'
+	} | crlf >"$BATS_TEST_TMPDIR/session"
+	run -0 --separate-stderr env QMAILQUEUE="$BATS_TEST_TMPDIR/liar" smtp-recv <"$BATS_TEST_TMPDIR/session"
+	assert_line --partial '451 4.3.0 unable to hand the whole message to the queue program'
+	refute_line --regexp '^250 2\.0\.0'
+}

@@ -288,10 +288,10 @@ static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
 
 	for (size_t i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
-		if (queue_msg_has_record(&a->m, t->addr)) {
-			for (size_t k = 0; k < a->m.nrec; k++)
-				if (!strcmp(a->m.rec[k].target, t->addr) && a->m.rec[k].type == 'P')
-					*failed = 1;
+		char done = queue_msg_record(&a->m, t->addr);
+		if (done) {
+			if (done == 'P')
+				*failed = 1;
 			continue;
 		}
 		switch (t->kind) {

@@ -57,6 +57,8 @@ struct scheduler {
 	unsigned busy;
 	int results;			/* read end of the workers' answers */
 	int results_w;
+	struct buf answers;		/* reads results */
+	char answers_space[4096];
 	char (*todo)[QUEUE_ID_MAX];	/* due messages found by the last scan, not yet handed out */
 	size_t ntodo, todo_cap, todo_next;
 	struct postponed *later;
@@ -191,23 +193,19 @@ static int dispatch(struct scheduler *s, const char *id)
 
 static void read_results(struct scheduler *s)
 {
-	static char space[4096];
-	static struct buf in;
+	struct buf *in = &s->answers;
 	char line[64];
 	size_t len;
 
-	if (in.fd != s->results) {
-		buf_init(&in, s->results, space, sizeof space);
-	}
 	for (;;) {
 		/* Only what is already in the pipe: the results fd is non-blocking. */
-		if (buf_unread(&in) == 0 || !memchr(buf_peek(&in), '\n', buf_unread(&in))) {
-			ssize_t r = buf_fill(&in);
+		if (buf_unread(in) == 0 || !memchr(buf_peek(in), '\n', buf_unread(in))) {
+			ssize_t r = buf_fill(in);
 			if (r <= 0)
 				return;
 			continue;
 		}
-		if (getln(&in, line, sizeof line, &len, '\n') != GETLN_OK)
+		if (getln(in, line, sizeof line, &len, '\n') != GETLN_OK)
 			return;
 		unsigned slot;
 		int outcome;
@@ -438,6 +436,7 @@ int schedule_run(const struct config *c)
 	fcntl(results[0], F_SETFL, O_NONBLOCK);
 	s.results = results[0];
 	s.results_w = results[1];
+	buf_init(&s.answers, s.results, s.answers_space, sizeof s.answers_space);
 	struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, 0);

@@ -19,7 +19,7 @@
 
 static void received(struct session *s, struct inject *j)
 {
-	char date[64], line[1024];
+	char date[64], line[2048];	/* room for the longest helo, host name and recipient */
 	time_t now = time(0);
 	struct tm tm;
 
@@ -136,9 +136,5 @@ void smtp_data(struct session *s)
 		}
 		reply(s, line);
 	}
-	s->in_mail = 0;
-	s->utf8 = 0;
-	s->sender.len = 0;
-	s->rcpts.len = 0;
-	s->nrcpt = 0;
+	session_reset(s);
 }

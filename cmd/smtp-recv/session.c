@@ -47,7 +47,7 @@ static void error(struct session *s, const char *line)
 		session_end(s, "421 4.7.0 too many errors, closing connection", 0);
 }
 
-static void reset(struct session *s)
+void session_reset(struct session *s)
 {
 	s->in_mail = 0;
 	s->utf8 = 0;
@@ -85,7 +85,7 @@ static void do_helo(struct session *s, const char *arg, int ehlo)
 		error(s, "501 5.5.4 a domain name or address literal is required");
 		return;
 	}
-	reset(s);
+	session_reset(s);
 	set_helo(s, arg);
 	s->hello = ehlo ? 2 : 1;
 	snprintf(line, sizeof line, "250%s%s", ehlo ? "-" : " ", s->c->hostname);
@@ -211,7 +211,7 @@ static void do_mail(struct session *s, const char *arg)
 				 : "501 5.1.7 bad sender address syntax");
 		return;
 	}
-	reset(s);
+	session_reset(s);
 	if (!sa_catb(&s->sender, path + start, alen) || !sa_terminate(&s->sender))
 		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
 	s->in_mail = 1;
@@ -379,7 +379,7 @@ static void command(struct session *s, char *line)
 		else
 			smtp_data(s);
 	} else if (is_verb(line, "RSET", &arg)) {
-		reset(s);
+		session_reset(s);
 		reply(s, "250 2.0.0 ok");
 	} else if (is_verb(line, "NOOP", &arg))
 		reply(s, "250 2.0.0 ok");

@@ -52,6 +52,8 @@ struct session {
 int session_run(struct session *s);
 /* Writes one reply line (CRLF added); buffered until the client waits for it. */
 void reply(struct session *s, const char *line);
+/* Forgets the mail transaction (RSET, EHLO, and after DATA). */
+void session_reset(struct session *s);
 /* Ends the session after a last reply, with a log line. */
 _Noreturn void session_end(struct session *s, const char *line, int code);
 
