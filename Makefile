@@ -4,6 +4,10 @@
 CC ?= cc
 CFLAGS ?= -O2 -g
 STD_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Ilib
+# libmysqlclient (MariaDB Connector/C): its headers for lib/sql.c, its library for the programs
+# that talk to MySQL.
+MYSQL_CFLAGS := $(shell mysql_config --cflags 2>/dev/null)
+MYSQL_LIBS := $(shell mysql_config --libs 2>/dev/null)
 SAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 # BUILD holds objects, BIN the programs; the sanitizer build uses build/asan and build/asan/bin.
@@ -21,25 +25,34 @@ LIB_SRCS = \
 	lib/log.c \
 	lib/maildir.c \
 	lib/maildir_quota.c \
+	lib/password.c \
 	lib/queue_read.c \
 	lib/queue_write.c \
 	lib/resolve.c \
 	lib/sa.c \
 	lib/smtp_data.c \
+	lib/sql.c \
 	lib/sync.c \
 	lib/temp.c \
 	lib/userdb.c \
+	lib/userdb_build.c \
+	lib/userdb_sql.c \
 	lib/userdb_text.c \
 	lib/utf8.c
 
 PROGS = \
+	checkpassword-mysql \
 	maildir-deliver \
 	queue-init \
 	queue-inject \
 	queue-run \
 	smtp-recv \
-	userdb-compile
+	userdb-admin \
+	userdb-compile \
+	userdb-lookup
 
+checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
+checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 queue-init_OBJS = cmd/queue-init/main.o
 queue-inject_OBJS = cmd/queue-inject/main.o
@@ -53,8 +66,14 @@ smtp-recv_OBJS = \
 	cmd/smtp-recv/data.o \
 	cmd/smtp-recv/session.o
 smtp-recv_LIBS = -lcdb
-userdb-compile_OBJS = cmd/userdb-compile/main.o
-userdb-compile_LIBS = -lcdb
+userdb-admin_OBJS = cmd/userdb-admin/main.o
+userdb-admin_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
+userdb-compile_OBJS = \
+	cmd/userdb-compile/main.o \
+	cmd/userdb-compile/sync.o
+userdb-compile_LIBS = -lcdb $(MYSQL_LIBS)
+userdb-lookup_OBJS = cmd/userdb-lookup/main.o
+userdb-lookup_LIBS = -lcdb
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBA = $(BUILD)/libpostroom.a
@@ -67,7 +86,7 @@ all: $(PROGS:%=$(BIN)/%)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(STD_CFLAGS) $(MYSQL_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	rm -f $@

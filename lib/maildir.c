@@ -64,8 +64,7 @@ static int make_dirs(const char *path)
 	}
 }
 
-/* Makes sure MAILDIR/tmp, new and cur exist, as Dovecot does on first delivery. */
-static int make_maildir(const char *maildir)
+int maildir_make(const char *maildir)
 {
 	char path[PATH_MAX];
 	static const char *const sub[] = { "cur", "new", "tmp" };
@@ -216,7 +215,7 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 			break;
 		/* The first delivery makes the Maildir (and its parents), as Dovecot does. */
 		if (errno == ENOENT && !made) {
-			if (!make_maildir(d->maildir))
+			if (!maildir_make(d->maildir))
 				return fail(why, whylen, errno, "unable to create Maildir", d->maildir);
 			made = 1;
 			continue;

@@ -34,6 +34,10 @@ struct maildir_delivery {
 enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, off_t off,
 				    long long len, char *why, size_t whylen);
 
+/* Makes sure MAILDIR/tmp, new and cur exist (mode 0700), as Dovecot does on first delivery or
+ * login. 1, or 0 with errno set. */
+int maildir_make(const char *maildir);
+
 /*
  * Maildir++ quota (maildir_quota.c). maildirsize holds "<quota>S" then "<bytes> <count>" lines;
  * it is rebuilt from the file names' ",S=" sizes when missing, stale or for another quota.

@@ -104,6 +104,28 @@ static int try_key(struct userdb *u, const char *rcpt, size_t n, const char *key
 	return try_mailbox(u, key, klen, out);
 }
 
+/*
+ * The lookups for one address (key, lower-cased): alias or mailbox, then the same for the base
+ * address when the local part has an extension. 1 handled, 0 neither exists, -1 error.
+ */
+static int try_address(struct userdb *u, const char *rcpt, size_t n, const char *key, size_t klen,
+		       const char *delims, struct path *path, struct targets *out)
+{
+	int r = try_key(u, rcpt, n, key, klen, delims, path, out);
+	if (r != 0)
+		return r;
+
+	/* user+ext@domain: the same lookups for user@domain. */
+	size_t at = addr_at(key, klen);
+	size_t ext = strcspn(key, delims);
+	if (!*delims || ext == 0 || ext >= at)
+		return 0;
+	char base[USERDB_KEY_MAX];
+	memcpy(base, key, ext);
+	memcpy(base + ext, key + at, klen - at + 1);
+	return try_key(u, rcpt, n, base, ext + klen - at, delims, path, out);
+}
+
 static int expand(struct userdb *u, const char *rcpt, size_t n, const char *delims,
 		  struct path *path, struct targets *out)
 {
@@ -114,7 +136,9 @@ static int expand(struct userdb *u, const char *rcpt, size_t n, const char *deli
 		return add_failed(out, rcpt, n, "5.1.3 bad address syntax") ? 1 : -1;
 	const char *domain = rcpt + at + 1;
 	size_t dlen = n - at - 1;
-	int r = userdb_domain(u, domain, dlen);
+	const char *target;
+	size_t tlen;
+	int r = userdb_domain_target(u, domain, dlen, &target, &tlen);
 	if (r < 0)
 		return -1;
 	if (r == 0)
@@ -123,23 +147,31 @@ static int expand(struct userdb *u, const char *rcpt, size_t n, const char *deli
 	memcpy(key, rcpt, n);
 	key[n] = 0;
 	addr_lower(key, n);
-	r = try_key(u, rcpt, n, key, n, delims, path, out);
+	r = try_address(u, rcpt, n, key, n, delims, path, out);
 	if (r != 0)
 		return r;
 
-	/* user+ext@domain: the same lookups for user@domain. */
-	size_t ext = strcspn(key, delims);
-	if (*delims && ext > 0 && ext < at) {
-		char base[USERDB_KEY_MAX];
-		memcpy(base, key, ext);
-		memcpy(base + ext, key + at, n - at + 1);
-		r = try_key(u, rcpt, n, base, ext + n - at, delims, path, out);
+	/*
+	 * An alias domain (PostfixAdmin's alias_domain): local@domain is local@target, unless
+	 * domain itself has an alias or mailbox for it, and domain's own catch-all comes before
+	 * target's, as in Postfix's lookup order with PostfixAdmin's maps.
+	 */
+	char alias_key[USERDB_KEY_MAX];
+	size_t alias_len = at + 1 + tlen;
+	if (tlen && alias_len < sizeof alias_key) {
+		memcpy(alias_key, key, at + 1);
+		memcpy(alias_key + at + 1, target, tlen);
+		alias_key[alias_len] = 0;
+		addr_lower(alias_key, alias_len);
+		r = try_address(u, rcpt, n, alias_key, alias_len, delims, path, out);
 		if (r != 0)
 			return r;
 	}
 
 	/* The catch-all, "@domain". */
 	r = try_key(u, rcpt, n, key + at, n - at, delims, path, out);
+	if (r == 0 && tlen && alias_len < sizeof alias_key)
+		r = try_key(u, rcpt, n, alias_key + at, alias_len - at, delims, path, out);
 	if (r != 0)
 		return r;
 	return add_failed(out, key, n, "5.1.1 unknown user") ? 1 : -1;

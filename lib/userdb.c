@@ -81,6 +81,17 @@ int userdb_domain(struct userdb *u, const char *domain, size_t n)
 	return find(u, 'D', domain, n, &val, &vlen);
 }
 
+int userdb_domain_target(struct userdb *u, const char *domain, size_t n, const char **target,
+			 size_t *tlen)
+{
+	return find(u, 'D', domain, n, target, tlen);
+}
+
+int userdb_stamp(struct userdb *u, const char **stamp, size_t *len)
+{
+	return find(u, 'C', "", 0, stamp, len);
+}
+
 int userdb_first_domain(struct userdb *u, char *out, size_t size)
 {
 	unsigned pos;
@@ -213,9 +224,15 @@ static int put(struct userdb_make *m, char type, const char *name, size_t n, con
 	return 1;
 }
 
-int userdb_make_domain(struct userdb_make *m, const char *domain, size_t n)
+int userdb_make_domain(struct userdb_make *m, const char *domain, size_t n, const char *target,
+		       size_t tlen)
 {
-	return put(m, 'D', domain, n, "", 0, 0);
+	return put(m, 'D', domain, n, target, tlen, 0);
+}
+
+int userdb_make_stamp(struct userdb_make *m, const char *stamp, size_t n)
+{
+	return put(m, 'C', "", 0, stamp, n, 0);
 }
 
 int userdb_make_mailbox(struct userdb_make *m, const char *addr, size_t n, const char *password,

@@ -9,10 +9,12 @@
  * users.cdb: the compiled user database every hot-path lookup reads (userdb(5)).
  * Keys are a type byte and a lower-cased name:
  *   "D" domain           -> ""                               a local domain
+ *   "D" domain           -> target-domain                    an alias domain of target-domain
  *   "M" local@domain     -> password \0 maildir \0 quota     a mailbox
  *   "A" local@domain     -> target \0 target \0 ...          an alias
  *   "A" "@" domain       -> target \0 ...                    a catch-all
  *   "V"                  -> "1"                              format version
+ *   "C"                  -> stamp                            the source's change stamp (MySQL)
  */
 
 #define USERDB_KEY_MAX 1100	/* a key: type byte plus an address of up to 1003 bytes, with room */
@@ -29,6 +31,12 @@ void userdb_close(struct userdb *u);
 
 /* Lookups return 1 found, 0 not found, -1 with errno set. Names are lower-cased here. */
 int userdb_domain(struct userdb *u, const char *domain, size_t n);
+/* The same; *target (not NUL-terminated, *tlen bytes) is the target of an alias domain, or
+ * empty for a plain domain. */
+int userdb_domain_target(struct userdb *u, const char *domain, size_t n, const char **target,
+			 size_t *tlen);
+/* The change stamp userdb-compile -m stored (not NUL-terminated): 1, 0 none, -1 error. */
+int userdb_stamp(struct userdb *u, const char **stamp, size_t *len);
 /* The first local domain in the database, into out (size bytes): 1, 0 none, -1 error. */
 int userdb_first_domain(struct userdb *u, char *out, size_t size);
 
@@ -58,7 +66,10 @@ struct userdb_make {
 #define USERDB_MAKE_ZERO { .fd = -1 }
 
 int userdb_make_start(struct userdb_make *m, const char *path);
-int userdb_make_domain(struct userdb_make *m, const char *domain, size_t n);
+/* target (tlen bytes): the target domain of an alias domain; tlen 0 for a plain domain. */
+int userdb_make_domain(struct userdb_make *m, const char *domain, size_t n, const char *target,
+		       size_t tlen);
+int userdb_make_stamp(struct userdb_make *m, const char *stamp, size_t n);
 int userdb_make_mailbox(struct userdb_make *m, const char *addr, size_t n, const char *password,
 			const char *maildir, unsigned long long quota);
 int userdb_make_alias(struct userdb_make *m, const char *addr, size_t n, const char *targets,
@@ -66,17 +77,6 @@ int userdb_make_alias(struct userdb_make *m, const char *addr, size_t n, const c
 int userdb_make_finish(struct userdb_make *m);
 /* Removes the temporary file; PATH stays as it was. */
 void userdb_make_abort(struct userdb_make *m);
-
-/*
- * The text form (userdb(5)): "domain", "mailbox" and "alias" lines read from fd and added to m.
- * Returns 1; 0 with errno set on a read or write error; -1 for bad input, with the line number
- * and what is wrong in err.
- */
-struct userdb_text_error {
-	unsigned long line;
-	char what[256];
-};
-int userdb_text_compile(int fd, struct userdb_make *m, struct userdb_text_error *err);
 
 /* 1 if a mailbox path from the database is safe below MAILROOT: relative, no ".." component. */
 int userdb_maildir_safe(const char *maildir, size_t n);

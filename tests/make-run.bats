@@ -6,6 +6,7 @@
 # Loaded here, not in setup, so that the teardown below replaces the one lib/common defines.
 load lib/common
 load lib/smtp
+load lib/mariadb
 
 setup() {
 	RT=$BATS_TEST_TMPDIR/rt
@@ -19,16 +20,18 @@ teardown() {
 	for pid in $(runtime_procs | cut -d' ' -f1); do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+	mariadb_teardown
 	common_teardown
 }
 
-# runtime_procs: "PID NAME" for each s6-svscan, s6-supervise, s6-log, tcpserver, smtp-recv or
-# queue-run whose command line or working directory mentions $RT.
+# runtime_procs: "PID NAME" for each s6-svscan, s6-supervise, s6-log, tcpserver, smtp-recv,
+# queue-run or userdb-compile whose command line or working directory mentions $RT.
 runtime_procs() {
 	"$PYTHON" - "$RT" <<'PY'
 import os, sys
 rt = sys.argv[1]
-names = {"s6-svscan", "s6-supervise", "s6-log", "tcpserver", "smtp-recv", "queue-run"}
+names = {"s6-svscan", "s6-supervise", "s6-log", "tcpserver", "smtp-recv", "queue-run",
+         "userdb-compile"}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         comm = open("/proc/%s/comm" % pid).read().strip()
@@ -130,4 +133,33 @@ alice_has_mail() {
 @test "make stop when nothing runs: exit 0" {
 	run -0 make -C "$REPO" stop RUNTIME="$RT" </dev/null 3>&-
 	assert_output --partial 'postroom is not running'
+}
+
+@test "make run MYSQL_OPTIONS=...: users from MySQL, kept in step by the userdb-compile service" {
+	mariadb_setup
+	userdb-admin -m "$MDB_ADMIN_CNF" -c '' domain-add example.test
+	printf 'pw\n' | userdb-admin -m "$MDB_ADMIN_CNF" -c '' mailbox-add alice@example.test
+	run -0 make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" MYSQL_OPTIONS="$MDB_READER_CNF" \
+		</dev/null 3>&-
+	assert_output --partial 'Users: in MySQL'
+	assert_count 1 count_procs userdb-compile
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to alice@example.test
+	wait_until 20 alice_has_mail
+	# A mailbox added in MySQL is accepted once the service has compiled it (every 5 s).
+	printf 'pw\n' | userdb-admin -m "$MDB_ADMIN_CNF" -c '' mailbox-add dora@example.test
+	wait_until 100 grep -q 'compiled .* 1 domains, 2 mailboxes' "$RT/log/userdb-compile/current" ||
+		fail "$(cat "$RT/log/userdb-compile/current")"
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to dora@example.test
+	wait_until 20 sh -c '[ "$(ls "$1" 2>/dev/null | wc -l)" -ge 1 ]' _ "$RT/mail/example.test/dora/new"
+	# Back to the text file: the service goes.
+	run -0 make_run
+	assert_output --partial "Users: $RT/users.txt"
+	local i
+	for i in $(seq 100); do
+		[ "$(count_procs userdb-compile)" -eq 0 ] && break
+		sleep 0.1
+	done
+	assert_count 0 count_procs userdb-compile
 }

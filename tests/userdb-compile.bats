@@ -125,6 +125,40 @@ EOF
 	[ ! -e "${tmps[0]}" ] || fail "temporary file left: ${tmps[*]}"
 }
 
+@test "alias-domain: a D record naming the target; its addresses resolve in the target domain" {
+	users_txt 'alias-domain alias.test example.test' 'alias info@alias.test carol@example.test' \
+		'domain alias.test' >"$TXT"
+	run --separate-stderr -0 userdb-compile -f "$TXT" "$OUT"
+	run -0 dump
+	assert_line 'Dalias.test	example.test'
+	assert_line 'Dexample.test	'
+	run -0 env USERDB="$OUT" userdb-lookup alice@alias.test bob+x@alias.test team@alias.test \
+		info@alias.test nobody@alias.test
+	assert_line 'alice@alias.test	mailbox	alice@example.test	example.test/alice/	0'
+	assert_line 'bob+x@alias.test	mailbox	bob@example.test	example.test/bob/	0'
+	assert_line 'team@alias.test	mailbox	bob@example.test	example.test/bob/	0'
+	# The alias domain's own alias comes first.
+	assert_line 'info@alias.test	mailbox	carol@example.test	example.test/carol/	2000'
+	assert_line 'nobody@alias.test	failed	nobody@alias.test	5.1.1 unknown user'
+}
+
+@test "alias-domain: catch-alls, the alias domain's own before the target's" {
+	users_txt 'alias-domain a1.test example.test' 'alias-domain a2.test example.test' \
+		'alias @a1.test carol@example.test' 'alias @example.test bob@example.test' >"$TXT"
+	run --separate-stderr -0 userdb-compile -f "$TXT" "$OUT"
+	run -0 env USERDB="$OUT" userdb-lookup x@a1.test x@a2.test alice@a1.test
+	assert_line 'x@a1.test	mailbox	carol@example.test	example.test/carol/	2000'
+	assert_line 'x@a2.test	mailbox	bob@example.test	example.test/bob/	0'
+	assert_line 'alice@a1.test	mailbox	alice@example.test	example.test/alice/	0'
+}
+
+@test "bad line: alias-domain to an undeclared domain, to an alias domain, twice -> 100" {
+	assert_bad_line 6 'alias-domain a.test nowhere.test'
+	assert_bad_line 7 'alias-domain a.test example.test' 'alias-domain b.test a.test'
+	assert_bad_line 7 'alias-domain a.test example.test' 'alias-domain a.test other.test'
+	assert_bad_line 6 'alias-domain a.test'
+}
+
 @test "bad line: unknown directive -> 100, names the line, OUT.cdb untouched" {
 	assert_bad_line 6 'frobnicate alice@example.test'
 }
