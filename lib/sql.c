@@ -48,7 +48,7 @@ static const char *const defaults[SQL_NQUERIES] = {
 	/* Content checksums: cheap for a small organisation's tables, and they see every change,
 	 * including hand edits that do not touch the modified column. */
 	[SQL_STAMP] = "CHECKSUM TABLE domain, mailbox, alias, alias_domain",
-	[SQL_PASSWORD] = "SELECT m.password, m.maildir, m.active = 1 AND d.active = 1"
+	[SQL_PASSWORD] = "SELECT m.username, m.password, m.maildir, m.active = 1 AND d.active = 1"
 		" FROM mailbox m JOIN domain d ON d.domain = m.domain"
 		" WHERE m.username = '%u'",
 };
@@ -65,6 +65,9 @@ void sql_queries_free(struct sql_queries *q)
 	free(q->text);
 	sql_queries_default(q);
 }
+
+static int parse_queries(struct sql_queries *q, const char *text, const char *path, char *why,
+			 size_t whylen);
 
 static int load_bad(char *why, size_t whylen, const char *path, unsigned long line,
 		    const char *what)
@@ -110,60 +113,92 @@ parse:
 		sa_free(&text);
 		return load_bad(why, whylen, path, 0, "the file contains a NUL byte");
 	}
-	/* Continuation lines are joined in place: their newline becomes a space. */
+	int r = parse_queries(q, text.s, path, why, whylen);
+	sa_free(&text);
+	return r;
+}
+
+/* 1 if line (up to its newline) is empty, white space only, or a '#' comment. */
+static int ignored_line(const char *line)
+{
+	if (*line == '#')
+		return 1;
+	while (*line == ' ' || *line == '\t' || *line == '\r')
+		line++;
+	return *line == '\n' || *line == 0;
+}
+
+/*
+ * The queries go into a buffer of their own, each NUL-terminated: a continuation line is
+ * joined with a newline (so that an SQL "--" comment ends where the line does), comment and
+ * blank lines are left out wherever they are.
+ */
+static int parse_queries(struct sql_queries *q, const char *text, const char *path, char *why,
+			 size_t whylen)
+{
+	struct sa out = SA_ZERO;
+	long start[SQL_NQUERIES];
 	int current = -1;
 	unsigned long number = 0;
-	for (char *s = text.s, *next; *s; s = next) {
-		char *nl = strchr(s, '\n');
-		next = nl ? nl + 1 : s + strlen(s);
+
+	for (int i = 0; i < SQL_NQUERIES; i++)
+		start[i] = -1;
+	for (const char *s = text, *next; *s; s = next) {
+		const char *nl = strchr(s, '\n');
+		size_t len = nl ? (size_t)(nl - s) : strlen(s);
+		next = s + len + (nl ? 1 : 0);
 		number++;
-		if (*s == '#' || *s == '\n') {
-			memset(s, ' ', (size_t)(next - s));
-			if (nl)
-				*nl = 0;
+		if (ignored_line(s))
 			continue;
-		}
 		if (*s == ' ' || *s == '\t') {
 			if (current < 0) {
-				sa_free(&text);
+				sa_free(&out);
 				return load_bad(why, whylen, path, number,
 						"continuation line without a query before it");
 			}
-			if (s > text.s)
-				s[-1] = ' ';
-			if (nl)
-				*nl = 0;
+			if (!sa_catc(&out, '\n') || !sa_catb(&out, s, len))
+				goto nomem;
 			continue;
 		}
-		char *eq = strchr(s, '=');
-		if (!eq || (nl && eq > nl)) {
-			sa_free(&text);
+		const char *eq = memchr(s, '=', len);
+		if (!eq) {
+			sa_free(&out);
 			return load_bad(why, whylen, path, number, "expected: name = SQL");
 		}
-		char *end = eq;
+		const char *end = eq;
 		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
-		*end = 0;
 		current = -1;
 		for (int i = 0; i < SQL_NQUERIES; i++)
-			if (!strcmp(s, names[i]))
+			if (strlen(names[i]) == (size_t)(end - s) && !memcmp(s, names[i], (size_t)(end - s)))
 				current = i;
 		if (current < 0) {
-			sa_free(&text);
+			sa_free(&out);
 			return load_bad(why, whylen, path, number,
 					"unknown query name (domains, alias_domains, mailboxes, "
 					"aliases, stamp, password)");
 		}
-		char *sql = eq + 1;
+		const char *sql = eq + 1;
 		while (*sql == ' ' || *sql == '\t')
 			sql++;
-		q->q[current] = sql;
-		if (nl)
-			*nl = 0;
+		if ((out.len && !sa_cat0(&out)) || !sa_ready(&out, 1))
+			goto nomem;
+		start[current] = (long)out.len;
+		if (!sa_catb(&out, sql, (size_t)(s + len - sql)))
+			goto nomem;
 	}
+	if (!sa_cat0(&out))
+		goto nomem;
+	for (int i = 0; i < SQL_NQUERIES; i++)
+		if (start[i] >= 0)
+			q->q[i] = out.s + start[i];
 	free(q->text);
-	q->text = text.s;
+	q->text = out.s;
 	return 1;
+nomem:
+	snprintf(why, whylen, "out of memory");
+	sa_free(&out);
+	return 0;
 }
 
 MYSQL *sql_connect(const char *optfile, char *why, size_t whylen)
@@ -209,6 +244,14 @@ int sql_error_permanent(MYSQL *db)
 	default:
 		return 0;
 	}
+}
+
+int sql_error_connection(MYSQL *db)
+{
+	unsigned e = mysql_errno(db);
+
+	return (e >= CR_MIN_ERROR && e <= CR_MAX_ERROR) || e == ER_SERVER_SHUTDOWN ||
+	       e == ER_CONNECTION_KILLED;
 }
 
 int sql_each_row(MYSQL *db, const char *query, sql_row_fn *row, void *ctx, char *why,

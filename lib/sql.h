@@ -17,7 +17,7 @@ enum sql_query {
 	SQL_MAILBOXES,		/* address, password hash, maildir, quota bytes */
 	SQL_ALIASES,		/* address or @domain, comma-separated targets */
 	SQL_STAMP,		/* anything that changes whenever the rows above do */
-	SQL_PASSWORD,		/* for '%u': password hash, maildir, active (1 or 0) */
+	SQL_PASSWORD,		/* for '%u': address, password hash, maildir, active (1 or 0) */
 	SQL_NQUERIES
 };
 
@@ -45,6 +45,8 @@ MYSQL *sql_connect(const char *optfile, char *why, size_t whylen);
 
 /* 1 if the last error on db means the query itself is wrong (a retry cannot help). */
 int sql_error_permanent(MYSQL *db);
+/* 1 if it means the connection is gone (the server went away, restarted, timed it out). */
+int sql_error_connection(MYSQL *db);
 
 /*
  * Runs query and calls row for each row (NULL fields as ""); row returns 1 to go on, 0 to stop

@@ -195,7 +195,14 @@ int userdb_make_start(struct userdb_make *m, const char *path)
 		errno = e;
 		return 0;
 	}
-	return cdb_make_add(&m->cdbm, "V", 1, "1", 1) == 0;
+	m->started = 1;
+	if (cdb_make_add(&m->cdbm, "V", 1, "1", 1) != 0) {
+		int e = errno;
+		userdb_make_abort(m);
+		errno = e;
+		return 0;
+	}
+	return 1;
 }
 
 /* Adds key type+name -> val; with unique, a duplicate key gives -1 and EEXIST. */
@@ -261,6 +268,7 @@ int userdb_make_alias(struct userdb_make *m, const char *addr, size_t n, const c
 
 int userdb_make_finish(struct userdb_make *m)
 {
+	m->started = 0;
 	if (cdb_make_finish(&m->cdbm) < 0 || fsync(m->fd) < 0 || close(m->fd) < 0) {
 		int e = errno;
 		m->fd = -1;
@@ -285,6 +293,11 @@ void userdb_make_abort(struct userdb_make *m)
 {
 	int e = errno;
 
+	/* tinycdb frees its record lists only in cdb_make_finish: a long-running compiler that
+	 * gives up on a build must still call it, into the file about to be removed. */
+	if (m->started)
+		(void)cdb_make_finish(&m->cdbm);
+	m->started = 0;
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;

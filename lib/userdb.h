@@ -59,6 +59,7 @@ int userdb_alias(struct userdb *u, const char *addr, size_t n, const char **targ
  */
 struct userdb_make {
 	struct cdb_make cdbm;
+	int started;		/* cdbm holds memory that only cdb_make_finish frees */
 	int fd;
 	char *path;
 	char *tmppath;

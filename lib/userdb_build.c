@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "fmt.h"
+#include "log.h"
 #include "userdb_build.h"
 
 static int bad(struct userdb_build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -36,7 +37,7 @@ static const char *domain_target(const struct userdb_build *b, const char *name)
 
 int userdb_build_start(struct userdb_build *b, const char *path)
 {
-	b->ndomains = b->nmailboxes = b->naliases = 0;
+	b->ndomains = b->nmailboxes = b->naliases = b->skipped = 0;
 	b->why[0] = 0;
 	return userdb_make_start(&b->make, path);
 }
@@ -103,12 +104,18 @@ int userdb_build_domains_done(struct userdb_build *b)
 		size_t tlen = strlen(t);
 		if (tlen) {
 			const char *tt = domain_target(b, t);
-			if (tt && *tt)
+			if (tt && *tt && !b->lenient)
 				return bad(b, "alias domain %s: target %s is itself an alias domain", d, t);
+			if (tt && *tt) {
+				log_line("skipping a row: alias domain %s: target %s is itself an alias "
+					 "domain; %s stays a plain domain", d, t, d);
+				b->skipped++;
+				tlen = 0;
+			}
 		}
 		if (userdb_make_domain(&b->make, d, strlen(d), t, tlen) != 1)
 			return 0;
-		i = (size_t)(t - b->domains.s) + tlen + 1;
+		i = (size_t)(t - b->domains.s) + strlen(t) + 1;
 	}
 	return 1;
 }

@@ -18,6 +18,8 @@ struct userdb_build {
 	struct userdb_make make;
 	struct sa domains;	/* "name\0target\0" per domain; target empty for a plain domain */
 	unsigned long ndomains, nmailboxes, naliases;
+	int lenient;		/* set by the caller: a bad alias domain becomes a plain domain */
+	unsigned long skipped;	/* alias domains that lenient made plain */
 	char why[256];
 };
 #define USERDB_BUILD_ZERO { .make = USERDB_MAKE_ZERO, .domains = SA_ZERO }
@@ -25,7 +27,9 @@ struct userdb_build {
 int userdb_build_start(struct userdb_build *b, const char *path);
 /* A local domain; with a non-empty target, an alias domain of that (already declared) domain. */
 int userdb_build_domain(struct userdb_build *b, const char *name, const char *target);
-/* Writes the domain records; mailboxes and aliases can be added from now on. */
+/* Writes the domain records; mailboxes and aliases can be added from now on. An alias domain
+ * whose target turned out to be an alias domain itself is bad (-1), or with lenient set, a
+ * plain domain, with a log line. */
 int userdb_build_domains_done(struct userdb_build *b);
 /* quota: decimal bytes; empty, 0 or negative (PostfixAdmin's -1) mean unlimited. */
 int userdb_build_mailbox(struct userdb_build *b, const char *addr, const char *password,

@@ -102,39 +102,36 @@ static int fail(MYSQL *db, struct rows *rows, int rollback)
 }
 
 int userdb_sql_compile(MYSQL *db, const struct sql_queries *q, const char *path,
-		       const struct sa *stamp, struct userdb_sql_counts *counts, char *why,
+		       struct sa *stamp, struct userdb_sql_counts *counts, char *why,
 		       size_t whylen)
 {
 	struct rows rows = { .b = USERDB_BUILD_ZERO };
 
+	rows.b.lenient = 1;
 	if (!userdb_build_start(&rows.b, path)) {
 		snprintf(why, whylen, "unable to create a temporary file next to %s: %s", path,
 			 strerror(errno));
 		return 0;
 	}
-	if (!sql_exec(db, "START TRANSACTION WITH CONSISTENT SNAPSHOT", why, whylen)) {
+	/* REPEATABLE READ whatever the server's default: under READ COMMITTED the "snapshot"
+	 * would let each query see a different state. */
+	if (!sql_exec(db, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", why, whylen) ||
+	    !sql_exec(db, "START TRANSACTION WITH CONSISTENT SNAPSHOT", why, whylen))
 		return fail(db, &rows, 0);
-	}
+	if (!userdb_sql_stamp(db, q, stamp, why, whylen))
+		return fail(db, &rows, 1);
 	static const enum sql_query order[] = { SQL_DOMAINS, SQL_ALIAS_DOMAINS, SQL_MAILBOXES,
 						SQL_ALIASES };
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
 		rows.query = order[i];
-		if (!sql_each_row(db, q->q[order[i]], add_row, &rows, why, whylen)) {
-				return fail(db, &rows, 1);
-		}
-		if (order[i] == SQL_ALIAS_DOMAINS) {
-			int r = userdb_build_domains_done(&rows.b);
-			if (r <= 0) {
-				char ignored[256];
-				if (r < 0)
-					snprintf(why, whylen, "%s", rows.b.why);
-				else
-					snprintf(why, whylen, "unable to write %s: %s",
-						 rows.b.make.tmppath, strerror(errno));
-				userdb_build_abort(&rows.b);
-				sql_exec(db, "ROLLBACK", ignored, sizeof ignored);
-						return r < 0 ? -1 : 0;
-			}
+		if (!sql_each_row(db, q->q[order[i]], add_row, &rows, why, whylen))
+			return fail(db, &rows, 1);
+		/* Lenient, so only a write error stops it. */
+		if (order[i] == SQL_ALIAS_DOMAINS && userdb_build_domains_done(&rows.b) <= 0) {
+			snprintf(why, whylen, "unable to write %s: %s", rows.b.make.tmppath,
+				 strerror(errno));
+			rows.system_error = 1;
+			return fail(db, &rows, 1);
 		}
 	}
 	sql_exec(db, "COMMIT", why, whylen);
@@ -142,7 +139,7 @@ int userdb_sql_compile(MYSQL *db, const struct sql_queries *q, const char *path,
 	counts->domains = rows.b.ndomains;
 	counts->mailboxes = rows.b.nmailboxes;
 	counts->aliases = rows.b.naliases;
-	counts->skipped = rows.skipped;
+	counts->skipped = rows.skipped + rows.b.skipped;
 	if (!ok || !userdb_build_finish(&rows.b)) {
 		snprintf(why, whylen, "unable to write %s: %s", path, strerror(errno));
 		userdb_build_abort(&rows.b);
@@ -155,11 +152,8 @@ int userdb_sql_compile_now(MYSQL *db, const struct sql_queries *q, const char *p
 			   struct userdb_sql_counts *counts, char *why, size_t whylen)
 {
 	struct sa stamp = SA_ZERO;
-	int r = userdb_sql_stamp(db, q, &stamp, why, whylen) ? 1 :
-		sql_error_permanent(db) ? -1 : 0;
+	int r = userdb_sql_compile(db, q, path, &stamp, counts, why, whylen);
 
-	if (r > 0)
-		r = userdb_sql_compile(db, q, path, &stamp, counts, why, whylen);
 	sa_free(&stamp);
 	return r;
 }

@@ -6,8 +6,8 @@
 #include "sql.h"
 
 /*
- * users.cdb from MySQL: the stamp first, then every row in one consistent snapshot, so that the
- * CDB never mixes two states of the database, and its stamp is never newer than its rows.
+ * users.cdb from MySQL: every row and the stamp read in one consistent snapshot, so that the CDB
+ * never mixes two states of the database, and its stamp says exactly which state it holds.
  */
 
 struct userdb_sql_counts {
@@ -19,17 +19,16 @@ int userdb_sql_stamp(MYSQL *db, const struct sql_queries *q, struct sa *out, cha
 		     size_t whylen);
 
 /*
- * Compiles the database into path (atomically replaced), with stamp, which the caller took
- * with userdb_sql_stamp just before: rows read after it are never older than it says. A bad
- * row is skipped with a log line (one admin's typo must not freeze every other change).
- * Returns 1; 0 for a failure a retry may cure; -1 when it cannot (a query the server rejects
- * as wrong, an alias domain of an alias domain); why says what happened.
+ * Compiles the database into path (atomically replaced), with the stamp of the same snapshot,
+ * which is also left in stamp. A bad row is skipped with a log line (one admin's typo must not
+ * freeze every other change). Returns 1; 0 for a failure a retry may cure; -1 when it cannot
+ * (a query the server rejects as wrong); why says what happened.
  */
 int userdb_sql_compile(MYSQL *db, const struct sql_queries *q, const char *path,
-		       const struct sa *stamp, struct userdb_sql_counts *counts, char *why,
+		       struct sa *stamp, struct userdb_sql_counts *counts, char *why,
 		       size_t whylen);
 
-/* The stamp, then the compile: what a one-off compile does. Returns as userdb_sql_compile. */
+/* userdb_sql_compile without keeping the stamp. */
 int userdb_sql_compile_now(MYSQL *db, const struct sql_queries *q, const char *path,
 			   struct userdb_sql_counts *counts, char *why, size_t whylen);
 

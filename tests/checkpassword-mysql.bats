@@ -121,6 +121,21 @@ every_scheme() {
 	assert_ran sha512
 }
 
+@test "-m: only the address itself matches, not what the server's collation finds equal" {
+	run --separate-stderr -1 auth 'sha512@example.test ' pw-sha512 -m "$MDB_READER_CNF"
+	run --separate-stderr -1 auth 'sha512@exämple.test' pw-sha512 -m "$MDB_READER_CNF"
+	assert_stderr_line '.*: unknown user'
+	refute_ran
+	run --separate-stderr -0 auth 'sha512@example.test' pw-sha512 -m "$MDB_READER_CNF"
+	assert_ran sha512
+}
+
+@test "a relative MAILROOT: HOME and MAILDIR are absolute all the same" {
+	cd "$BATS_TEST_TMPDIR"
+	MAILROOT=mail run --separate-stderr -0 auth sha512@example.test pw-sha512
+	assert_ran sha512
+}
+
 @test "{PLAIN} only with -p; an unsupported scheme ({SSHA}) is refused" {
 	run --separate-stderr -1 auth plain@example.test pw-plain
 	refute_ran
@@ -207,6 +222,12 @@ every_scheme() {
 	run --separate-stderr -0 auth change@example.test new-pw
 	run --separate-stderr -1 auth change@example.test old-pw
 	userdb-admin -m "$MDB_ADMIN_CNF" -c '' mailbox-del change@example.test
+}
+
+@test "-m with an option file that cannot be read: 111, not the CDB" {
+	run --separate-stderr -111 auth sha512@example.test pw-sha512 -m "$BATS_TEST_TMPDIR/none.cnf"
+	assert_one_stderr_line checkpassword-mysql
+	refute_ran
 }
 
 @test "-m with MySQL down: the CDB answers, with a log line saying so" {

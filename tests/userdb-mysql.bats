@@ -154,7 +154,10 @@ lookups() {
 	cat >"$BATS_TEST_TMPDIR/queries" <<'EOF2'
 # only example.test, and mailboxes from another table
 domains = SELECT domain FROM domain
-	WHERE domain = 'example.test'
+# a comment and a blank line inside a query leave it whole
+
+	WHERE domain = 'example.test' -- an SQL comment ends with its line
+	AND active = 1
 mailboxes = SELECT email, pw, dir, 0 FROM accounts
 aliases = SELECT address, goto FROM alias WHERE 1 = 0
 EOF2
@@ -164,6 +167,24 @@ EOF2
 	assert_line "zed@example.test	mailbox	zed@example.test	z/zed/	0"
 	assert_line "alice@example.test	failed	alice@example.test	5.1.1 unknown user"
 	assert_line "x@other.test	remote	x@other.test"
+}
+
+@test "an alias domain of an alias domain: skipped with a log line, a plain domain; userdb-admin refuses to make one" {
+	admin domain-add chain.test
+	mdb_sql "INSERT INTO alias_domain (alias_domain, target_domain, created, modified, active)
+		VALUES ('chain.test', 'alias.test', NOW(), NOW(), 1)"
+	run --separate-stderr -0 userdb-compile -m "$MDB_READER_CNF" "$OUT"
+	mdb_sql "DELETE FROM alias_domain WHERE alias_domain = 'chain.test'"
+	assert_stderr_line 'userdb-compile: skipping a row: alias domain chain\.test: .*'
+	run -0 env USERDB="$OUT" userdb-lookup alice@chain.test alice@alias.test
+	assert_line "alice@chain.test	failed	alice@chain.test	5.1.1 unknown user"
+	assert_line "alice@alias.test	mailbox	alice@example.test	example.test/alice/	0"
+	run --separate-stderr -100 admin alias-domain-add chain.test alias.test
+	assert_equal "$stderr" "userdb-admin: fatal: alias.test is itself an alias domain"
+	run --separate-stderr -100 admin alias-domain-add example.test chain.test
+	assert_equal "$stderr" "userdb-admin: fatal: example.test is the target of an alias domain"
+	run --separate-stderr -100 admin alias-domain-add chain.test chain.test
+	admin domain-del chain.test
 }
 
 @test "errors: MySQL down -> 111 and OUT unchanged; bad option file -> 111; bad query -> 100" {
@@ -266,6 +287,19 @@ start_sync() {
 	start_sync
 	sleep 2
 	assert_equal "$(compiled_lines)" 0
+}
+
+@test "sync: a stamp query the server refuses is logged once and nothing else happens; a CDB without a stamp is compiled even when the stamp is empty" {
+	printf 'stamp = SELECT nosuchcolumn FROM domain\n' >"$BATS_TEST_TMPDIR/bad"
+	SYNC_LOG=$BATS_TEST_TMPDIR/sync.log
+	start_group "$SYNC_LOG" userdb-compile -m "$MDB_READER_CNF" -q "$BATS_TEST_TMPDIR/bad" -w 1 "$OUT"
+	wait_until 50 grep -q nosuchcolumn "$SYNC_LOG" || fail "$(cat "$SYNC_LOG")"
+	sleep 2.5
+	assert_equal "$(grep -c . "$SYNC_LOG")" 2	# started, and the one failure
+	kill_group "$BG_PID" TERM
+	printf 'stamp = SELECT 1 FROM domain WHERE 1 = 0\n' >"$BATS_TEST_TMPDIR/empty"
+	start_group "$SYNC_LOG" userdb-compile -m "$MDB_READER_CNF" -q "$BATS_TEST_TMPDIR/empty" -w 1 "$OUT"
+	wait_until 50 test -e "$OUT" || fail "no compile with an empty stamp: $(cat "$SYNC_LOG")"
 }
 
 @test "MySQL down: mail flows on the last CDB; sync logs once and keeps it; back up, a new mailbox is live within the interval" {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -53,6 +54,7 @@ struct options {
 	const char *queryfile;
 	unsigned long long delay;
 	int allow_plain;
+	struct timespec start;	/* a refusal comes delay seconds after this, whatever it cost */
 };
 
 _Noreturn static void misuse(const char *what)
@@ -112,21 +114,32 @@ static int lookup_cdb(const char *user, struct account *a)
 	return 1;
 }
 
+struct lookup {
+	const char *user;
+	struct account *a;
+};
+
 static int take_row(void *ctx, char **f, unsigned long *len, unsigned n, char *why,
 		    size_t whylen)
 {
-	struct account *a = ctx;
+	struct lookup *l = ctx;
+	struct account *a = l->a;
 
-	if (n < 3) {
-		snprintf(why, whylen, "the password query returns %u columns, it must return 3", n);
+	if (n < 4) {
+		snprintf(why, whylen, "the password query returns %u columns, it must return 4", n);
 		return 0;
 	}
-	if (a->found)
-		return 1;	/* usernames are unique in PostfixAdmin; take the first row */
+	/*
+	 * The server compares with its collation, which may find "alicé" or "alice " equal to
+	 * "alice": only the address itself, byte for byte once lower-cased, is this user.
+	 */
+	addr_lower(f[0], len[0]);
+	if (a->found || len[0] != strlen(l->user) || memcmp(f[0], l->user, len[0]))
+		return 1;
 	a->found = 1;
-	a->active = len[2] == 1 && f[2][0] == '1';
-	a->password_hash = strndup(f[0], len[0]);
-	a->maildir = strndup(f[1], len[1]);
+	a->active = len[3] == 1 && f[3][0] == '1';
+	a->password_hash = strndup(f[1], len[1]);
+	a->maildir = strndup(f[2], len[2]);
 	if (!a->password_hash || !a->maildir) {
 		snprintf(why, whylen, "out of memory");
 		return 0;
@@ -146,6 +159,9 @@ static int lookup_mysql(const struct options *o, const char *user, struct accoun
 		if (r <= 0)
 			die(EXIT_TEMP, "%s", why);
 	}
+	/* A missing or unreadable option file is a mistake to fix, not an outage to ride out. */
+	if (access(o->optfile, R_OK) != 0)
+		die_sys_code(EXIT_TEMP, "unable to read %s", o->optfile);
 	MYSQL *db = sql_connect(o->optfile, why, sizeof why);
 	if (!db) {
 		log_line("%s; asking USERDB instead", why);
@@ -156,7 +172,8 @@ static int lookup_mysql(const struct options *o, const char *user, struct accoun
 	char *query = sql_expand(db, q.q[SQL_PASSWORD], user);
 	if (!query)
 		die(EXIT_TEMP, "out of memory");
-	if (!sql_each_row(db, query, take_row, a, why, sizeof why))
+	struct lookup l = { .user = user, .a = a };
+	if (!sql_each_row(db, query, take_row, &l, why, sizeof why))
 		die(EXIT_TEMP, "%s", why);
 	free(query);
 	mysql_close(db);
@@ -173,8 +190,15 @@ _Noreturn static void refuse(const struct options *o, const struct credentials *
 	log_line("refused user \"%s\" from %s: %s",
 		 log_escape(user, sizeof user, c->user, strlen(c->user)),
 		 remote && *remote ? remote : "unknown", reason);
+	/*
+	 * Until start + delay, not for delay: an unknown user, a cheap hash and a costly one are
+	 * then refused after the same time, which tells nothing about who exists.
+	 */
+	struct timespec until = o->start;
+	until.tv_sec += (time_t)o->delay;
 	if (o->delay)
-		sleep((unsigned)o->delay);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, 0) == EINTR)
+			;
 	exit(EXIT_BAD_CREDENTIALS);
 }
 
@@ -193,6 +217,10 @@ _Noreturn static void run_prog(const struct credentials *c, const struct account
 		if (errno != ENOENT || !maildir_make(path) || chdir(path) < 0)
 			die_sys_code(EXIT_TEMP, "unable to enter %s", path);
 	}
+	/* Absolute, so that PROG can use them from anywhere, whatever MAILROOT looked like. */
+	if (!getcwd(path, sizeof path))
+		die_sys_code(EXIT_TEMP, "unable to find the absolute path of the mailbox of %s",
+			     c->user);
 	if (setenv("USER", c->user, 1) < 0 || setenv("HOME", path, 1) < 0 ||
 	    setenv("MAILDIR", path, 1) < 0)
 		die(EXIT_TEMP, "out of memory");
@@ -240,6 +268,7 @@ int main(int argc, char **argv)
 	struct credentials c;
 	struct account a = { 0 };
 
+	clock_gettime(CLOCK_MONOTONIC, &o.start);
 	parse_options(argc, argv, &o);
 	read_credentials(&c);
 	if (!o.optfile || !lookup_mysql(&o, c.user, &a))
@@ -252,8 +281,10 @@ int main(int argc, char **argv)
 		password_check_nobody(c.password);
 		refuse(&o, &c, "mailbox or domain inactive");
 	}
-	if (!userdb_maildir_safe(a.maildir, strlen(a.maildir)))
+	if (!userdb_maildir_safe(a.maildir, strlen(a.maildir))) {
+		password_check_nobody(c.password);
 		refuse(&o, &c, "unsafe maildir in the database");
+	}
 	switch (password_check(a.password_hash, strlen(a.password_hash), c.password,
 			       o.allow_plain)) {
 	case PASSWORD_OK:
@@ -261,6 +292,7 @@ int main(int argc, char **argv)
 	case PASSWORD_WRONG:
 		refuse(&o, &c, "wrong password");
 	case PASSWORD_UNUSABLE:
+		password_check_nobody(c.password);
 		refuse(&o, &c, o.allow_plain ? "password hash scheme not supported" :
 			       "password hash scheme not supported or {PLAIN} not allowed (-p)");
 	}

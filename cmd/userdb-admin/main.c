@@ -7,6 +7,7 @@
  * is live at once.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,15 +163,35 @@ static void need_domain(struct admin *a, const char *domain)
 		die(EXIT_PERM, "no such domain: %s", domain);
 }
 
+/* The terminal as it was before the password prompt turned echo off; restored on every exit. */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_quiet;
+
+static void restore_tty(void)
+{
+	if (tty_quiet)
+		tcsetattr(0, TCSAFLUSH, &saved_tty);
+	tty_quiet = 0;
+}
+
+static void restore_tty_and_die(int sig)
+{
+	restore_tty();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* The password: the first line of stdin; asked for without echo when stdin is a terminal. */
 static void read_password(char *out)
 {
-	struct termios saved, quiet;
-	int tty = isatty(0) && tcgetattr(0, &saved) == 0;
-
-	if (tty) {
-		quiet = saved;
+	if (isatty(0) && tcgetattr(0, &saved_tty) == 0) {
+		struct termios quiet = saved_tty;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		atexit(restore_tty);
+		signal(SIGINT, restore_tty_and_die);
+		signal(SIGTERM, restore_tty_and_die);
+		signal(SIGQUIT, restore_tty_and_die);
+		tty_quiet = 1;
 		tcsetattr(0, TCSAFLUSH, &quiet);
 		fputs("password: ", stderr);
 	}
@@ -186,8 +207,8 @@ static void read_password(char *out)
 			die(EXIT_PERM, "password longer than %d bytes", PASSWORD_MAX - 1);
 		out[n++] = c;
 	}
-	if (tty) {
-		tcsetattr(0, TCSAFLUSH, &saved);
+	if (tty_quiet) {
+		restore_tty();
 		fputs("\n", stderr);
 	}
 	if (n && out[n - 1] == '\r')
@@ -247,6 +268,12 @@ static void alias_domain_add(struct admin *a, char **arg)
 	const char *alias = domain_arg(arg[0]), *target = domain_arg(arg[1]);
 
 	need_domain(a, target);
+	if (!strcmp(alias, target))
+		die(EXIT_PERM, "an alias domain cannot point at itself: %s", alias);
+	if (exists(a, "alias_domain", "alias_domain", target))
+		die(EXIT_PERM, "%s is itself an alias domain", target);
+	if (exists(a, "alias_domain", "target_domain", alias))
+		die(EXIT_PERM, "%s is the target of an alias domain", alias);
 	if (!exists(a, "domain", "domain", alias))
 		run(a, "INSERT INTO domain (domain, description, transport, created, modified,"
 		       " active) VALUES (%s, %s, 'virtual', NOW(), NOW(), 1)", alias, "");
