@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # postroom: ISC license, see LICENSE.
 # users.cdb from MySQL, against a real MariaDB server holding PostfixAdmin's tables:
-# userdb-compile -m (the same lookups as the text form), its sync mode -w, userdb-admin, and
-# mail that keeps flowing while MySQL is down.
+# userdb-compile -m (the same lookups as the text form), its sync mode -w, and mail that keeps
+# flowing while MySQL is down. (userdb-admin has its own file; it fills the database here.)
 
 load lib/common
 load lib/smtp
@@ -209,48 +209,6 @@ EOF2
 	cmp "$OUT" "$OUT.saved" || fail "OUT changed"
 	local -a tmps=("$OUT".tmp.*)
 	[ ! -e "${tmps[0]}" ] || fail "temporary file left: ${tmps[*]}"
-}
-
-@test "userdb-admin: PostfixAdmin's rows; mistakes exit 100 with one line" {
-	printf 'pw\n' | admin mailbox-add New.User@Example.Test 5000
-	run -0 mdb_sql "SELECT username, name, maildir, quota, local_part, domain, active FROM mailbox WHERE username = 'new.user@example.test'"
-	assert_output "new.user@example.test		example.test/new.user/	5000	new.user	example.test	1"
-	run -0 mdb_sql "SELECT address, goto, domain, active FROM alias WHERE address = 'new.user@example.test'"
-	assert_output "new.user@example.test	new.user@example.test	example.test	1"
-	run --separate-stderr -100 admin mailbox-add new.user@example.test </dev/null
-	assert_equal "$stderr" "userdb-admin: fatal: new.user@example.test exists already"
-	run --separate-stderr -100 admin mailbox-add x@nowhere.test </dev/null
-	assert_equal "$stderr" "userdb-admin: fatal: no such domain: nowhere.test"
-	run --separate-stderr -100 admin mailbox-add x@example.test </dev/null
-	assert_stderr_line 'userdb-admin: fatal: empty password.*'
-	run --separate-stderr -100 admin alias-set x@example.test 'not an address'
-	run --separate-stderr -100 admin frobnicate
-	run --separate-stderr -100 admin mailbox-del nobody@example.test
-	run --separate-stderr -100 admin alias-del new.user@example.test
-	run -0 mdb_sql "SELECT COUNT(*) FROM mailbox WHERE username = 'x@example.test'"
-	assert_output 0
-	admin alias-set @example.test x@y.test
-	run -0 admin list example.test
-	admin alias-del @example.test
-	assert_line "mailbox	new.user@example.test	1	5000	example.test/new.user/"
-	assert_line "alias	@example.test	1	x@y.test"
-	admin mailbox-del new.user@example.test
-	run -0 mdb_sql "SELECT COUNT(*) FROM alias WHERE address = 'new.user@example.test'"
-	assert_output 0
-	run -0 admin list
-	assert_line "alias.test	1	example.test"
-	assert_line "example.test	1	"
-}
-
-@test "userdb-admin compiles USERDB (or -c) after a change" {
-	export USERDB=$OUT
-	userdb-compile -m "$MDB_READER_CNF" "$OUT"
-	printf 'pw\n' | userdb-admin -m "$MDB_ADMIN_CNF" mailbox-add fresh@example.test
-	run -0 userdb-lookup fresh@example.test
-	assert_output "fresh@example.test	mailbox	fresh@example.test	example.test/fresh/	0"
-	userdb-admin -m "$MDB_ADMIN_CNF" -c "$OUT" mailbox-del fresh@example.test
-	run -0 userdb-lookup fresh@example.test
-	assert_output "fresh@example.test	failed	fresh@example.test	5.1.1 unknown user"
 }
 
 compiled_lines() {
