@@ -12,10 +12,11 @@ static int stamp_row(void *ctx, char **f, unsigned long *len, unsigned n, char *
 {
 	struct sa *out = ctx;
 
-	(void)why, (void)whylen;
 	for (unsigned i = 0; i < n; i++)
-		if (!sa_catb(out, f[i], len[i]) || !sa_catc(out, i + 1 < n ? '\t' : '\n'))
+		if (!sa_catb(out, f[i], len[i]) || !sa_catc(out, i + 1 < n ? '\t' : '\n')) {
+			snprintf(why, whylen, "out of memory for the stamp");
 			return 0;
+		}
 	return 1;
 }
 
