@@ -53,7 +53,7 @@ static const char *const defaults[SQL_NQUERIES] = {
 		" WHERE m.username = '%u'",
 };
 
-void sql_queries_default(struct sql_queries *q)
+static void queries_default(struct sql_queries *q)
 {
 	for (int i = 0; i < SQL_NQUERIES; i++)
 		q->q[i] = defaults[i];
@@ -63,7 +63,7 @@ void sql_queries_default(struct sql_queries *q)
 void sql_queries_free(struct sql_queries *q)
 {
 	free(q->text);
-	sql_queries_default(q);
+	queries_default(q);
 }
 
 static int parse_queries(struct sql_queries *q, const char *text, const char *path, char *why,
@@ -76,9 +76,13 @@ static int load_bad(char *why, size_t whylen, const char *path, unsigned long li
 	return -1;
 }
 
-int sql_queries_load(struct sql_queries *q, const char *path, char *why, size_t whylen)
+int sql_queries_init(struct sql_queries *q, const char *path, char *why, size_t whylen)
 {
 	struct sa text = SA_ZERO;
+
+	queries_default(q);
+	if (!path)
+		return 1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {

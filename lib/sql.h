@@ -26,14 +26,13 @@ struct sql_queries {
 	char *text;		/* the file the replaced queries point into */
 };
 
-/* PostfixAdmin's queries. */
-void sql_queries_default(struct sql_queries *q);
 /*
- * Replaces queries with those of the file path ("name = SQL" lines; a line that starts with
- * white space continues the one before; '#' lines are comments). 1; 0 with errno set; -1 bad
- * file, with why.
+ * PostfixAdmin's queries, replaced by those of the file path when path is not null ("name = SQL"
+ * lines; a line that starts with white space continues the query before it; comment lines,
+ * starting with '#', and blank lines are left out). 1; 0 the file cannot be read; -1 it is
+ * malformed; why says which.
  */
-int sql_queries_load(struct sql_queries *q, const char *path, char *why, size_t whylen);
+int sql_queries_init(struct sql_queries *q, const char *path, char *why, size_t whylen);
 void sql_queries_free(struct sql_queries *q);
 
 /*

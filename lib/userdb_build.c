@@ -8,6 +8,7 @@
 #include "addr.h"
 #include "fmt.h"
 #include "log.h"
+#include "sa.h"
 #include "userdb_build.h"
 
 static int bad(struct userdb_build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -22,22 +23,30 @@ static int bad(struct userdb_build *b, const char *fmt, ...)
 	return -1;
 }
 
-/* The target of a declared domain ("" for a plain one), or 0 when it is not declared. */
-static const char *domain_target(const struct userdb_build *b, const char *name)
+static int by_name(const void *a, const void *b)
 {
-	for (size_t i = 0; i < b->domains.len;) {
-		const char *d = b->domains.s + i;
-		const char *t = d + strlen(d) + 1;
-		if (!strcmp(d, name))
-			return t;
-		i = (size_t)(t - b->domains.s) + strlen(t) + 1;
+	return strcmp(((const struct userdb_build_domain *)a)->name,
+		      ((const struct userdb_build_domain *)b)->name);
+}
+
+/* The declared domain name, or 0. A search once the list is sorted: every address of the
+ * database asks. */
+static struct userdb_build_domain *find_domain(const struct userdb_build *b, const char *name)
+{
+	if (b->domains_sorted) {
+		struct userdb_build_domain key;
+		str_copy(key.name, sizeof key.name, name);
+		return bsearch(&key, b->domains, b->ndomains, sizeof *b->domains, by_name);
 	}
+	for (size_t i = 0; i < b->ndomains; i++)
+		if (!strcmp(b->domains[i].name, name))
+			return &b->domains[i];
 	return 0;
 }
 
 int userdb_build_start(struct userdb_build *b, const char *path)
 {
-	b->ndomains = b->nmailboxes = b->naliases = b->skipped = 0;
+	b->nmailboxes = b->naliases = b->skipped = 0;
 	b->why[0] = 0;
 	return userdb_make_start(&b->make, path);
 }
@@ -63,59 +72,60 @@ int userdb_build_domain(struct userdb_build *b, const char *name, const char *ta
 	if (target && *target) {
 		if (domain_name(b, target, t, "target domain") < 0)
 			return -1;
-		const char *tt = domain_target(b, t);
-		if (!tt)
+		const struct userdb_build_domain *td = find_domain(b, t);
+		if (!td)
 			return bad(b, "alias domain %s: target %s is not a domain", d, t);
-		if (*tt)
+		if (*td->target)
 			return bad(b, "alias domain %s: target %s is itself an alias domain", d, t);
 		if (!strcmp(d, t))
 			return bad(b, "alias domain %s points at itself", d);
 	}
-	const char *old = domain_target(b, d);
+	struct userdb_build_domain *old = find_domain(b, d);
 	if (old) {
-		if (!*t || !strcmp(old, t))
+		if (!*t || !strcmp(old->target, t))
 			return 1;
-		if (*old)
+		if (*old->target)
 			return bad(b, "alias domain %s is declared twice", d);
 		/* A plain domain that is also an alias domain, as PostfixAdmin keeps them. */
-		size_t at = (size_t)(old - b->domains.s);
-		struct sa moved = SA_ZERO;
-		int ok = sa_catb(&moved, b->domains.s, at) && sa_catb(&moved, t, strlen(t) + 1) &&
-			 sa_catb(&moved, old + 1, b->domains.len - at - 1);
-		if (!ok) {
-			sa_free(&moved);
-			return 0;
-		}
-		sa_free(&b->domains);
-		b->domains = moved;
+		memcpy(old->target, t, sizeof t);
 		return 1;
 	}
-	if (!sa_catb(&b->domains, d, strlen(d) + 1) || !sa_catb(&b->domains, t, strlen(t) + 1))
-		return 0;
-	b->ndomains++;
+	if (b->ndomains == b->domains_cap) {
+		size_t cap = b->domains_cap ? 2 * b->domains_cap : 16;
+		struct userdb_build_domain *more = realloc(b->domains, cap * sizeof *more);
+		if (!more)
+			return 0;
+		b->domains = more;
+		b->domains_cap = cap;
+	}
+	struct userdb_build_domain *nd = &b->domains[b->ndomains++];
+	memcpy(nd->name, d, sizeof d);
+	memcpy(nd->target, t, sizeof t);
 	return 1;
 }
 
 int userdb_build_domains_done(struct userdb_build *b)
 {
-	for (size_t i = 0; i < b->domains.len;) {
-		const char *d = b->domains.s + i;
-		const char *t = d + strlen(d) + 1;
-		size_t tlen = strlen(t);
-		if (tlen) {
-			const char *tt = domain_target(b, t);
-			if (tt && *tt && !b->lenient)
-				return bad(b, "alias domain %s: target %s is itself an alias domain", d, t);
-			if (tt && *tt) {
-				log_line("skipping a row: alias domain %s: target %s is itself an alias "
-					 "domain; %s stays a plain domain", d, t, d);
-				b->skipped++;
-				tlen = 0;
-			}
+	qsort(b->domains, b->ndomains, sizeof *b->domains, by_name);
+	b->domains_sorted = 1;
+	for (size_t i = 0; i < b->ndomains; i++) {
+		struct userdb_build_domain *d = &b->domains[i];
+		const struct userdb_build_domain *td = *d->target ? find_domain(b, d->target) : 0;
+		if (td && *td->target) {
+			if (!b->lenient)
+				return bad(b, "alias domain %s: target %s is itself an alias domain",
+					   d->name, d->target);
+			log_line("skipping a row: alias domain %s: target %s is itself an alias domain; "
+				 "%s stays a plain domain", d->name, d->target, d->name);
+			b->skipped++;
+			d->target[0] = 0;
 		}
-		if (userdb_make_domain(&b->make, d, strlen(d), t, tlen) != 1)
+	}
+	for (size_t i = 0; i < b->ndomains; i++) {
+		const struct userdb_build_domain *d = &b->domains[i];
+		if (userdb_make_domain(&b->make, d->name, strlen(d->name), d->target,
+				       strlen(d->target)) != 1)
 			return 0;
-		i = (size_t)(t - b->domains.s) + strlen(t) + 1;
 	}
 	return 1;
 }
@@ -137,7 +147,7 @@ static int address(struct userdb_build *b, const char *a, char *out, int catchal
 		return bad(b, "bad address: %s", out);
 	}
 	const char *domain = out + addr_at(out, n) + 1;
-	if (!domain_target(b, domain))
+	if (!find_domain(b, domain))
 		return bad(b, "domain %s is not a local domain", domain);
 	return 1;
 }
@@ -207,14 +217,22 @@ int userdb_build_stamp(struct userdb_build *b, const char *stamp, size_t n)
 	return userdb_make_stamp(&b->make, stamp, n);
 }
 
+static void free_domains(struct userdb_build *b)
+{
+	free(b->domains);
+	b->domains = 0;
+	b->ndomains = b->domains_cap = 0;
+	b->domains_sorted = 0;
+}
+
 int userdb_build_finish(struct userdb_build *b)
 {
-	sa_free(&b->domains);
+	free_domains(b);
 	return userdb_make_finish(&b->make);
 }
 
 void userdb_build_abort(struct userdb_build *b)
 {
-	sa_free(&b->domains);
+	free_domains(b);
 	userdb_make_abort(&b->make);
 }

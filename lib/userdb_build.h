@@ -2,7 +2,7 @@
 #ifndef USERDB_BUILD_H
 #define USERDB_BUILD_H
 
-#include "sa.h"
+#include "addr.h"
 #include "userdb.h"
 
 /*
@@ -14,15 +14,22 @@
  * Each add returns 1; 0 with errno set (a system error: give up); -1 for a bad row, with what
  * is wrong in b->why (the caller decides whether that ends the build or skips the row).
  */
+struct userdb_build_domain {
+	char name[ADDR_DOMAIN_MAX + 1];
+	char target[ADDR_DOMAIN_MAX + 1];	/* empty for a plain domain */
+};
+
 struct userdb_build {
 	struct userdb_make make;
-	struct sa domains;	/* "name\0target\0" per domain; target empty for a plain domain */
-	unsigned long ndomains, nmailboxes, naliases;
+	struct userdb_build_domain *domains;	/* sorted by name once the domains are done */
+	size_t ndomains, domains_cap;
+	int domains_sorted;
+	unsigned long nmailboxes, naliases;
 	int lenient;		/* set by the caller: a bad alias domain becomes a plain domain */
 	unsigned long skipped;	/* alias domains that lenient made plain */
 	char why[256];
 };
-#define USERDB_BUILD_ZERO { .make = USERDB_MAKE_ZERO, .domains = SA_ZERO }
+#define USERDB_BUILD_ZERO { .make = USERDB_MAKE_ZERO }
 
 int userdb_build_start(struct userdb_build *b, const char *path);
 /* A local domain; with a non-empty target, an alias domain of that (already declared) domain. */

@@ -97,6 +97,15 @@ setup() {
 	assert_one_stderr_line userdb-admin
 }
 
+@test "userdb-admin: a bad queries file stops it before the change (100), not after" {
+	printf 'nonsense\n' >"$BATS_TEST_TMPDIR/q"
+	run --separate-stderr -100 userdb-admin -m "$MDB_ADMIN_CNF" -c "$OUT" -q "$BATS_TEST_TMPDIR/q" \
+		domain-add early.test
+	assert_equal "$stderr" "userdb-admin: fatal: $BATS_TEST_TMPDIR/q line 1: expected: name = SQL"
+	run -0 mdb_sql "SELECT COUNT(*) FROM domain WHERE domain = 'early.test'"
+	assert_output 0
+}
+
 @test "userdb-admin: the read-only user may not write; nothing is half done" {
 	run --separate-stderr userdb-admin -m "$MDB_READER_CNF" -c '' domain-add ro.test
 	[ "$status" -ne 0 ] || fail "a read-only user wrote"

@@ -153,12 +153,8 @@ static int lookup_mysql(const struct options *o, const char *user, struct accoun
 	struct sql_queries q;
 	char why[512];
 
-	sql_queries_default(&q);
-	if (o->queryfile) {
-		int r = sql_queries_load(&q, o->queryfile, why, sizeof why);
-		if (r <= 0)
-			die(EXIT_TEMP, "%s", why);
-	}
+	if (sql_queries_init(&q, o->queryfile, why, sizeof why) <= 0)
+		die(EXIT_TEMP, "%s", why);
 	/* A missing or unreadable option file is a mistake to fix, not an outage to ride out. */
 	if (access(o->optfile, R_OK) != 0)
 		die_sys_code(EXIT_TEMP, "unable to read %s", o->optfile);

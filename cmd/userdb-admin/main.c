@@ -448,22 +448,14 @@ static const struct command *find_command(const char *name, int nargs)
 }
 
 /* Compiles out again from what MySQL holds now, with the queries the sync service uses. */
-static void recompile(struct admin *a, const char *out, const char *queryfile)
+static void recompile(struct admin *a, const struct sql_queries *q, const char *out)
 {
-	struct sql_queries q;
 	struct userdb_sql_counts counts;
 	char why[512];
 
-	sql_queries_default(&q);
-	if (queryfile) {
-		int r = sql_queries_load(&q, queryfile, why, sizeof why);
-		if (r <= 0)
-			die(r < 0 ? EXIT_PERM : EXIT_TEMP, "the change is in MySQL, but %s", why);
-	}
-	int r = userdb_sql_compile_now(a->db, &q, out, &counts, why, sizeof why);
+	int r = userdb_sql_compile_now(a->db, q, out, &counts, why, sizeof why);
 	if (r <= 0)
 		die(r < 0 ? EXIT_PERM : EXIT_TEMP, "the change is in MySQL, but %s", why);
-	sql_queries_free(&q);
 }
 
 int main(int argc, char **argv)
@@ -495,16 +487,24 @@ int main(int argc, char **argv)
 		die_usage(USAGE);
 	const struct command *c = find_command(argv[optind], argc - optind - 1);
 
+	/* The queries file first: a mistake in it must stop us before the change, not after. */
+	struct sql_queries q;
 	char why[512];
+	int r = sql_queries_init(&q, queryfile, why, sizeof why);
+	if (r <= 0)
+		die(r < 0 ? EXIT_PERM : EXIT_TEMP, "%s", why);
 	a.db = sql_connect(optfile, why, sizeof why);
 	if (!a.db)
 		die(EXIT_TEMP, "%s", why);
 	/* One transaction: a mailbox never exists without its alias row, nor the other way. */
-	if (!sql_exec(a.db, "START TRANSACTION", why, sizeof why) ||
-	    (c->run(&a, argv + optind + 1), !sql_exec(a.db, "COMMIT", why, sizeof why)))
+	if (!sql_exec(a.db, "START TRANSACTION", why, sizeof why))
+		die(EXIT_TEMP, "%s", why);
+	c->run(&a, argv + optind + 1);
+	if (!sql_exec(a.db, "COMMIT", why, sizeof why))
 		die(EXIT_TEMP, "%s", why);
 	if (a.changed && out && *out)
-		recompile(&a, out, queryfile);
+		recompile(&a, &q, out);
 	mysql_close(a.db);
+	sql_queries_free(&q);
 	return 0;
 }

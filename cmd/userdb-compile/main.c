@@ -97,12 +97,9 @@ int main(int argc, char **argv)
 	}
 	struct sql_queries q;
 	char why[512];
-	sql_queries_default(&q);
-	if (queryfile) {
-		int r = sql_queries_load(&q, queryfile, why, sizeof why);
-		if (r <= 0)
-			die(r < 0 ? EXIT_PERM : EXIT_TEMP, "%s", why);
-	}
+	int r = sql_queries_init(&q, queryfile, why, sizeof why);
+	if (r <= 0)
+		die(r < 0 ? EXIT_PERM : EXIT_TEMP, "%s", why);
 	if (interval)
 		sync_forever(optfile, &q, out, (unsigned)interval);
 	compile_mysql(optfile, &q, out);

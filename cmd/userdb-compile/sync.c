@@ -80,19 +80,19 @@ static void pause_for(unsigned seconds)
 
 /*
  * Logs line, unless the previous round logged trouble of the same kind: a long outage is one
- * line, not one every interval. An empty kind forgets the last one.
+ * line, not one every interval. Clearing last (len 0) forgets it.
  */
 static void log_trouble(struct sa *last, const char *kind, const char *line)
 {
 	size_t n = strlen(kind);
 
-	if (n && last->len == n && !memcmp(last->s, kind, n))
-		return;
-	last->len = 0;
-	if (!n || !sa_catb(last, kind, n))
+	if (last->len == n && !memcmp(last->s, kind, n))
 		return;
 	char esc[LOG_LINE_MAX / 2];
 	log_line("%s", log_escape(esc, sizeof esc, line, strlen(line)));
+	last->len = 0;
+	if (!sa_catb(last, kind, n))
+		last->len = 0;	/* out of memory: the next round logs again, no worse */
 }
 
 #define UNREACHABLE "unreachable"
@@ -137,7 +137,7 @@ static int connect_db(struct sync *s)
 	/* Only an outage ends here: a compile that keeps failing is not logged again. */
 	if (s->trouble.len == strlen(UNREACHABLE) && !memcmp(s->trouble.s, UNREACHABLE, s->trouble.len)) {
 		log_line("MySQL is reachable again");
-		log_trouble(&s->trouble, "", "");
+		s->trouble.len = 0;
 	}
 	return 1;
 }
@@ -183,7 +183,7 @@ static void sync_once(struct sync *s)
 			disconnect(s);
 		return;
 	}
-	log_trouble(&s->trouble, "", "");
+	s->trouble.len = 0;
 	log_line("compiled %s: %lu domains, %lu mailboxes, %lu aliases, %lu bad rows skipped",
 		 s->out, c.domains, c.mailboxes, c.aliases, c.skipped);
 	struct sa swap = s->have;
