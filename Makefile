@@ -16,6 +16,7 @@ BIN ?= bin
 
 LIB_SRCS = \
 	lib/addr.c \
+	lib/base64.c \
 	lib/buf.c \
 	lib/die.c \
 	lib/env.c \
@@ -34,6 +35,7 @@ LIB_SRCS = \
 	lib/sql.c \
 	lib/sync.c \
 	lib/temp.c \
+	lib/ucspitls.c \
 	lib/userdb.c \
 	lib/userdb_build.c \
 	lib/userdb_sql.c \
@@ -47,6 +49,7 @@ PROGS = \
 	queue-inject \
 	queue-run \
 	smtp-recv \
+	tls-wrap \
 	userdb-admin \
 	userdb-compile \
 	userdb-lookup
@@ -63,9 +66,15 @@ queue-run_OBJS = \
 queue-run_LIBS = -lcdb
 smtp-recv_OBJS = \
 	cmd/smtp-recv/main.o \
+	cmd/smtp-recv/auth.o \
 	cmd/smtp-recv/data.o \
 	cmd/smtp-recv/session.o
 smtp-recv_LIBS = -lcdb
+tls-wrap_OBJS = \
+	cmd/tls-wrap/main.o \
+	cmd/tls-wrap/keys.o \
+	cmd/tls-wrap/relay.o
+tls-wrap_LIBS = -lssl -lcrypto
 userdb-admin_OBJS = cmd/userdb-admin/main.o
 userdb-admin_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 userdb-compile_OBJS = \
@@ -104,7 +113,7 @@ asan:
 # Debian 12 packages the project needs at build, test and run time.
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
-	libnet-ssleay-perl dnsmasq isync python3 util-linux procps
+	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -132,8 +141,11 @@ install: all
 # make run: the whole system on loopback under s6, with the demo users (etc/postroom-run).
 RUNTIME ?= $(CURDIR)/run
 SMTP_PORT ?= 2525
+SUBMISSION_PORT ?= 2587
+SMTPS_PORT ?= 2465
 run: deps all
-	@RUNTIME=$(RUNTIME) BIN=$(CURDIR)/$(BIN) SMTP_PORT=$(SMTP_PORT) etc/postroom-run start
+	@RUNTIME=$(RUNTIME) BIN=$(CURDIR)/$(BIN) SMTP_PORT=$(SMTP_PORT) \
+		SUBMISSION_PORT=$(SUBMISSION_PORT) SMTPS_PORT=$(SMTPS_PORT) etc/postroom-run start
 
 stop:
 	@RUNTIME=$(RUNTIME) etc/postroom-run stop

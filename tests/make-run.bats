@@ -11,6 +11,8 @@ load lib/mariadb
 setup() {
 	RT=$BATS_TEST_TMPDIR/rt
 	PORT=$(free_port)
+	SUBMISSION_PORT=$(free_port)
+	SMTPS_PORT=$(free_port)
 }
 
 teardown() {
@@ -31,7 +33,7 @@ runtime_procs() {
 import os, sys
 rt = sys.argv[1]
 names = {"s6-svscan", "s6-supervise", "s6-log", "tcpserver", "smtp-recv", "queue-run",
-         "userdb-compile"}
+         "userdb-compile", "tls-wrap"}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         comm = open("/proc/%s/comm" % pid).read().strip()
@@ -55,7 +57,8 @@ count_procs() {
 }
 
 make_run() {
-	make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" </dev/null 3>&-
+	make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" SUBMISSION_PORT="$SUBMISSION_PORT" \
+		SMTPS_PORT="$SMTPS_PORT" "$@" </dev/null 3>&-
 }
 
 alice_has_mail() {
@@ -66,7 +69,7 @@ alice_has_mail() {
 	run -0 make_run
 	assert_output --partial "postroom is running under s6 in $RT"
 	assert_count 1 count_procs s6-svscan
-	assert_count 1 count_procs tcpserver
+	assert_count 3 count_procs tcpserver	# smtp, submission, smtps
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test \
@@ -104,6 +107,42 @@ alice_has_mail() {
 	assert_count 1 file_count "$RT/queue/msg"
 }
 
+@test "make run: submission (STARTTLS, AUTH) and smtps (implicit TLS) take alice's mail for elsewhere" {
+	run -0 make_run
+	# What the output promises: the demo password and a swaks command that works.
+	assert_output --partial "alice's password is alice-demo"
+	local cmd=$(grep -A1 "swaks --server 127.0.0.1:$SUBMISSION_PORT --tls" <<<"$output" | tr -d '\\\n')
+	[ -n "$cmd" ] || fail "no swaks command for submission in the output"
+	run -0 eval "$cmd --helo client.example.org --timeout 10"
+	assert_line --regexp '^ *<~  235 2\.7\.0 authentication successful$'
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9.]+$'
+	# Implicit TLS, TLS 1.3, on the smtps port.
+	run -0 bash -c "printf 'EHLO client.example.org\nQUIT\n' |
+		openssl s_client -connect 127.0.0.1:$SMTPS_PORT -crlf -ign_eof -brief 2>&1 | tr -d '\\r'"
+	assert_line 'Protocol version: TLSv1.3'
+	assert_line '220 mx.example.test ESMTP postroom'
+	assert_line '250-AUTH PLAIN LOGIN'
+	run -0 swaks --server "127.0.0.1:$SMTPS_PORT" --helo client.example.org --timeout 10 --tlsc \
+		--auth-user bob@example.test --auth-password bob-demo \
+		--from bob@example.test --to other@remote.example
+	# Without AUTH, submission relays nothing; with AUTH, not from someone else's address.
+	run swaks --server "127.0.0.1:$SUBMISSION_PORT" --helo client.example.org --timeout 10 \
+		--tls --from alice@example.test --to someone@remote.example
+	assert_line --regexp '^ *<~\* 554 5\.7\.1 relay access denied$'
+	run swaks --server "127.0.0.1:$SUBMISSION_PORT" --helo client.example.org --timeout 10 \
+		--tls --auth-user bob@example.test --auth-password bob-demo \
+		--from alice@example.test --to someone@remote.example
+	assert_line --regexp '^ *<~\* 553 5\.7\.1 sender <alice@example\.test> is not owned by user bob@example\.test$'
+	# Both waits in the queue for remote delivery; the port-2525 service offers STARTTLS.
+	wait_until 20 sh -c '[ "$(grep -c "result=deferred" "$1")" -ge 2 ]' _ "$RT/log/queue-run/current"
+	assert_count 2 file_count "$RT/queue/msg"
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 --tls \
+		--from someone@example.org --to alice@example.test
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as '
+	grep -q 'starttls client=127.0.0.1 protocol=TLSv1.3' "$RT/log/smtp/current"
+	[ -s "$RT/tls/cert.pem" ] && [ "$(stat -c %a "$RT/tls/key.pem")" = 600 ]
+}
+
 @test "make stop leaves no s6-svscan, s6-supervise, tcpserver or queue-run of the runtime behind" {
 	run -0 make_run
 	assert_count 1 count_procs s6-svscan
@@ -123,7 +162,7 @@ alice_has_mail() {
 	run -0 make_run
 	assert_equal "$(cat "$RT/s6-svscan.pid")" "$pid"
 	assert_count 1 count_procs s6-svscan
-	assert_count 1 count_procs tcpserver
+	assert_count 3 count_procs tcpserver
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test
@@ -139,8 +178,7 @@ alice_has_mail() {
 	mariadb_setup
 	userdb-admin -m "$MDB_ADMIN_CNF" -c '' domain-add example.test
 	printf 'pw\n' | userdb-admin -m "$MDB_ADMIN_CNF" -c '' mailbox-add alice@example.test
-	run -0 make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" MYSQL_OPTIONS="$MDB_READER_CNF" \
-		</dev/null 3>&-
+	run -0 make_run MYSQL_OPTIONS="$MDB_READER_CNF"
 	assert_output --partial 'Users: in MySQL'
 	assert_count 1 count_procs userdb-compile
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
@@ -153,6 +191,12 @@ alice_has_mail() {
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to dora@example.test
 	wait_until 20 sh -c '[ "$(ls "$1" 2>/dev/null | wc -l)" -ge 1 ]' _ "$RT/mail/example.test/dora/new"
+	# Submission checks passwords in MySQL.
+	run -0 swaks --server "127.0.0.1:$SUBMISSION_PORT" --helo client.example.org --timeout 10 \
+		--tls --auth-user dora@example.test --auth-password pw \
+		--from dora@example.test --to someone@remote.example
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as '
+	grep -q 'authenticated dora@example.test from 127.0.0.1 (mysql)' "$RT/log/submission/current"
 	# Back to the text file: the service goes.
 	run -0 make_run
 	assert_output --partial "Users: $RT/users.txt"

@@ -163,7 +163,7 @@ EOF
 250 2.0.0 ok
 250 2.0.0 ok
 252 2.5.0 cannot verify, but will accept mail and attempt delivery
-214 2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP
+214 2.0.0 commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP
 502 5.5.1 command not implemented
 502 5.5.1 command not implemented
 502 5.5.1 command not implemented

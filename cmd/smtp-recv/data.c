@@ -19,19 +19,26 @@
 
 static void received(struct session *s, struct inject *j)
 {
-	char date[64], line[2048];	/* room for the longest helo, host name and recipient */
+	char date[64], line[2304];	/* room for the longest helo, TLS details, host name, recipient */
 	time_t now = time(0);
 	struct tm tm;
 
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
-	const char *with = s->hello == 2 ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP";
+	/* RFC 3848 and RFC 6531: S for TLS, A for AUTH. */
+	char with[16];
+	snprintf(with, sizeof with, "%s%s%s", s->hello == 2 ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
+		 s->tls_on ? "S" : "", s->authuser[0] ? "A" : "");
+	char tls[256] = "";
+	const char *protocol = getenv("SSL_PROTOCOL"), *cipher = getenv("SSL_CIPHER");
+	if (s->tls_on && protocol && cipher && strlen(protocol) + strlen(cipher) < 100)
+		snprintf(tls, sizeof tls, "\n\t(using %s with cipher %s)", protocol, cipher);
 	/* "for" only with one recipient: a list of them would tell each who else got it. */
 	char forwho[320] = "";
 	if (s->nrcpt == 1 && strlen(s->rcpts.s) < 300)
 		snprintf(forwho, sizeof forwho, "\n\tfor <%s>", s->rcpts.s);
 	int n = snprintf(line, sizeof line,
-			 "Received: from %s ([%s])\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
-			 s->helo, s->c->remoteip, s->c->hostname, with, j->id, forwho, date);
+			 "Received: from %s ([%s])%s\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
+			 s->helo, s->c->remoteip, tls, s->c->hostname, with, j->id, forwho, date);
 	if (n > 0 && (size_t)n < sizeof line)
 		inject_put(j, line, (size_t)n);
 }
@@ -48,8 +55,10 @@ static void log_message(struct session *s, struct inject *j, unsigned long long 
 		log_escape(esc, sizeof esc, r, strlen(r));
 		o += (size_t)snprintf(to + o, sizeof to - o, "%s<%s>", i ? "," : "", esc);
 	}
-	log_line("%ld %s accepted from=<%s> to=%s nrcpt=%zu size=%llu client=%s", (long)getpid(),
-		 j->id, from, to, s->nrcpt, size, s->c->remoteip);
+	log_line("%ld %s accepted from=<%s> to=%s nrcpt=%zu size=%llu client=%s%s%s%s%s",
+		 (long)getpid(), j->id, from, to, s->nrcpt, size, s->c->remoteip,
+		 s->tls_on ? " tls=" : "", s->tls_on && getenv("SSL_PROTOCOL") ? getenv("SSL_PROTOCOL") : "",
+		 s->authuser[0] ? " user=" : "", s->authuser);
 }
 
 void smtp_data(struct session *s)

@@ -7,13 +7,46 @@
  */
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "die.h"
 #include "env.h"
 #include "smtp-recv.h"
+#include "ucspitls.h"
 
 const char *PROG = "smtp-recv";
+
+/* CHECKPASSWORD="checkpassword-mysql -m /etc/postroom/mysql.cnf true": words split at blanks,
+   with no quoting, as a command line in a run script would be written. */
+static char **words(const char *line)
+{
+	static char copy[4096];
+	static char *argv[64];
+	size_t n = 0;
+
+	if (!line || !*line)
+		return 0;
+	if (strlen(line) >= sizeof copy)
+		die(EXIT_PERM, "CHECKPASSWORD is too long");
+	strcpy(copy, line);
+	for (char *w = strtok(copy, " \t"); w; w = strtok(0, " \t")) {
+		if (n == sizeof argv / sizeof *argv - 1)
+			die(EXIT_PERM, "CHECKPASSWORD has too many words");
+		argv[n++] = w;
+	}
+	argv[n] = 0;
+	return n ? argv : 0;
+}
+
+static int flag(const char *name)
+{
+	unsigned long v;
+
+	if (!env_ulong(name, 0, 0, 1, &v))
+		die(EXIT_PERM, "%s must be 0 or 1", name);
+	return v == 1;
+}
 
 static void number(const char *name, unsigned long def, unsigned long min, unsigned long max,
 		   unsigned long *out)
@@ -52,9 +85,21 @@ int main(int argc, char **argv)
 	number("SMTP_TEXT_MAX", 1000, 1000, 1048576, &c.text_max);
 	number("SMTP_TIMEOUT", 300, 1, 86400, &c.timeout);
 	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c.data_timeout);
+	c.checkpassword = words(getenv("CHECKPASSWORD"));
+	c.auth_plaintext = flag("SMTP_AUTH_PLAINTEXT");
+	c.auth_required = flag("SMTP_AUTH_REQUIRED");
+	c.sender_login = flag("SMTP_SENDER_LOGIN");
+	c.tls_required = ucspitls_required();
+	number("SMTP_AUTH_MAXFAIL", 3, 1, 1000, &c.auth_maxfail);
+	number("SMTP_AUTH_TIMEOUT", 60, 1, 3600, &c.auth_timeout);
+	if (c.auth_required && !c.checkpassword)
+		die(EXIT_PERM, "SMTP_AUTH_REQUIRED is set but CHECKPASSWORD is not");
 
 	signal(SIGPIPE, SIG_IGN);
 	s.c = &c;
 	s.db.fd = -1;
+	s.tls_offer = ucspitls_available(&s.tls);
+	/* Under tls-wrap without -n the handshake is done before we start. */
+	s.tls_on = !s.tls_offer && getenv("SSL_PROTOCOL") && *getenv("SSL_PROTOCOL");
 	return session_run(&s);
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "smtp-recv.h"
+#include "ucspitls.h"
 
 void reply(struct session *s, const char *line)
 {
@@ -40,7 +41,7 @@ void session_end(struct session *s, const char *line, int code)
 	exit(code);
 }
 
-static void error(struct session *s, const char *line)
+void error(struct session *s, const char *line)
 {
 	reply(s, line);
 	if (++s->errors >= s->c->maxerrors)
@@ -56,8 +57,7 @@ void session_reset(struct session *s)
 	s->nrcpt = 0;
 }
 
-/* "VERB rest": 1 if line starts with verb (any case) followed by end or a space. */
-static int is_verb(const char *line, const char *verb, const char **rest)
+int is_verb(const char *line, const char *verb, const char **rest)
 {
 	size_t n = strlen(verb);
 
@@ -97,7 +97,55 @@ static void do_helo(struct session *s, const char *arg, int ehlo)
 	reply(s, line);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->tls_offer && !s->tls_on)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 SMTPUTF8");
+}
+
+/* RFC 3207: the reply goes out in cleartext, then everything about the session is forgotten,
+   including whatever the client sent after STARTTLS before the handshake (CVE-2011-0411). */
+static void do_starttls(struct session *s, const char *arg)
+{
+	if (*arg) {
+		error(s, "501 5.5.4 STARTTLS takes no argument");
+		return;
+	}
+	if (!s->tls_offer || s->tls_on) {
+		error(s, s->tls_on ? "503 5.5.1 TLS is already on" : "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	reply(s, "220 2.0.0 ready to start TLS");
+	if (!buf_flush(&s->out))
+		session_end(s, 0, EXIT_TEMP);
+	size_t injected = buf_unread(&s->in);
+	buf_discard(&s->in);
+	if (!ucspitls_start(&s->tls)) {
+		log_line("%ld disconnect client=%s reason=\"TLS handshake failed\" messages=%lu exit=0",
+			 (long)getpid(), s->c->remoteip, s->messages);
+		exit(0);
+	}
+	s->tls_on = 1;
+	s->hello = 0;
+	s->helo[0] = 0;
+	s->authuser[0] = 0;
+	session_reset(s);
+	log_line("%ld starttls client=%s protocol=%s cipher=%s", (long)getpid(), s->c->remoteip,
+		 getenv("SSL_PROTOCOL") ? getenv("SSL_PROTOCOL") : "unknown",
+		 getenv("SSL_CIPHER") ? getenv("SSL_CIPHER") : "unknown");
+	if (injected)
+		log_line("%ld discarded %zu bytes sent after STARTTLS before the handshake client=%s",
+			 (long)getpid(), injected, s->c->remoteip);
+}
+
+/* UCSPITLS=!: nothing private happens before TLS. 1 if the command may go on. */
+static int tls_gate(struct session *s)
+{
+	if (!s->c->tls_required || s->tls_on)
+		return 1;
+	error(s, "530 5.7.0 must issue a STARTTLS command first");
+	return 0;
 }
 
 /* Finds the end of "<...>" at s, minding quoted local parts; 0 if there is none. */
@@ -160,6 +208,12 @@ static void do_mail(struct session *s, const char *arg)
 		error(s, "503 5.5.1 nested MAIL command");
 		return;
 	}
+	if (!tls_gate(s))
+		return;
+	if (s->c->auth_required && !s->authuser[0]) {
+		error(s, "530 5.7.0 authentication required");
+		return;
+	}
 	if (!split_path(arg, "FROM:", &path, &len, &params)) {
 		error(s, "501 5.5.4 syntax: MAIL FROM:<address>");
 		return;
@@ -191,6 +245,8 @@ static void do_mail(struct session *s, const char *arg)
 			/* Both are stored as they come. */
 		} else if (!strcasecmp(p, "SMTPUTF8")) {
 			utf8 = 1;
+		} else if (!strncasecmp(p, "AUTH=", 5) && s->c->checkpassword) {
+			/* RFC 4954 section 5: accepted; we vouch for no other sender's identity. */
 		} else {
 			error(s, "555 5.5.4 unsupported MAIL parameter");
 			return;
@@ -211,6 +267,8 @@ static void do_mail(struct session *s, const char *arg)
 				 : "501 5.1.7 bad sender address syntax");
 		return;
 	}
+	if (!sender_allowed(s, path + start, alen))
+		return;
 	session_reset(s);
 	if (!sa_catb(&s->sender, path + start, alen) || !sa_terminate(&s->sender))
 		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
@@ -246,8 +304,8 @@ static int known_local(struct session *s, const char *rcpt, size_t n, const char
 	return deliverable;
 }
 
-/* Opens users.cdb at the first RCPT; 0 (and a 451 said) when it cannot be read. */
-static int open_userdb(struct session *s)
+/* Opens users.cdb at the first need; 0 (and a 451 said) when it cannot be read. */
+int open_userdb(struct session *s)
 {
 	if (s->db_open)
 		return 1;
@@ -339,7 +397,7 @@ static void do_rcpt(struct session *s, const char *arg)
 			error(s, why);
 			return;
 		}
-	} else if (local == 0 && !s->c->relayclient) {
+	} else if (local == 0 && !s->c->relayclient && !s->authuser[0]) {
 		why = "554 5.7.1 relay access denied";
 		log_reject(s, rcpt, alen, why);
 		error(s, why);
@@ -378,6 +436,11 @@ static void command(struct session *s, char *line)
 			error(s, "554 5.5.1 no valid recipients");
 		else
 			smtp_data(s);
+	} else if (is_verb(line, "STARTTLS", &arg)) {
+		do_starttls(s, arg);
+	} else if (is_verb(line, "AUTH", &arg)) {
+		if (tls_gate(s))
+			do_auth(s, arg);
 	} else if (is_verb(line, "RSET", &arg)) {
 		session_reset(s);
 		reply(s, "250 2.0.0 ok");
@@ -388,7 +451,7 @@ static void command(struct session *s, char *line)
 	else if (is_verb(line, "VRFY", &arg))
 		reply(s, "252 2.5.0 cannot verify, but will accept mail and attempt delivery");
 	else if (is_verb(line, "HELP", &arg))
-		reply(s, "214 2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+		reply(s, "214 2.0.0 commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 	else if (is_verb(line, "EXPN", &arg) || is_verb(line, "BDAT", &arg) ||
 		 is_verb(line, "TURN", &arg) || is_verb(line, "ETRN", &arg))
 		error(s, "502 5.5.1 command not implemented");
@@ -396,9 +459,37 @@ static void command(struct session *s, char *line)
 		error(s, "500 5.5.2 command not recognized");
 }
 
+int read_line(struct session *s, char *line, size_t max, size_t *len)
+{
+	enum getln_result r = getln(&s->in, line, max, len, '\n');
+
+	if (r == GETLN_ERR && errno == ETIMEDOUT)
+		session_end(s, "421 4.4.2 timeout, closing connection", 0);
+	if (r == GETLN_ERR || r == GETLN_EOF)
+		session_end(s, 0, 0);
+	if (++s->commands > s->c->maxcommands)
+		session_end(s, "421 4.7.0 too many commands, closing connection", 0);
+	if (r == GETLN_TOOLONG) {
+		error(s, "500 5.5.6 line too long");
+		return 0;
+	}
+	/* CRLF, or a bare LF from a hand-typed session. */
+	(*len)--;
+	if (*len && line[*len - 1] == '\r')
+		(*len)--;
+	line[*len] = 0;
+	if (memchr(line, 0, *len) || memchr(line, '\r', *len)) {
+		error(s, "500 5.5.2 bad characters in command");
+		return 0;
+	}
+	return 1;
+}
+
 int session_run(struct session *s)
 {
-	char line[65536 + 1];
+	/* AUTH's initial response may be longer than a command (RFC 4954 section 4). */
+	char line[AUTH_LINE_MAX > 65536 ? AUTH_LINE_MAX + 1 : 65536 + 1];
+	size_t max = s->c->line_max > AUTH_LINE_MAX ? s->c->line_max : AUTH_LINE_MAX;
 	char greeting[300];
 	size_t len;
 
@@ -406,29 +497,17 @@ int session_run(struct session *s)
 	buf_init(&s->out, 1, s->outspace, sizeof s->outspace);
 	s->in.flush_first = &s->out;
 	s->in.timeout_ms = (int)(s->c->timeout * 1000);
-	log_line("%ld connect client=%s local=%s", (long)getpid(), s->c->remoteip, s->c->localip);
+	log_line("%ld connect client=%s local=%s%s%s", (long)getpid(), s->c->remoteip, s->c->localip,
+		 s->tls_on ? " tls=" : "", s->tls_on ? getenv("SSL_PROTOCOL") : "");
 	snprintf(greeting, sizeof greeting, "220 %s ESMTP postroom", s->c->hostname);
 	reply(s, greeting);
 
 	for (;;) {
-		enum getln_result r = getln(&s->in, line, s->c->line_max, &len, '\n');
-		if (r == GETLN_ERR && errno == ETIMEDOUT)
-			session_end(s, "421 4.4.2 timeout, closing connection", 0);
-		if (r == GETLN_ERR || r == GETLN_EOF)
-			session_end(s, 0, 0);
-		if (++s->commands > s->c->maxcommands)
-			session_end(s, "421 4.7.0 too many commands, closing connection", 0);
-		if (r == GETLN_TOOLONG) {
-			error(s, "500 5.5.6 line too long");
+		const char *arg;
+		if (!read_line(s, line, max, &len))
 			continue;
-		}
-		/* CRLF, or a bare LF from a hand-typed session. */
-		len--;
-		if (len && line[len - 1] == '\r')
-			len--;
-		line[len] = 0;
-		if (memchr(line, 0, len) || memchr(line, '\r', len)) {
-			error(s, "500 5.5.2 bad characters in command");
+		if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg)) {
+			error(s, "500 5.5.6 line too long");
 			continue;
 		}
 		command(s, line);

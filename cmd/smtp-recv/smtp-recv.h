@@ -6,7 +6,11 @@
 
 #include "buf.h"
 #include "sa.h"
+#include "ucspitls.h"
 #include "userdb.h"
+
+/* RFC 4954 section 4: an AUTH line may be longer than any other command. */
+#define AUTH_LINE_MAX 12288
 
 /* What main read from the environment; frozen before the session starts. */
 struct config {
@@ -18,6 +22,13 @@ struct config {
 	const char *remoteip;
 	const char *localip;
 	int relayclient;
+	char **checkpassword;		/* CHECKPASSWORD as words, or 0: no AUTH */
+	int auth_plaintext;		/* SMTP_AUTH_PLAINTEXT: AUTH without TLS */
+	int auth_required;		/* SMTP_AUTH_REQUIRED: no mail without AUTH */
+	int sender_login;		/* SMTP_SENDER_LOGIN: senders must be the user's */
+	int tls_required;		/* UCSPITLS=!: no AUTH or mail before STARTTLS */
+	unsigned long auth_maxfail;	/* failed AUTHs before the connection closes */
+	unsigned long auth_timeout;	/* seconds for the checkpassword program */
 	unsigned long databytes;	/* message size limit (SIZE) */
 	unsigned long maxrcpt;
 	unsigned long maxerrors;
@@ -46,6 +57,11 @@ struct session {
 	unsigned long messages;
 	struct userdb db;
 	int db_open;
+	struct ucspitls tls;
+	int tls_offer;		/* STARTTLS can be offered (UCSPI-TLS) */
+	int tls_on;		/* TLS from the start (tls-wrap without -n), or after STARTTLS */
+	char authuser[256];	/* after AUTH: the user, lower-cased; "" before */
+	unsigned long auth_failures;
 };
 
 /* session.c: the command loop; returns the exit code. */
@@ -56,6 +72,20 @@ void reply(struct session *s, const char *line);
 void session_reset(struct session *s);
 /* Ends the session after a last reply, with a log line. */
 _Noreturn void session_end(struct session *s, const char *line, int code);
+/* A reply that counts as an error; too many end the session. */
+void error(struct session *s, const char *line);
+/* Reads a command or AUTH line into line (NUL-terminated, CRLF gone); 0 when it was refused
+   (too long, bad bytes) with the error said. Ends the session at end of input or timeout. */
+int read_line(struct session *s, char *line, size_t max, size_t *len);
+/* "VERB rest": 1 if line starts with verb (any case) followed by end or a space. */
+int is_verb(const char *line, const char *verb, const char **rest);
+int open_userdb(struct session *s);
+
+/* auth.c: SMTP AUTH (RFC 4954) through a checkpassword program. */
+int auth_offered(const struct session *s);
+void do_auth(struct session *s, const char *arg);
+/* SMTP_SENDER_LOGIN: 1 if an authenticated user may use this sender, else 0 (reply said). */
+int sender_allowed(struct session *s, const char *sender, size_t n);
 
 /* data.c: DATA, from 354 to the final reply. */
 void smtp_data(struct session *s);

@@ -17,7 +17,9 @@ TESTLIB=$REPO/tests/lib
 # Nothing from the caller's environment may point the programs at a real queue, user database
 # or mail store, or change how they resolve and deliver: each test sets what it needs.
 unset QUEUEDIR USERDB MAILROOT LOCALDELIVERY RECIPIENT_DELIMITER OVERQUOTA QUOTA SENDER RECIPIENT \
-	QMAILQUEUE RELAYCLIENT
+	QMAILQUEUE RELAYCLIENT CHECKPASSWORD SMTP_AUTH_PLAINTEXT SMTP_AUTH_REQUIRED SMTP_AUTH_MAXFAIL \
+	SMTP_AUTH_TIMEOUT SMTP_SENDER_LOGIN UCSPITLS SSLCTLFD SSLREADFD SSLWRITEFD SSL_PROTOCOL \
+	SSL_CIPHER SSL_TLS_SNI_SERVERNAME CERTFILE KEYFILE TLS_UID TLS_GID
 
 # A fast Python (a pyenv shim takes ~0.4 s to start).
 if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
@@ -296,7 +298,7 @@ make_private_dir() {
 	chmod 0755 "$PRIVATE_DIR"
 	mkdir -m 0755 "$PRIVATE_DIR/bin"
 	local prog
-	for prog in queue-init queue-inject queue-run maildir-deliver userdb-compile; do
+	for prog in queue-init queue-inject queue-run maildir-deliver userdb-compile tls-wrap; do
 		[ -x "$BIN/$prog" ] && cp "$BIN/$prog" "$PRIVATE_DIR/bin/$prog"
 	done
 	chmod -R a+rX "$PRIVATE_DIR/bin"

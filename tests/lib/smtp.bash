@@ -6,12 +6,17 @@
 #                             taken off, and the exit code is smtp-recv's
 #   smtp_raw [VAR=V...]       the same, with stdin sent to smtp-recv byte for byte
 #   free_port                 a TCP port on 127.0.0.1 that was free a moment ago
+#   start_server [VAR=V...] [-TCPSERVER-OPTION...] -- PROG [ARG...]  (options in one word: -xFILE)
+#                             tcpserver -HR on 127.0.0.1:$SERVER_PORT (a free port) running
+#                             PROG with VAR=V in its environment, stderr to $SERVER_LOG
+#   stop_server               kills the sessions and what they run, then tcpserver, by pid; a
+#                             test file that starts a server loads lib/common at the top level
+#                             (not in setup) and calls it in its own teardown, with
+#                             common_teardown
 #   start_tcpserver [relay] [VAR=V...]
-#                             smtp-recv under tcpserver on 127.0.0.1:$SMTP_PORT (a free port);
-#                             with "relay", tcprules gives RELAYCLIENT to 127.0.0.1
-#   stop_tcpserver            kills what start_tcpserver started, by pid; a test file that uses
-#                             start_tcpserver loads lib/common at the top level (not in setup)
-#                             and calls it in its own teardown, with common_teardown
+#                             smtp-recv under start_server, as $SMTP_PORT and $SMTP_LOG; with
+#                             "relay", tcprules gives RELAYCLIENT to 127.0.0.1
+#   stop_tcpserver            stop_server
 #   odd_message FILE          writes a message (LF line ends) full of awkward bytes
 #   smtp_wire FILE            FILE (LF) as DATA sends it: CRLF, dot-stuffed, no final dot
 #   strip_added FILE          FILE without the Return-Path, Delivered-To and Received lines that
@@ -59,14 +64,54 @@ s.close()
 PY
 }
 
-# tcpserver_up: tcpserver is alive and its port answers (for wait_until).
-tcpserver_up() {
-	kill -0 "$TCPSERVER_PID" 2>/dev/null || return 2
-	port_answers "$SMTP_PORT"
+# server_up: tcpserver is alive and its port answers (for wait_until).
+server_up() {
+	kill -0 "$SERVER_PID" 2>/dev/null || return 2
+	port_answers "$SERVER_PORT"
+}
+
+start_server() {
+	local vars=() opts=() try
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		case $1 in
+		-*) opts+=("$1") ;;
+		*) vars+=("$1") ;;
+		esac
+		shift
+	done
+	shift
+	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
+	# The port may be taken between free_port and the bind: try a few.
+	for try in 1 2 3 4 5; do
+		SERVER_PORT=$(free_port)
+		env -u RELAYCLIENT "${vars[@]}" tcpserver -HR -l 0 "${opts[@]}" 127.0.0.1 "$SERVER_PORT" "$@" \
+			</dev/null >/dev/null 2>>"$SERVER_LOG" 3>&- &
+		SERVER_PID=$!
+		if wait_until 50 server_up; then
+			return 0
+		fi
+		stop_server
+	done
+	echo "start_server: tcpserver did not come up; $SERVER_LOG:" >&2
+	cat "$SERVER_LOG" >&2
+	return 1
+}
+
+stop_server() {
+	[ -n "${SERVER_PID:-}" ] || return 0
+	local child
+	# tcpserver's sessions, and what they run (smtp-recv under tls-wrap), then tcpserver.
+	for child in $(pgrep -P "$SERVER_PID"); do
+		pkill -TERM -P "$child" 2>/dev/null || true
+		kill -TERM "$child" 2>/dev/null || true
+	done
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
 }
 
 start_tcpserver() {
-	local relay=0 try
+	local relay=0
 	if [ "${1:-}" = relay ]; then
 		relay=1
 		shift
@@ -78,32 +123,13 @@ start_tcpserver() {
 		printf ':allow\n' >"$rules"
 	fi
 	tcprules "$rules.cdb" "$rules.tmp" <"$rules" || return 1
-	SMTP_LOG=$BATS_TEST_TMPDIR/smtp.log
-	# The port may be taken between free_port and the bind: try a few.
-	for try in 1 2 3 4 5; do
-		SMTP_PORT=$(free_port)
-		env -u RELAYCLIENT SMTP_HOSTNAME=mx.example.test "$@" \
-			tcpserver -HR -l 0 -x "$rules.cdb" 127.0.0.1 "$SMTP_PORT" \
-			"$(command -v smtp-recv)" </dev/null >/dev/null 2>>"$SMTP_LOG" 3>&- &
-		TCPSERVER_PID=$!
-		if wait_until 50 tcpserver_up; then
-			export SMTP_PORT TCPSERVER_PID SMTP_LOG
-			return 0
-		fi
-		stop_tcpserver
-	done
-	echo "start_tcpserver: tcpserver did not come up; $SMTP_LOG:" >&2
-	cat "$SMTP_LOG" >&2
-	return 1
+	start_server SMTP_HOSTNAME=mx.example.test "$@" "-x$rules.cdb" -- "$(command -v smtp-recv)" ||
+		return 1
+	export SMTP_PORT=$SERVER_PORT SMTP_LOG=$SERVER_LOG
 }
 
 stop_tcpserver() {
-	[ -n "${TCPSERVER_PID:-}" ] || return 0
-	# The sessions it started first, then tcpserver itself.
-	pkill -TERM -P "$TCPSERVER_PID" 2>/dev/null || true
-	kill -TERM "$TCPSERVER_PID" 2>/dev/null || true
-	wait "$TCPSERVER_PID" 2>/dev/null || true
-	TCPSERVER_PID=
+	stop_server
 }
 
 odd_message() {

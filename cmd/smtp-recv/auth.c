@@ -1,0 +1,266 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * SMTP AUTH (RFC 4954), PLAIN (RFC 4616) and LOGIN. smtp-recv never sees a password hash: it
+ * hands user and password to the checkpassword program named by CHECKPASSWORD on fd 3, as
+ * qmail-popup does, and takes its exit code as the answer.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "buf.h"
+#include "die.h"
+#include "log.h"
+#include "resolve.h"
+#include "smtp-recv.h"
+
+/* What the checkpassword interface carries: user, password and a timestamp in 512 bytes. */
+#define CREDENTIALS_MAX 512
+/* What an AUTH line can hold once decoded: longer credentials are refused, not misread. */
+#define DECODED_MAX (AUTH_LINE_MAX / 4 * 3)
+
+int auth_offered(const struct session *s)
+{
+	return s->c->checkpassword && !s->authuser[0] && (s->tls_on || s->c->auth_plaintext);
+}
+
+enum verdict { ACCEPTED, REFUSED, TROUBLE };
+
+/* Runs the checkpassword program with "user\0password\0\0" on fd 3. Its stdout is our stderr:
+   nothing it prints may reach the client. */
+static enum verdict checkpassword(struct session *s, const char *user, size_t ulen,
+				  const char *pass, size_t plen)
+{
+	char data[CREDENTIALS_MAX];
+	int p[2];
+
+	memcpy(data, user, ulen);
+	data[ulen] = 0;
+	memcpy(data + ulen + 1, pass, plen);
+	data[ulen + 1 + plen] = 0;
+	data[ulen + 2 + plen] = 0;	/* no timestamp: PLAIN and LOGIN have no challenge */
+	if (pipe(p) < 0)
+		return TROUBLE;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]), close(p[1]);
+		return TROUBLE;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		if (p[0] != 3) {
+			if (dup2(p[0], 3) < 0)
+				_exit(EXIT_TEMP);
+			close(p[0]);
+		}
+		if (p[1] != 3)
+			close(p[1]);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0)
+			_exit(EXIT_TEMP);
+		signal(SIGPIPE, SIG_DFL);
+		alarm((unsigned)s->c->auth_timeout);	/* survives exec: a hung check dies */
+		execvp(s->c->checkpassword[0], s->c->checkpassword);
+		log_line("trouble: unable to run %s: %s", s->c->checkpassword[0], strerror(errno));
+		_exit(EXIT_TEMP);
+	}
+	close(p[0]);
+	int wrote = fd_write_all(p[1], data, ulen + plen + 3);
+	close(p[1]);
+	explicit_bzero(data, sizeof data);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return TROUBLE;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
+		return ACCEPTED;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+		return REFUSED;
+	log_line("%ld trouble: %s %s %d", (long)getpid(), s->c->checkpassword[0],
+		 WIFEXITED(status) ? "exited" : "was killed by signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return TROUBLE;
+}
+
+/* One base64 line from the client after a 334; 0 (reply said) when cancelled or malformed. */
+static int response(struct session *s, const char *prompt, const char *initial, char *out,
+		    size_t max, size_t *n)
+{
+	static char line[AUTH_LINE_MAX + 1];
+	size_t len;
+
+	if (!initial) {
+		reply(s, prompt);
+		if (!read_line(s, line, sizeof line - 1, &len))
+			return 0;
+		initial = line;
+	}
+	if (!strcmp(initial, "*")) {
+		error(s, "501 5.0.0 authentication cancelled");
+		return 0;
+	}
+	if (!strcmp(initial, "=")) {	/* an empty initial response (RFC 4954 section 4) */
+		*n = 0;
+		return 1;
+	}
+	if (!base64_decode(initial, strlen(initial), out, max, n)) {
+		error(s, "501 5.5.2 cannot decode the response");
+		return 0;
+	}
+	return 1;
+}
+
+static void log_auth(struct session *s, const char *mechanism, const char *user, size_t n,
+		     const char *result)
+{
+	char esc[600];
+
+	log_line("%ld auth %s client=%s mechanism=%s user=\"%s\"", (long)getpid(), result,
+		 s->c->remoteip, mechanism, log_escape(esc, sizeof esc, user, n));
+}
+
+static void check(struct session *s, const char *mechanism, const char *user, size_t ulen,
+		  const char *pass, size_t plen)
+{
+	enum verdict v = REFUSED;
+
+	if (ulen && ulen < sizeof s->authuser && ulen + plen + 3 <= CREDENTIALS_MAX &&
+	    !memchr(user, 0, ulen) && !memchr(pass, 0, plen))
+		v = checkpassword(s, user, ulen, pass, plen);
+	if (v == TROUBLE) {
+		log_auth(s, mechanism, user, ulen, "trouble");
+		reply(s, "454 4.7.0 temporary authentication failure");
+		return;
+	}
+	if (v == REFUSED) {
+		log_auth(s, mechanism, user, ulen, "failed");
+		reply(s, "535 5.7.8 authentication credentials invalid");
+		if (++s->auth_failures >= s->c->auth_maxfail)
+			session_end(s, "421 4.7.0 too many failed authentications, closing connection",
+				    0);
+		return;
+	}
+	/* checkpassword-mysql compares addresses lower-cased: so does the sender check. */
+	for (size_t i = 0; i < ulen; i++)
+		s->authuser[i] = (char)tolower((unsigned char)user[i]);
+	s->authuser[ulen] = 0;
+	log_auth(s, mechanism, user, ulen, "ok");
+	reply(s, "235 2.7.0 authentication successful");
+}
+
+/* PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). */
+static void auth_plain(struct session *s, const char *initial)
+{
+	static char x[DECODED_MAX];
+	size_t n;
+
+	if (!response(s, "334 ", initial, x, sizeof x, &n))
+		return;
+	char *user = memchr(x, 0, n);
+	char *pass = user ? memchr(user + 1, 0, n - (size_t)(user + 1 - x)) : 0;
+	if (!pass) {
+		error(s, "501 5.5.2 malformed PLAIN response");
+		return;
+	}
+	user++;
+	pass++;
+	size_t authz = (size_t)(user - 1 - x), ulen = (size_t)(pass - 1 - user);
+	if (authz && (authz != ulen || memcmp(x, user, ulen))) {
+		log_auth(s, "PLAIN", x, authz, "refused: acting for another user");
+		error(s, "535 5.7.8 the authorization identity must be the user's own");
+	} else {
+		check(s, "PLAIN", user, ulen, pass, n - (size_t)(pass - x));
+	}
+	explicit_bzero(x, sizeof x);
+}
+
+static void auth_login(struct session *s, const char *initial)
+{
+	static char user[DECODED_MAX], pass[DECODED_MAX];
+	size_t ulen, plen;
+
+	if (!response(s, "334 VXNlcm5hbWU6", initial, user, sizeof user, &ulen))	/* "Username:" */
+		return;
+	if (!response(s, "334 UGFzc3dvcmQ6", 0, pass, sizeof pass, &plen)) {	/* "Password:" */
+		explicit_bzero(pass, sizeof pass);
+		return;
+	}
+	check(s, "LOGIN", user, ulen, pass, plen);
+	explicit_bzero(pass, sizeof pass);
+}
+
+void do_auth(struct session *s, const char *arg)
+{
+	if (!s->c->checkpassword) {
+		error(s, "502 5.5.1 AUTH not available");
+		return;
+	}
+	if (!s->tls_on && !s->c->auth_plaintext) {
+		error(s, "538 5.7.11 encryption required for authentication: STARTTLS first");
+		return;
+	}
+	if (s->hello < 2 || s->authuser[0] || s->in_mail) {
+		error(s, s->hello < 2 ? "503 5.5.1 send EHLO first"
+			 : s->authuser[0] ? "503 5.5.1 already authenticated"
+					  : "503 5.5.1 AUTH not allowed during a mail transaction");
+		return;
+	}
+	char mechanism[16];
+	size_t n = strcspn(arg, " ");
+	const char *initial = arg[n] ? arg + n + 1 : 0;
+	if (n >= sizeof mechanism) {
+		error(s, "504 5.5.4 unrecognized authentication mechanism");
+		return;
+	}
+	memcpy(mechanism, arg, n);
+	mechanism[n] = 0;
+	if (!strcasecmp(mechanism, "PLAIN"))
+		auth_plain(s, initial);
+	else if (!strcasecmp(mechanism, "LOGIN"))
+		auth_login(s, initial);
+	else
+		error(s, n ? "504 5.5.4 unrecognized authentication mechanism"
+			   : "501 5.5.4 syntax: AUTH mechanism [initial-response]");
+}
+
+/*
+ * Postfix's reject_sender_login_mismatch, read from users.cdb: the sender must be an address
+ * whose mail reaches the user's own mailbox (the address itself, an alias of it, an address
+ * extension). The null sender is allowed, for bounces and replies a client generates.
+ */
+int sender_allowed(struct session *s, const char *sender, size_t n)
+{
+	if (!s->c->sender_login || !s->authuser[0] || n == 0)
+		return 1;
+	if (!open_userdb(s))
+		return 0;
+	struct targets t = TARGETS_ZERO;
+	if (!resolve(&s->db, sender, n, s->c->delimiters, &t)) {
+		log_line("%ld trouble: lookup in %s failed: %s", (long)getpid(), s->c->userdb,
+			 strerror(errno));
+		reply(s, "451 4.3.0 temporary failure looking up the sender");
+		return 0;
+	}
+	int owned = 0;
+	for (size_t i = 0; i < t.n; i++)
+		if (t.t[i].kind == TARGET_MAILBOX && !strcmp(t.t[i].addr, s->authuser))
+			owned = 1;
+	targets_free(&t);
+	if (!owned) {
+		char esc[600], line[700];
+		snprintf(line, sizeof line, "553 5.7.1 sender <%s> is not owned by user %s",
+			 log_escape(esc, sizeof esc, sender, n), s->authuser);
+		log_line("%ld reject client=%s from=<%s> user=%s reason=\"sender not owned\"",
+			 (long)getpid(), s->c->remoteip, esc, s->authuser);
+		error(s, line);
+		return 0;
+	}
+	return 1;
+}

@@ -1,0 +1,35 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef TLS_WRAP_H
+#define TLS_WRAP_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+/* keys.c: the certificates and keys, all loaded before privileges drop. */
+struct keys {
+	SSL_CTX *fallback;	/* CERTFILE/KEYFILE: for clients that name no host we know */
+	struct named_pair *named;	/* SNI: chosen by the name the client asks for */
+	size_t n;
+};
+/* Loads the default pair, CERTFILE:name/KEYFILE:name pairs from the environment, and every
+   pair in snidir (or none when 0). Dies with one line (111) on a file it cannot use. */
+void keys_load(struct keys *k, const char *certfile, const char *keyfile, const char *snidir);
+
+/* relay.c: the TLS session. */
+struct session {
+	SSL *ssl;
+	int net_in, net_out;	/* the client, usually the same socket on 0 and 1 */
+	unsigned long long bytes_in, bytes_out;	/* cleartext, each way */
+	char failure[160];	/* why the handshake or the session failed; "" if it did not */
+};
+/* Handshake within timeout seconds. 1, or 0 with s->failure set. */
+int tls_handshake(struct session *s, unsigned long timeout);
+/* The session's details as NAME=value strings for the environment: protocol, cipher, SNI. */
+size_t tls_details(struct session *s, char out[][300], size_t max);
+/* Carries bytes between the client (TLS) and the program (to_prog, from_prog) until the program
+   closes its output or either side fails; idle: seconds without traffic before giving up. */
+void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle);
+/* The last OpenSSL error's reason, for a log line. */
+const char *tls_reason(void);
+
+#endif

@@ -1,0 +1,14 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef BASE64_H
+#define BASE64_H
+
+#include <stddef.h>
+
+/*
+ * Decodes base64 (RFC 4648 section 4, padding required, no white space) as SASL sends it.
+ * Returns 1 with the bytes in out[0..*outlen), or 0 for bad input or when it would not fit in
+ * max bytes.
+ */
+int base64_decode(const char *in, size_t n, char *out, size_t max, size_t *outlen);
+
+#endif

@@ -1,0 +1,27 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef UCSPITLS_H
+#define UCSPITLS_H
+
+/*
+ * The program's side of UCSPI-TLS (postroom(7), tls-wrap(8)): a server started by tls-wrap -n,
+ * s6-ucspitlsd or sslserver -n talks cleartext on 0/1 and may ask for TLS on SSLCTLFD.
+ */
+
+struct ucspitls {
+	int ctl, rfd, wfd;
+};
+
+/* 1 when SSLCTLFD, SSLREADFD and SSLWRITEFD name open descriptors and UCSPITLS does not say
+   "-" (then they are kept from our own children), else 0. */
+int ucspitls_available(struct ucspitls *t);
+/* 1 when UCSPITLS is "!": TLS is required before anything private (AUTH, mail). */
+int ucspitls_required(void);
+/*
+ * Starts TLS. The caller has flushed its go-ahead reply and must throw away whatever it buffered
+ * from the cleartext side. On success fds 0 and 1 carry the TLS session and the session's
+ * details (SSL_PROTOCOL, SSL_CIPHER, ...) are in the environment; returns 1. Returns 0 when the
+ * handshake failed: the connection is then unusable.
+ */
+int ucspitls_start(struct ucspitls *t);
+
+#endif

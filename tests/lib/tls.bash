@@ -1,0 +1,119 @@
+# postroom: ISC license, see LICENSE.
+# TLS helpers for the bats suite, loaded after lib/common and lib/smtp with `load lib/tls`:
+#   make_cert NAME CERT KEY       a self-signed EC certificate for NAME (CN and subjectAltName)
+#   tls_chat PORT [starttls] [SNI] < LINES
+#                                 python3 ssl client: implicit TLS (or STARTTLS after EHLO),
+#                                 sends each line of stdin (CRLF) and prints every reply line
+#                                 ("EOF" when the server closed), then the session's protocol,
+#                                 cipher and certificate subject
+#   tls_read PORT [SNI [MAX-VERSION]]
+#                                 implicit TLS: prints all the server sends, then the same;
+#                                 SNI "-": no TLS at all, only what the server sends
+#   plain_chat PORT < LINES       a cleartext SMTP client: the greeting, then each line of stdin
+#                                 and its reply
+
+make_cert() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$1" -addext "subjectAltName=DNS:$1" -keyout "$3" -out "$2" 2>/dev/null ||
+		fail "openssl req for $1 failed"
+}
+
+tls_chat() {
+	# The script comes on stdin: the lines to send, on fd 3.
+	"$PYTHON" - "$@" 3<&0 <<'PY'
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+starttls = len(sys.argv) > 2 and sys.argv[2] == "starttls"
+sni = sys.argv[3] if len(sys.argv) > 3 else None
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+def replies(f):
+    # One SMTP reply (all its lines), printed; its code, or None at end of input.
+    while True:
+        line = f.readline()
+        if not line:
+            print("EOF")
+            return None
+        print(line.decode().rstrip("\r\n"))
+        if line[3:4] != b"-":
+            return line[:3]
+
+if starttls:
+    f = raw.makefile("rb")
+    replies(f)
+    raw.sendall(b"EHLO client.example.org\r\n")
+    replies(f)
+    raw.sendall(b"STARTTLS\r\n")
+    replies(f)
+s = ctx.wrap_socket(raw, server_hostname=sni)
+f = s.makefile("rb")
+if not starttls:
+    replies(f)
+for line in os.fdopen(3).read().splitlines():
+    s.sendall(line.encode() + b"\r\n")
+    code = replies(f)
+    if code is None:
+        break
+    if code in (b"221", b"421"):
+        # The server said it closes: show that it did.
+        replies(f)
+        break
+der = s.getpeercert(binary_form=True)
+import subprocess
+subject = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"], input=der,
+                         capture_output=True).stdout.decode().strip()
+print("TLS", s.version(), s.cipher()[0], subject)
+PY
+}
+
+# tls_read PORT [SNI [MAX-VERSION]]: implicit TLS, prints all the server sends until it closes,
+# then "TLS <version> <cipher> <subject>". MAX-VERSION: TLSv1_2 to refuse TLS 1.3.
+tls_read() {
+	"$PYTHON" - "$@" <<'PY'
+import socket, ssl, subprocess, sys
+port = int(sys.argv[1])
+sni = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if len(sys.argv) > 3:
+    ctx.maximum_version = getattr(ssl.TLSVersion, sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+if sni != "-":
+    s = ctx.wrap_socket(s, server_hostname=sni)
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+if sni != "-":
+    der = s.getpeercert(binary_form=True)
+    subject = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                             input=der, capture_output=True).stdout.decode().strip()
+    print("TLS", s.version(), s.cipher()[0], subject)
+PY
+}
+
+plain_chat() {
+	# The script comes on stdin: the lines to send, on fd 3.
+	"$PYTHON" - "$@" 3<&0 <<'PY'
+import os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        r = f.readline().decode().rstrip("\r\n")
+        print(r)
+        if r[3:4] != "-":
+            return
+reply()
+for line in os.fdopen(3).read().splitlines():
+    s.sendall(line.encode() + b"\r\n")
+    reply()
+PY
+}

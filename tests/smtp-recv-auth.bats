@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# SMTP AUTH in smtp-recv, on stdin/stdout: TLS is said to be on by SSL_PROTOCOL, as tls-wrap
+# without -n says it (the real handshakes are in smtp-recv-tls.bats). The credentials are checked
+# by the real checkpassword-mysql against the demo users (alice/alice-demo, bob/bob-demo).
+
+setup() {
+	load lib/common
+	load lib/smtp
+	make_queue
+	userdb-compile -f "$REPO/etc/demo/users.txt" "$BATS_TEST_TMPDIR/users.cdb" || fail "userdb-compile"
+	export USERDB=$BATS_TEST_TMPDIR/users.cdb MAILROOT=$BATS_TEST_TMPDIR/mail
+	export SMTP_HOSTNAME=mx.example.test TCPREMOTEIP=192.0.2.7 TCPLOCALIP=192.0.2.1
+	# -d 0: no delay after a refusal, so that the tests run fast.
+	export CHECKPASSWORD="$BIN/checkpassword-mysql -d 0 true"
+	export SSL_PROTOCOL=TLSv1.3 SSL_CIPHER=TLS_AES_256_GCM_SHA384
+}
+
+# b64 FORMAT: printf's escapes (\0) allowed.
+b64() {
+	printf "$1" | base64 -w0
+}
+
+@test "EHLO offers AUTH PLAIN LOGIN under TLS, and not without it or without CHECKPASSWORD" {
+	run -0 --separate-stderr smtp_session <<<'EHLO c.example.org'
+	assert_line '250-AUTH PLAIN LOGIN'
+	refute_line '250-STARTTLS'
+	run -0 --separate-stderr smtp_session SSL_PROTOCOL= <<<'EHLO c.example.org'
+	refute_line --partial AUTH
+	run -0 --separate-stderr smtp_session CHECKPASSWORD= <<<'EHLO c.example.org'
+	refute_line --partial AUTH
+	run -0 --separate-stderr smtp_session SSL_PROTOCOL= SMTP_AUTH_PLAINTEXT=1 <<<'EHLO c.example.org'
+	assert_line '250-AUTH PLAIN LOGIN'
+}
+
+@test "AUTH PLAIN with an initial response: 235, then the user may relay; the Received says ESMTPSA" {
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+MAIL FROM:<alice@example.test>
+RCPT TO:<someone@remote.example>
+RSET
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+MAIL FROM:<alice@example.test> AUTH=<>
+RCPT TO:<someone@remote.example>
+DATA
+Subject: out
+
+hello
+.
+QUIT
+EOF
+	assert_line -n 9 '554 5.7.1 relay access denied'
+	assert_line -n 11 '235 2.7.0 authentication successful'
+	assert_line -n 12 '250 2.1.0 sender ok'
+	assert_line -n 13 '250 2.1.5 recipient ok'
+	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_stderr_line "smtp-recv: [0-9]+ auth ok client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
+	assert_stderr_line "smtp-recv: [0-9]+ [0-9.]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
+	refute_output --partial alice-demo
+	[[ $stderr != *alice-demo* ]] || fail "the password is in the log"
+	local id=$(queue_ids)
+	run -0 queue_message "$id"
+	assert_line -n 0 'Received: from c.example.org ([192.0.2.7])'
+	assert_line -n 1 $'\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)'
+	assert_line -n 2 $'\tby mx.example.test (postroom) with ESMTPSA id '"$id"
+	run -0 queue_envelope "$id"
+	assert_output $'Falice@example.test\nTsomeone@remote.example'
+}
+
+@test "AUTH PLAIN after a 334, AUTH LOGIN with and without an initial response" {
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH PLAIN
+$(b64 'bob@example.test\0bob@example.test\0bob-demo')
+QUIT
+EOF
+	assert_line -n 8 '334 '
+	assert_line -n 9 '235 2.7.0 authentication successful'
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH LOGIN
+$(b64 'bob@example.test')
+$(b64 'bob-demo')
+QUIT
+EOF
+	assert_line -n 8 '334 VXNlcm5hbWU6'
+	assert_line -n 9 '334 UGFzc3dvcmQ6'
+	assert_line -n 10 '235 2.7.0 authentication successful'
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH LOGIN $(b64 'Bob@Example.TEST')
+$(b64 'bob-demo')
+MAIL FROM:<bob@example.test>
+EOF
+	assert_line -n 8 '334 UGFzc3dvcmQ6'
+	assert_line -n 9 '235 2.7.0 authentication successful'
+	assert_line -n 10 '250 2.1.0 sender ok'
+}
+
+@test "a wrong password: 535 5.7.8, logged without the password; SMTP_AUTH_MAXFAIL failures close" {
+	run -0 --separate-stderr smtp_session SMTP_AUTH_MAXFAIL=2 <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0guess-one')
+AUTH PLAIN $(b64 '\0nobody@example.test\0guess-two')
+NOOP
+EOF
+	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 9 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 10 '421 4.7.0 too many failed authentications, closing connection'
+	assert_equal "${#lines[@]}" 11
+	assert_stderr_line "smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
+	assert_stderr_line "smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user=\"nobody@example\.test\""
+	[[ $stderr != *guess-* ]] || fail "a password is in the log"
+	# The default is 3.
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0x')
+AUTH PLAIN $(b64 '\0alice@example.test\0y')
+AUTH PLAIN $(b64 '\0alice@example.test\0z')
+NOOP
+EOF
+	assert_line -n 10 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 11 '421 4.7.0 too many failed authentications, closing connection'
+}
+
+@test "AUTH refusals: no TLS 538, no EHLO 503, twice 503, in a transaction 503, unknown mechanism 504" {
+	run -0 --separate-stderr smtp_session SSL_PROTOCOL= <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EOF
+	assert_line -n 7 '538 5.7.11 encryption required for authentication: STARTTLS first'
+	run -0 --separate-stderr smtp_session <<EOF
+HELO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EHLO c.example.org
+MAIL FROM:<x@remote.example>
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+RSET
+AUTH CRAM-MD5
+AUTH
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EOF
+	assert_line -n 2 '503 5.5.1 send EHLO first'
+	assert_line -n 11 '503 5.5.1 AUTH not allowed during a mail transaction'
+	assert_line -n 12 '250 2.0.0 ok'
+	assert_line -n 13 '504 5.5.4 unrecognized authentication mechanism'
+	assert_line -n 14 '501 5.5.4 syntax: AUTH mechanism [initial-response]'
+	assert_line -n 15 '235 2.7.0 authentication successful'
+	assert_line -n 16 '503 5.5.1 already authenticated'
+	run -0 --separate-stderr smtp_session CHECKPASSWORD= <<<$'EHLO c.example.org\nAUTH PLAIN'
+	assert_line -n 7 '502 5.5.1 AUTH not available'
+}
+
+@test "malformed responses: cancel 501, bad base64 501, no NULs 501, another authorization id 535" {
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH LOGIN
+*
+AUTH PLAIN not*base64
+AUTH PLAIN $(b64 'alice@example.test alice-demo')
+AUTH PLAIN $(b64 'bob@example.test\0alice@example.test\0alice-demo')
+AUTH PLAIN =
+AUTH PLAIN $(b64 '\0\0alice-demo')
+EOF
+	assert_line -n 8 '334 VXNlcm5hbWU6'
+	assert_line -n 9 '501 5.0.0 authentication cancelled'
+	assert_line -n 10 '501 5.5.2 cannot decode the response'
+	assert_line -n 11 '501 5.5.2 malformed PLAIN response'
+	assert_line -n 12 "535 5.7.8 the authorization identity must be the user's own"
+	assert_line -n 13 '501 5.5.2 malformed PLAIN response'
+	assert_line -n 14 '535 5.7.8 authentication credentials invalid'
+}
+
+@test "a long AUTH line is taken up to 12288 bytes; credentials over 512 bytes are refused" {
+	local long=$(head -c 3000 /dev/zero | tr '\0' x)
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 "\\0alice@example.test\\0$long")
+NOOP $long
+QUIT
+EOF
+	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 9 '500 5.5.6 line too long'
+	assert_line -n 10 '221 2.0.0 bye'
+	local huge=$(head -c 13000 /dev/zero | tr '\0' A)
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH PLAIN $huge
+QUIT
+EOF
+	assert_line -n 8 '500 5.5.6 line too long'
+	assert_line -n 9 '221 2.0.0 bye'
+}
+
+@test "a checkpassword program in trouble: 454 4.7.0, and one log line; a hung one is killed" {
+	printf '#!/bin/sh\nexit 111\n' >"$BATS_TEST_TMPDIR/cp-trouble"
+	printf '#!/bin/sh\nexec sleep 30\n' >"$BATS_TEST_TMPDIR/cp-hang"
+	chmod 755 "$BATS_TEST_TMPDIR/cp-trouble" "$BATS_TEST_TMPDIR/cp-hang"
+	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-trouble" <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EOF
+	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_stderr_line "smtp-recv: [0-9]+ trouble: $(re_escape "$BATS_TEST_TMPDIR")/cp-trouble exited 111"
+	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-hang" SMTP_AUTH_TIMEOUT=1 <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EOF
+	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_stderr_line "smtp-recv: [0-9]+ trouble: $(re_escape "$BATS_TEST_TMPDIR")/cp-hang was killed by signal 14"
+}
+
+@test "SMTP_SENDER_LOGIN: the user's own address, an alias of it, an extension, <>; not bob's" {
+	run -0 --separate-stderr smtp_session SMTP_SENDER_LOGIN=1 <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+MAIL FROM:<bob@example.test>
+MAIL FROM:<someone@remote.example>
+MAIL FROM:<postmaster@example.test>
+RSET
+MAIL FROM:<Alice+lists@Example.Test>
+RSET
+MAIL FROM:<>
+RSET
+MAIL FROM:<alice@example.test>
+EOF
+	assert_line -n 9 '553 5.7.1 sender <bob@example.test> is not owned by user alice@example.test'
+	assert_line -n 10 '553 5.7.1 sender <someone@remote.example> is not owned by user alice@example.test'
+	assert_line -n 11 '250 2.1.0 sender ok'
+	assert_line -n 13 '250 2.1.0 sender ok'
+	assert_line -n 15 '250 2.1.0 sender ok'
+	assert_line -n 17 '250 2.1.0 sender ok'
+	assert_stderr_line "smtp-recv: [0-9]+ reject client=192\.0\.2\.7 from=<bob@example\.test> user=alice@example\.test reason=\"sender not owned\""
+	# Without the setting, any sender goes.
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+MAIL FROM:<bob@example.test>
+EOF
+	assert_line -n 9 '250 2.1.0 sender ok'
+}
+
+@test "SMTP_AUTH_REQUIRED: no MAIL before AUTH (530), even to a local user" {
+	run -0 --separate-stderr smtp_session SMTP_AUTH_REQUIRED=1 <<EOF
+EHLO c.example.org
+MAIL FROM:<someone@remote.example>
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+MAIL FROM:<alice@example.test>
+EOF
+	assert_line -n 8 '530 5.7.0 authentication required'
+	assert_line -n 9 '235 2.7.0 authentication successful'
+	assert_line -n 10 '250 2.1.0 sender ok'
+	run -100 --separate-stderr smtp_session SMTP_AUTH_REQUIRED=1 CHECKPASSWORD= <<<'QUIT'
+	assert_equal "$stderr" 'smtp-recv: fatal: SMTP_AUTH_REQUIRED is set but CHECKPASSWORD is not'
+}
+
+@test "without the UCSPI-TLS descriptors there is no STARTTLS: 502, not offered" {
+	run -0 --separate-stderr smtp_session SSL_PROTOCOL= <<'EOF'
+EHLO c.example.org
+STARTTLS
+EOF
+	refute_line '250-STARTTLS'
+	assert_line -n 7 '502 5.5.1 STARTTLS not available'
+	# Descriptors that are not open are not UCSPI-TLS either.
+	run -0 --separate-stderr smtp_session SSL_PROTOCOL= SSLCTLFD=55 SSLREADFD=56 SSLWRITEFD=57 <<<'EHLO c.example.org'
+	refute_line '250-STARTTLS'
+}
