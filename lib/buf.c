@@ -72,6 +72,12 @@ void buf_discard(struct buf *b)
 	b->pos = b->len = 0;
 }
 
+void buf_wipe_consumed(struct buf *b)
+{
+	/* With nothing unread, pos went back to 0 and the old bytes are anywhere in the buffer. */
+	explicit_bzero(b->x, b->pos == b->len ? b->cap : b->pos);
+}
+
 int fd_write_all(int fd, const char *s, size_t n)
 {
 	while (n) {

@@ -34,6 +34,8 @@ ssize_t buf_fill(struct buf *b);
 void buf_skip(struct buf *b, size_t n);
 /* Throws away everything buffered (used after STARTTLS). */
 void buf_discard(struct buf *b);
+/* Overwrites what was read and consumed, so that a secret (a password) does not linger. */
+void buf_wipe_consumed(struct buf *b);
 
 /* Writing. Return 1, or 0 with errno set. */
 int buf_put(struct buf *b, const char *s, size_t n);

@@ -27,13 +27,16 @@ int ucspitls_available(struct ucspitls *t)
 	t->ctl = fd_from("SSLCTLFD");
 	t->rfd = fd_from("SSLREADFD");
 	t->wfd = fd_from("SSLWRITEFD");
-	if (t->ctl < 0 || t->rfd < 0 || t->wfd < 0 || (mode && !strcmp(mode, "-")))
-		return 0;
-	/* A checkpassword or queue program has no business with the TLS layer. */
-	fcntl(t->ctl, F_SETFD, FD_CLOEXEC);
-	fcntl(t->rfd, F_SETFD, FD_CLOEXEC);
-	fcntl(t->wfd, F_SETFD, FD_CLOEXEC);
-	return 1;
+	/* A checkpassword or queue program has no business with the TLS layer, whether we use it
+	   or not. */
+	if (t->ctl >= 0)
+		fcntl(t->ctl, F_SETFD, FD_CLOEXEC);
+	if (t->rfd >= 0)
+		fcntl(t->rfd, F_SETFD, FD_CLOEXEC);
+	if (t->wfd >= 0)
+		fcntl(t->wfd, F_SETFD, FD_CLOEXEC);
+	/* Unset or "-": the server above us does not want STARTTLS offered (tls-wrap(8)). */
+	return t->ctl >= 0 && t->rfd >= 0 && t->wfd >= 0 && mode && strcmp(mode, "-");
 }
 
 int ucspitls_required(void)

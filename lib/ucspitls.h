@@ -11,8 +11,8 @@ struct ucspitls {
 	int ctl, rfd, wfd;
 };
 
-/* 1 when SSLCTLFD, SSLREADFD and SSLWRITEFD name open descriptors and UCSPITLS does not say
-   "-" (then they are kept from our own children), else 0. */
+/* 1 when SSLCTLFD, SSLREADFD and SSLWRITEFD name open descriptors and UCSPITLS is set and not
+   "-", else 0. Whatever the answer, the descriptors are kept from our own children. */
 int ucspitls_available(struct ucspitls *t);
 /* 1 when UCSPITLS is "!": TLS is required before anything private (AUTH, mail). */
 int ucspitls_required(void);

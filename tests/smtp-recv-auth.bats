@@ -202,13 +202,64 @@ EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
 	assert_line -n 8 '454 4.7.0 temporary authentication failure'
-	assert_stderr_line "smtp-recv: [0-9]+ trouble: $(re_escape "$BATS_TEST_TMPDIR")/cp-trouble exited 111"
+	assert_stderr_line "smtp-recv: [0-9]+ auth trouble client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\" reason=\"$(re_escape "$BATS_TEST_TMPDIR")/cp-trouble exited 111\""
 	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-hang" SMTP_AUTH_TIMEOUT=1 <<EOF
 EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
 	assert_line -n 8 '454 4.7.0 temporary authentication failure'
-	assert_stderr_line "smtp-recv: [0-9]+ trouble: $(re_escape "$BATS_TEST_TMPDIR")/cp-hang was killed by signal 14"
+	assert_stderr_line "smtp-recv: [0-9]+ auth trouble client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\" reason=\"$(re_escape "$BATS_TEST_TMPDIR")/cp-hang was killed by signal 14\""
+	# Trouble counts toward SMTP_AUTH_MAXFAIL: each try costs a process.
+	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-trouble" SMTP_AUTH_MAXFAIL=2 <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+NOOP
+EOF
+	assert_line -n 9 '454 4.7.0 temporary authentication failure'
+	assert_line -n 10 '421 4.7.0 too many failed authentications, closing connection'
+	# A program that cannot be run: its own line says why.
+	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/nonexistent true" <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
+EOF
+	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_stderr_line "smtp-recv: [0-9]+ trouble: unable to run $(re_escape "$BATS_TEST_TMPDIR")/nonexistent: No such file or directory"
+	assert_stderr_line "smtp-recv: [0-9]+ auth trouble .* reason=\"$(re_escape "$BATS_TEST_TMPDIR")/nonexistent exited 127\""
+}
+
+@test "a user name with blanks, controls or quotes is refused without asking; 535" {
+	printf '#!/bin/sh\necho asked >>"$0.log"\nexit 1\n' >"$BATS_TEST_TMPDIR/cp"
+	chmod 755 "$BATS_TEST_TMPDIR/cp"
+	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp" <<EOF
+EHLO c.example.org
+AUTH PLAIN $(b64 '\0alice example\0pw')
+AUTH PLAIN $(b64 '\0alice\r\nforged\0pw')
+AUTH LOGIN $(b64 'a"b')
+$(b64 'pw')
+EOF
+	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 9 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 10 '334 UGFzc3dvcmQ6'
+	assert_line -n 11 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 12 '421 4.7.0 too many failed authentications, closing connection'
+	[ ! -e "$BATS_TEST_TMPDIR/cp.log" ] || fail "the checkpassword program was asked"
+	assert_stderr_line 'smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user="alice\\x0d\\x0aforged"'
+}
+
+@test "HELO under TLS: the Received says SMTP, since ESMTPS and ESMTPA are for EHLO (RFC 3848)" {
+	run -0 --separate-stderr smtp_session <<'EOF'
+HELO c.example.org
+MAIL FROM:<x@remote.example>
+RCPT TO:<alice@example.test>
+DATA
+Subject: x
+
+.
+EOF
+	local id=$(queue_ids)
+	run -0 queue_message "$id"
+	assert_line -n 2 $'\tby mx.example.test (postroom) with SMTP id '"$id"
 }
 
 @test "SMTP_SENDER_LOGIN: the user's own address, an alias of it, an extension, <>; not bob's" {

@@ -237,3 +237,29 @@ EOF
 	done
 	assert_equal "${withs[*]}" 'ESMTP ESMTPS'
 }
+
+@test "UCSPITLS=- hides STARTTLS, and no program smtp-recv runs gets the UCSPI-TLS descriptors" {
+	# A checkpassword that looks for the descriptors its environment names, then refuses.
+	cat >"$BATS_TEST_TMPDIR/cp" <<'SH'
+#!/bin/sh
+for fd in "$SSLCTLFD" "$SSLREADFD" "$SSLWRITEFD"; do
+	if [ -e "/proc/$$/fd/$fd" ]; then echo "has $fd"; else echo "not $fd"; fi
+done >"$0.fds"
+exit 1
+SH
+	chmod 755 "$BATS_TEST_TMPDIR/cp"
+	start_server "${SERVER_ENV[@]}" UCSPITLS=- SMTP_AUTH_PLAINTEXT=1 \
+		CHECKPASSWORD="$BATS_TEST_TMPDIR/cp" -- tls-wrap -n smtp-recv
+	run -0 plain_chat "$SERVER_PORT" <<EOF
+EHLO client.example.org
+STARTTLS
+AUTH PLAIN $(printf '\0alice@example.test\0pw' | base64 -w0)
+EOF
+	refute_line '250-STARTTLS'
+	assert_line '502 5.5.1 STARTTLS not available'
+	assert_line '535 5.7.8 authentication credentials invalid'
+	run -0 cat "$BATS_TEST_TMPDIR/cp.fds"
+	assert_output --regexp '^not [0-9]+
+not [0-9]+
+not [0-9]+$'
+}

@@ -133,6 +133,11 @@ SH
 	assert_regex "$stderr" "^tls-wrap: fatal: unable to load key $T/junk.pem: .+"
 	run -111 --separate-stderr env CERTFILE="$T/cert.pem" KEYFILE="$T/other.key" tls-wrap true </dev/null
 	assert_equal "$stderr" "tls-wrap: fatal: unable to load key $T/other.key: key values mismatch"
+	# An encrypted key: refused at once, not a passphrase prompt on a terminal.
+	openssl pkey -in "$T/key.pem" -aes256 -passout pass:secret -out "$T/encrypted.key"
+	run -111 --separate-stderr tls-wrap -c "$T/cert.pem" -k "$T/encrypted.key" true </dev/null
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_regex "$stderr" "^tls-wrap: fatal: unable to load key $T/encrypted.key: .+"
 	run -111 --separate-stderr tls-wrap -c "$T/cert.pem" -k "$T/key.pem" -s "$T/nonexistent" true </dev/null
 	assert_equal "$stderr" "tls-wrap: fatal: unable to open the SNI directory $T/nonexistent: No such file or directory"
 	if [ "$(id -u)" = 0 ]; then
@@ -155,6 +160,9 @@ SH
 	assert_equal "$stderr" 'tls-wrap: fatal: timeouts are seconds, from 1 to 86400: 0'
 	run -100 --separate-stderr tls-wrap -c "$T/cert.pem" -k "$T/key.pem" -u 4242 true
 	assert_equal "$stderr" 'tls-wrap: fatal: a numeric user needs a group too (-g or TLS_GID)'
+	# A group alone would leave the program running as root.
+	run -100 --separate-stderr tls-wrap -c "$T/cert.pem" -k "$T/key.pem" -g nogroup true
+	assert_equal "$stderr" 'tls-wrap: fatal: a group needs a user too (-u or TLS_UID)'
 }
 
 @test "a client that never starts the handshake is cut off after -t seconds" {
@@ -185,8 +193,8 @@ PY
 	assert_regex "$output" '^tls-wrap: [0-9]+ client=127\.0\.0\.1 tls=none exit=0$'
 }
 
-@test "the program's exit code is tls-wrap's; a program that cannot run: one line, exit 100" {
-	run -100 --separate-stderr bash -c "CERTFILE=$T/cert.pem KEYFILE=$T/key.pem tls-wrap -n $T/nonexistent </dev/null"
+@test "the program's exit code is tls-wrap's; a program that cannot run: one line, 127" {
+	run -127 --separate-stderr bash -c "CERTFILE=$T/cert.pem KEYFILE=$T/key.pem tls-wrap -n $T/nonexistent </dev/null"
 	assert_regex "$stderr" "tls-wrap: fatal: unable to run $T/nonexistent: No such file or directory"
 	run -7 bash -c "CERTFILE=$T/cert.pem KEYFILE=$T/key.pem tls-wrap -n sh -c 'exit 7' </dev/null 2>/dev/null"
 }

@@ -35,9 +35,9 @@ int auth_offered(const struct session *s)
 enum verdict { ACCEPTED, REFUSED, TROUBLE };
 
 /* Runs the checkpassword program with "user\0password\0\0" on fd 3. Its stdout is our stderr:
-   nothing it prints may reach the client. */
+   nothing it prints may reach the client. For TROUBLE, why says what went wrong. */
 static enum verdict checkpassword(struct session *s, const char *user, size_t ulen,
-				  const char *pass, size_t plen)
+				  const char *pass, size_t plen, char *why, size_t whysize)
 {
 	char data[CREDENTIALS_MAX];
 	int p[2];
@@ -47,15 +47,18 @@ static enum verdict checkpassword(struct session *s, const char *user, size_t ul
 	memcpy(data + ulen + 1, pass, plen);
 	data[ulen + 1 + plen] = 0;
 	data[ulen + 2 + plen] = 0;	/* no timestamp: PLAIN and LOGIN have no challenge */
-	if (pipe(p) < 0)
+	if (pipe(p) < 0) {
+		snprintf(why, whysize, "unable to make a pipe: %s", strerror(errno));
 		return TROUBLE;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
+		snprintf(why, whysize, "unable to fork: %s", strerror(errno));
 		close(p[0]), close(p[1]);
 		return TROUBLE;
 	}
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (p[0] != 3) {
 			if (dup2(p[0], 3) < 0)
 				_exit(EXIT_TEMP);
@@ -68,8 +71,9 @@ static enum verdict checkpassword(struct session *s, const char *user, size_t ul
 		signal(SIGPIPE, SIG_DFL);
 		alarm((unsigned)s->c->auth_timeout);	/* survives exec: a hung check dies */
 		execvp(s->c->checkpassword[0], s->c->checkpassword);
-		log_line("trouble: unable to run %s: %s", s->c->checkpassword[0], strerror(errno));
-		_exit(EXIT_TEMP);
+		log_line("%ld trouble: unable to run %s: %s", (long)getpid(), s->c->checkpassword[0],
+			 strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
 	}
 	close(p[0]);
 	int wrote = fd_write_all(p[1], data, ulen + plen + 3);
@@ -77,13 +81,15 @@ static enum verdict checkpassword(struct session *s, const char *user, size_t ul
 	explicit_bzero(data, sizeof data);
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+		if (errno != EINTR) {
+			snprintf(why, whysize, "unable to wait: %s", strerror(errno));
 			return TROUBLE;
+		}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
 		return ACCEPTED;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
 		return REFUSED;
-	log_line("%ld trouble: %s %s %d", (long)getpid(), s->c->checkpassword[0],
+	snprintf(why, whysize, "%s %s %d", s->c->checkpassword[0],
 		 WIFEXITED(status) ? "exited" : "was killed by signal",
 		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return TROUBLE;
@@ -110,7 +116,9 @@ static int response(struct session *s, const char *prompt, const char *initial, 
 		*n = 0;
 		return 1;
 	}
-	if (!base64_decode(initial, strlen(initial), out, max, n)) {
+	int ok = base64_decode(initial, strlen(initial), out, max, n);
+	explicit_bzero(line, sizeof line);	/* the password, encoded */
+	if (!ok) {
 		error(s, "501 5.5.2 cannot decode the response");
 		return 0;
 	}
@@ -118,30 +126,43 @@ static int response(struct session *s, const char *prompt, const char *initial, 
 }
 
 static void log_auth(struct session *s, const char *mechanism, const char *user, size_t n,
-		     const char *result)
+		     const char *result, const char *reason)
 {
-	char esc[600];
+	char esc[600], why[300];
 
-	log_line("%ld auth %s client=%s mechanism=%s user=\"%s\"", (long)getpid(), result,
-		 s->c->remoteip, mechanism, log_escape(esc, sizeof esc, user, n));
+	log_escape(why, sizeof why, reason ? reason : "", reason ? strlen(reason) : 0);
+	log_line("%ld auth %s client=%s mechanism=%s user=\"%s\"%s%s%s", (long)getpid(), result,
+		 s->c->remoteip, mechanism, log_escape(esc, sizeof esc, user, n),
+		 reason ? " reason=\"" : "", why, reason ? "\"" : "");
+}
+
+/* A user name that can go into a log line or a reply as it is: no controls, no blanks, no
+   quotes, as any address is. */
+static int plain_name(const char *user, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)user[i];
+		if (c <= ' ' || c == 0x7f || c == '"' || c == '\\')
+			return 0;
+	}
+	return n > 0;
 }
 
 static void check(struct session *s, const char *mechanism, const char *user, size_t ulen,
 		  const char *pass, size_t plen)
 {
 	enum verdict v = REFUSED;
+	char why[200] = "";
 
-	if (ulen && ulen < sizeof s->authuser && ulen + plen + 3 <= CREDENTIALS_MAX &&
-	    !memchr(user, 0, ulen) && !memchr(pass, 0, plen))
-		v = checkpassword(s, user, ulen, pass, plen);
-	if (v == TROUBLE) {
-		log_auth(s, mechanism, user, ulen, "trouble");
-		reply(s, "454 4.7.0 temporary authentication failure");
-		return;
-	}
-	if (v == REFUSED) {
-		log_auth(s, mechanism, user, ulen, "failed");
-		reply(s, "535 5.7.8 authentication credentials invalid");
+	if (plain_name(user, ulen) && ulen < sizeof s->authuser && ulen + plen + 3 <= CREDENTIALS_MAX &&
+	    !memchr(pass, 0, plen))
+		v = checkpassword(s, user, ulen, pass, plen, why, sizeof why);
+	if (v != ACCEPTED) {
+		/* Trouble counts too: each attempt costs a process and perhaps a database login. */
+		log_auth(s, mechanism, user, ulen, v == TROUBLE ? "trouble" : "failed",
+			 v == TROUBLE ? why : 0);
+		reply(s, v == TROUBLE ? "454 4.7.0 temporary authentication failure"
+				      : "535 5.7.8 authentication credentials invalid");
 		if (++s->auth_failures >= s->c->auth_maxfail)
 			session_end(s, "421 4.7.0 too many failed authentications, closing connection",
 				    0);
@@ -151,20 +172,16 @@ static void check(struct session *s, const char *mechanism, const char *user, si
 	for (size_t i = 0; i < ulen; i++)
 		s->authuser[i] = (char)tolower((unsigned char)user[i]);
 	s->authuser[ulen] = 0;
-	log_auth(s, mechanism, user, ulen, "ok");
+	log_auth(s, mechanism, user, ulen, "ok", 0);
 	reply(s, "235 2.7.0 authentication successful");
 }
 
-/* PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). */
-static void auth_plain(struct session *s, const char *initial)
+/* x[0..n): [authzid] NUL authcid NUL passwd (RFC 4616). */
+static void plain_credentials(struct session *s, const char *x, size_t n)
 {
-	static char x[DECODED_MAX];
-	size_t n;
+	const char *user = memchr(x, 0, n);
+	const char *pass = user ? memchr(user + 1, 0, n - (size_t)(user + 1 - x)) : 0;
 
-	if (!response(s, "334 ", initial, x, sizeof x, &n))
-		return;
-	char *user = memchr(x, 0, n);
-	char *pass = user ? memchr(user + 1, 0, n - (size_t)(user + 1 - x)) : 0;
 	if (!pass) {
 		error(s, "501 5.5.2 malformed PLAIN response");
 		return;
@@ -173,11 +190,20 @@ static void auth_plain(struct session *s, const char *initial)
 	pass++;
 	size_t authz = (size_t)(user - 1 - x), ulen = (size_t)(pass - 1 - user);
 	if (authz && (authz != ulen || memcmp(x, user, ulen))) {
-		log_auth(s, "PLAIN", x, authz, "refused: acting for another user");
+		log_auth(s, "PLAIN", user, ulen, "failed", "authorization identity of another user");
 		error(s, "535 5.7.8 the authorization identity must be the user's own");
-	} else {
-		check(s, "PLAIN", user, ulen, pass, n - (size_t)(pass - x));
+		return;
 	}
+	check(s, "PLAIN", user, ulen, pass, n - (size_t)(pass - x));
+}
+
+static void auth_plain(struct session *s, const char *initial)
+{
+	static char x[DECODED_MAX];
+	size_t n;
+
+	if (response(s, "334 ", initial, x, sizeof x, &n))
+		plain_credentials(s, x, n);
 	explicit_bzero(x, sizeof x);
 }
 

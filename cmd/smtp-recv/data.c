@@ -26,8 +26,9 @@ static void received(struct session *s, struct inject *j)
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
 	/* RFC 3848 and RFC 6531: S for TLS, A for AUTH. */
 	char with[16];
-	snprintf(with, sizeof with, "%s%s%s", s->hello == 2 ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
-		 s->tls_on ? "S" : "", s->authuser[0] ? "A" : "");
+	int extended = s->hello == 2;	/* the suffixes exist for ESMTP only */
+	snprintf(with, sizeof with, "%s%s%s", extended ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
+		 extended && s->tls_on ? "S" : "", extended && s->authuser[0] ? "A" : "");
 	char tls[256] = "";
 	const char *protocol = getenv("SSL_PROTOCOL"), *cipher = getenv("SSL_CIPHER");
 	if (s->tls_on && protocol && cipher && strlen(protocol) + strlen(cipher) < 100)

@@ -441,6 +441,9 @@ static void command(struct session *s, char *line)
 	} else if (is_verb(line, "AUTH", &arg)) {
 		if (tls_gate(s))
 			do_auth(s, arg);
+		/* An initial response is a password, encoded: leave no copy of it behind. */
+		explicit_bzero(line, strlen(line));
+		buf_wipe_consumed(&s->in);
 	} else if (is_verb(line, "RSET", &arg)) {
 		session_reset(s);
 		reply(s, "250 2.0.0 ok");

@@ -41,6 +41,13 @@ static void check_readable(const char *what, const char *path)
 	close(fd);
 }
 
+/* An encrypted key would make OpenSSL ask for its passphrase on the terminal: refuse instead. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf, (void)size, (void)rwflag, (void)arg;
+	return 0;
+}
+
 static SSL_CTX *context(const char *certfile, const char *keyfile)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -59,6 +66,7 @@ static SSL_CTX *context(const char *certfile, const char *keyfile)
 	SSL_CTX_set_dh_auto(ctx, 1);
 	if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS))
 		die(EXIT_TEMP, "unable to set the cipher list: %s", tls_reason());
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	check_readable("certificate", certfile);
 	check_readable("key", keyfile);
 	if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)

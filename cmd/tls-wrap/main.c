@@ -122,6 +122,8 @@ static void drop_privileges(const char *user, const char *group)
 			die(EXIT_PERM, "no such user: %s", user);
 		if (!have_gid)
 			die(EXIT_PERM, "a numeric user needs a group too (-g or TLS_GID)");
+	} else if (group) {
+		die(EXIT_PERM, "a group needs a user too (-u or TLS_UID)");
 	}
 	if (!have_gid)
 		return;
@@ -140,7 +142,7 @@ static _Noreturn void run(char **prog)
 	signal(SIGPIPE, SIG_DFL);
 	execvp(prog[0], prog);
 	log_line("fatal: unable to run %s: %s", prog[0], strerror(errno));
-	_exit(errno == ENOENT ? EXIT_PERM : EXIT_TEMP);
+	_exit(errno == ENOENT ? 127 : 126);	/* as a shell and execline say it */
 }
 
 static void setenv_number(const char *name, int n)
