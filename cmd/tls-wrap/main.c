@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "die.h"
-#include "env.h"
 #include "log.h"
 #include "tls-wrap.h"
 
@@ -222,6 +222,22 @@ static int implicit_tls(struct session *s, const struct options *o)
 	return code;
 }
 
+/* The answer to Y: NAME=value\0 for each detail, then \0, in one write. A program that is gone
+   by now is found out by the relay. */
+static void send_details(struct session *s, int fd)
+{
+	char details[DETAILS_MAX][300], reply[DETAILS_MAX * 300 + 1];
+	size_t n = tls_details(s, details, DETAILS_MAX), len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(details[i]) + 1;
+		memcpy(reply + len, details[i], k);
+		len += k;
+	}
+	reply[len++] = 0;
+	fd_write_all(fd, reply, len);
+}
+
 /* UCSPI-TLS (-n): the program talks cleartext on 0/1 until it writes y or Y on SSLCTLFD; then
    we do the handshake on the client's socket and relay through SSLREADFD/SSLWRITEFD. */
 static int starttls(struct session *s, const struct options *o)
@@ -248,16 +264,8 @@ static int starttls(struct session *s, const struct options *o)
 		;
 	int tls = r == 1 && (request == 'y' || request == 'Y');
 	if (tls && tls_handshake(s, o->handshake_timeout)) {
-		if (request == 'Y') {
-			char details[DETAILS_MAX][300];
-			size_t n = tls_details(s, details, DETAILS_MAX);
-			for (size_t i = 0; i < n; i++)
-				if (write(ctl[0], details[i], strlen(details[i]) + 1) < 0)
-					break;
-			if (write(ctl[0], "", 1) < 0) {
-				/* the program is gone; the relay finds out */
-			}
-		}
+		if (request == 'Y')
+			send_details(s, ctl[0]);
 		close(ctl[0]);
 		tls_relay(s, down[1], up[0], o->idle_timeout);
 	} else {
