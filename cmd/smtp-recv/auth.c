@@ -29,7 +29,7 @@
 
 int auth_offered(const struct session *s)
 {
-	return s->c->checkpassword && !s->authuser[0] && (s->tls_on || s->c->auth_plaintext);
+	return s->c->checkpassword && !s->authuser[0] && (s->tls_protocol || s->c->auth_plaintext);
 }
 
 enum verdict { ACCEPTED, REFUSED, TROUBLE };
@@ -228,7 +228,7 @@ void do_auth(struct session *s, const char *arg)
 		error(s, "502 5.5.1 AUTH not available");
 		return;
 	}
-	if (!s->tls_on && !s->c->auth_plaintext) {
+	if (!s->tls_protocol && !s->c->auth_plaintext) {
 		error(s, "538 5.7.11 encryption required for authentication: STARTTLS first");
 		return;
 	}

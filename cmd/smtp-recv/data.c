@@ -28,11 +28,11 @@ static void received(struct session *s, struct inject *j)
 	char with[16];
 	int extended = s->hello == 2;	/* the suffixes exist for ESMTP only */
 	snprintf(with, sizeof with, "%s%s%s", extended ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
-		 extended && s->tls_on ? "S" : "", extended && s->authuser[0] ? "A" : "");
+		 extended && s->tls_protocol ? "S" : "", extended && s->authuser[0] ? "A" : "");
 	char tls[256] = "";
-	const char *protocol = getenv("SSL_PROTOCOL"), *cipher = getenv("SSL_CIPHER");
-	if (s->tls_on && protocol && cipher && strlen(protocol) + strlen(cipher) < 100)
-		snprintf(tls, sizeof tls, "\n\t(using %s with cipher %s)", protocol, cipher);
+	if (s->tls_protocol && strlen(s->tls_protocol) + strlen(s->tls_cipher) < 100)
+		snprintf(tls, sizeof tls, "\n\t(using %s with cipher %s)", s->tls_protocol,
+			 s->tls_cipher);
 	/* "for" only with one recipient: a list of them would tell each who else got it. */
 	char forwho[320] = "";
 	if (s->nrcpt == 1 && strlen(s->rcpts.s) < 300)
@@ -58,7 +58,7 @@ static void log_message(struct session *s, struct inject *j, unsigned long long 
 	}
 	log_line("%ld %s accepted from=<%s> to=%s nrcpt=%zu size=%llu client=%s%s%s%s%s",
 		 (long)getpid(), j->id, from, to, s->nrcpt, size, s->c->remoteip,
-		 s->tls_on ? " tls=" : "", s->tls_on && getenv("SSL_PROTOCOL") ? getenv("SSL_PROTOCOL") : "",
+		 s->tls_protocol ? " tls=" : "", s->tls_protocol ? s->tls_protocol : "",
 		 s->authuser[0] ? " user=" : "", s->authuser);
 }
 

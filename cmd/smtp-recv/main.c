@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 	number("MAXRCPT", 100, 1, 100000, &c.maxrcpt);
 	number("MAXERRORS", 10, 1, 1000, &c.maxerrors);
 	number("MAXCOMMANDS", 10000, 10, 10000000, &c.maxcommands);
-	number("SMTP_LINE_MAX", 512, 512, 65536, &c.line_max);
+	number("SMTP_LINE_MAX", 512, 512, SMTP_LINE_LIMIT, &c.line_max);
 	number("SMTP_TEXT_MAX", 1000, 1000, 1048576, &c.text_max);
 	number("SMTP_TIMEOUT", 300, 1, 86400, &c.timeout);
 	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c.data_timeout);
@@ -100,6 +100,7 @@ int main(int argc, char **argv)
 	s.db.fd = -1;
 	s.tls_offer = ucspitls_available(&s.tls);
 	/* Under tls-wrap without -n the handshake is done before we start. */
-	s.tls_on = !s.tls_offer && getenv("SSL_PROTOCOL") && *getenv("SSL_PROTOCOL");
+	if (!s.tls_offer)
+		session_tls_details(&s);
 	return session_run(&s);
 }

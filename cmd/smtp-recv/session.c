@@ -97,11 +97,22 @@ static void do_helo(struct session *s, const char *arg, int ehlo)
 	reply(s, line);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->tls_offer && !s->tls_on)
+	if (s->tls_offer && !s->tls_protocol)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 SMTPUTF8");
+}
+
+int session_tls_details(struct session *s)
+{
+	const char *protocol = getenv("SSL_PROTOCOL"), *cipher = getenv("SSL_CIPHER");
+
+	if (!protocol || !*protocol)
+		return 0;
+	s->tls_protocol = protocol;
+	s->tls_cipher = cipher && *cipher ? cipher : "unknown";
+	return 1;
 }
 
 /* RFC 3207: the reply goes out in cleartext, then everything about the session is forgotten,
@@ -112,8 +123,9 @@ static void do_starttls(struct session *s, const char *arg)
 		error(s, "501 5.5.4 STARTTLS takes no argument");
 		return;
 	}
-	if (!s->tls_offer || s->tls_on) {
-		error(s, s->tls_on ? "503 5.5.1 TLS is already on" : "502 5.5.1 STARTTLS not available");
+	if (!s->tls_offer || s->tls_protocol) {
+		error(s, s->tls_protocol ? "503 5.5.1 TLS is already on"
+					 : "502 5.5.1 STARTTLS not available");
 		return;
 	}
 	reply(s, "220 2.0.0 ready to start TLS");
@@ -126,14 +138,14 @@ static void do_starttls(struct session *s, const char *arg)
 			 (long)getpid(), s->c->remoteip, s->messages);
 		exit(0);
 	}
-	s->tls_on = 1;
+	if (!session_tls_details(s))
+		s->tls_protocol = s->tls_cipher = "unknown";	/* on, though not said how */
 	s->hello = 0;
 	s->helo[0] = 0;
 	s->authuser[0] = 0;
 	session_reset(s);
 	log_line("%ld starttls client=%s protocol=%s cipher=%s", (long)getpid(), s->c->remoteip,
-		 getenv("SSL_PROTOCOL") ? getenv("SSL_PROTOCOL") : "unknown",
-		 getenv("SSL_CIPHER") ? getenv("SSL_CIPHER") : "unknown");
+		 s->tls_protocol, s->tls_cipher);
 	if (injected)
 		log_line("%ld discarded %zu bytes sent after STARTTLS before the handshake client=%s",
 			 (long)getpid(), injected, s->c->remoteip);
@@ -142,7 +154,7 @@ static void do_starttls(struct session *s, const char *arg)
 /* UCSPITLS=!: nothing private happens before TLS. 1 if the command may go on. */
 static int tls_gate(struct session *s)
 {
-	if (!s->c->tls_required || s->tls_on)
+	if (!s->c->tls_required || s->tls_protocol)
 		return 1;
 	error(s, "530 5.7.0 must issue a STARTTLS command first");
 	return 0;
@@ -491,7 +503,7 @@ int read_line(struct session *s, char *line, size_t max, size_t *len)
 int session_run(struct session *s)
 {
 	/* AUTH's initial response may be longer than a command (RFC 4954 section 4). */
-	char line[AUTH_LINE_MAX > 65536 ? AUTH_LINE_MAX + 1 : 65536 + 1];
+	char line[SMTP_LINE_LIMIT + 1];
 	size_t max = s->c->line_max > AUTH_LINE_MAX ? s->c->line_max : AUTH_LINE_MAX;
 	char greeting[300];
 	size_t len;
@@ -501,7 +513,7 @@ int session_run(struct session *s)
 	s->in.flush_first = &s->out;
 	s->in.timeout_ms = (int)(s->c->timeout * 1000);
 	log_line("%ld connect client=%s local=%s%s%s", (long)getpid(), s->c->remoteip, s->c->localip,
-		 s->tls_on ? " tls=" : "", s->tls_on ? getenv("SSL_PROTOCOL") : "");
+		 s->tls_protocol ? " tls=" : "", s->tls_protocol ? s->tls_protocol : "");
 	snprintf(greeting, sizeof greeting, "220 %s ESMTP postroom", s->c->hostname);
 	reply(s, greeting);
 

@@ -11,6 +11,9 @@
 
 /* RFC 4954 section 4: an AUTH line may be longer than any other command. */
 #define AUTH_LINE_MAX 12288
+/* The most SMTP_LINE_MAX may be: the command line buffer's size. */
+#define SMTP_LINE_LIMIT 65536
+_Static_assert(AUTH_LINE_MAX <= SMTP_LINE_LIMIT, "an AUTH line must fit the line buffer");
 
 /* What main read from the environment; frozen before the session starts. */
 struct config {
@@ -59,7 +62,9 @@ struct session {
 	int db_open;
 	struct ucspitls tls;
 	int tls_offer;		/* STARTTLS can be offered (UCSPI-TLS) */
-	int tls_on;		/* TLS from the start (tls-wrap without -n), or after STARTTLS */
+	/* TLS from the start (tls-wrap without -n) or after STARTTLS: the protocol and cipher as
+	   the TLS layer named them (SSL_PROTOCOL, SSL_CIPHER); 0 in cleartext. */
+	const char *tls_protocol, *tls_cipher;
 	char authuser[256];	/* after AUTH: the user, lower-cased; "" before */
 	unsigned long auth_failures;
 };
@@ -70,6 +75,9 @@ int session_run(struct session *s);
 void reply(struct session *s, const char *line);
 /* Forgets the mail transaction (RSET, EHLO, and after DATA). */
 void session_reset(struct session *s);
+/* Takes SSL_PROTOCOL and SSL_CIPHER from the environment, where the TLS layer put them: 1 if
+   TLS is on. */
+int session_tls_details(struct session *s);
 /* Ends the session after a last reply, with a log line. */
 _Noreturn void session_end(struct session *s, const char *line, int code);
 /* A reply that counts as an error; too many end the session. */

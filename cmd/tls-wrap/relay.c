@@ -41,10 +41,11 @@ static long long now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* What an SSL call that did not finish waits for, as poll events on the client's fds. */
-static short ssl_wants(SSL *ssl, int ret)
+/* What an SSL call that did not finish waits for (its SSL_get_error), as poll events on the
+   client's fds; 0 when it failed for good or the client closed. */
+static short ssl_wants(int error)
 {
-	switch (SSL_get_error(ssl, ret)) {
+	switch (error) {
 	case SSL_ERROR_WANT_READ:
 		return POLLIN;
 	case SSL_ERROR_WANT_WRITE:
@@ -54,10 +55,8 @@ static short ssl_wants(SSL *ssl, int ret)
 	}
 }
 
-static void set_failure(struct session *s, SSL *ssl, int ret, const char *when)
+static void set_failure(struct session *s, int e, int ret, const char *when)
 {
-	int e = SSL_get_error(ssl, ret);
-
 	if (e == SSL_ERROR_SYSCALL && !ERR_peek_last_error())
 		snprintf(s->failure, sizeof s->failure, "%s: %s", when,
 			 errno && ret < 0 ? strerror(errno) : "connection closed");
@@ -101,9 +100,10 @@ int tls_handshake(struct session *s, unsigned long timeout)
 			ack_now(s->net_in);
 			return 1;
 		}
-		short want = ssl_wants(s->ssl, r);
+		int e = SSL_get_error(s->ssl, r);
+		short want = ssl_wants(e);
 		if (!want) {
-			set_failure(s, s->ssl, r, "handshake failed");
+			set_failure(s, e, r, "handshake failed");
 			return 0;
 		}
 		long long left = deadline - now_ms();
@@ -156,11 +156,17 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 				down.len = (size_t)r;
 				s->bytes_in += (unsigned long long)r;
 				moved = 1;
-			} else if (!(net_events |= ssl_wants(s->ssl, r))) {
-				/* close_notify, or a client gone without one: either way, no more input. */
-				if (SSL_get_error(s->ssl, r) != SSL_ERROR_ZERO_RETURN && (r < 0 || ERR_peek_last_error()))
-					set_failure(s, s->ssl, r, "read failed");
-				client_done = moved = 1;
+			} else {
+				int e = SSL_get_error(s->ssl, r);
+				short want = ssl_wants(e);
+				net_events |= want;
+				if (!want) {
+					/* close_notify (or an end without one, which the context takes for
+					   the same), or a broken connection: no more input either way. */
+					if (e != SSL_ERROR_ZERO_RETURN)
+						set_failure(s, e, r, "read failed");
+					client_done = moved = 1;
+				}
 			}
 		}
 		if (down.len && to_prog >= 0) {
@@ -205,10 +211,15 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 				up.len -= (size_t)w;
 				s->bytes_out += (unsigned long long)w;
 				moved = 1;
-			} else if (!(net_events |= ssl_wants(s->ssl, w))) {
-				if (!s->failure[0])
-					set_failure(s, s->ssl, w, "write failed");
-				break;
+			} else {
+				int e = SSL_get_error(s->ssl, w);
+				short want = ssl_wants(e);
+				if (!want) {
+					if (!s->failure[0])
+						set_failure(s, e, w, "write failed");
+					break;
+				}
+				net_events |= want;
 			}
 		}
 
