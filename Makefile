@@ -113,7 +113,8 @@ asan:
 # Debian 12 packages the project needs at build, test and run time.
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
-	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps
+	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
+	dovecot-core dovecot-imapd
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
