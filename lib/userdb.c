@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -168,6 +169,22 @@ int userdb_maildir_safe(const char *maildir, size_t n)
 	return 1;
 }
 
+/*
+ * The database holds every password hash, so it is never readable by all: a new one gets
+ * USERDB_MODE, and a replacement the mode, owner and group of the file it replaces (an admin's
+ * chmod or chgrp survives a recompile), as far as the user compiling may set them.
+ */
+static int keep_access(int fd, const char *path)
+{
+	struct stat old;
+
+	if (stat(path, &old) < 0)
+		return errno == ENOENT ? fchmod(fd, USERDB_MODE) == 0 : 0;
+	if (fchown(fd, old.st_uid, old.st_gid) < 0)
+		(void)fchown(fd, (uid_t)-1, old.st_gid);	/* not root: at least the group */
+	return fchmod(fd, old.st_mode & 0777 & ~(mode_t)0007) == 0;
+}
+
 int userdb_make_start(struct userdb_make *m, const char *path)
 {
 	size_t n = strlen(path) + 40;
@@ -181,9 +198,10 @@ int userdb_make_start(struct userdb_make *m, const char *path)
 		return 0;
 	}
 	snprintf(m->tmppath, n, "%s.tmp.%ld", path, (long)getpid());
-	/* Read-write: tinycdb reads back what it wrote to find duplicate keys. */
-	m->fd = open(m->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (m->fd < 0) {
+	/* Read-write: tinycdb reads back what it wrote to find duplicate keys. Created 0600 so that
+	 * no one else can open it before its mode is set. */
+	m->fd = open(m->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (m->fd < 0 || !keep_access(m->fd, path)) {
 		int e = errno;
 		userdb_make_abort(m);
 		errno = e;

@@ -55,8 +55,10 @@ int userdb_alias(struct userdb *u, const char *addr, size_t n, const char **targ
  * Writing: userdb_make_start creates PATH.tmp.PID next to PATH; userdb_make_finish fsyncs it,
  * renames it over PATH and fsyncs the directory, so readers see the old or the new database,
  * never a mix. Actions return 1, or 0 with errno set; the add functions return -1 (errno EEXIST)
- * for a duplicate mailbox or alias.
+ * for a duplicate mailbox or alias. A new PATH gets USERDB_MODE; a replacement keeps the mode
+ * (less any access for others), owner and group of the old one.
  */
+#define USERDB_MODE 0640	/* password hashes: the services' group may read, others not */
 struct userdb_make {
 	struct cdb_make cdbm;
 	int started;		/* cdbm holds memory that only cdb_make_finish frees */

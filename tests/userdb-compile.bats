@@ -257,3 +257,41 @@ EOF
 	run --separate-stderr -111 userdb-compile -f "$TXT" "$BATS_TEST_TMPDIR/no-such-dir/out.cdb"
 	assert_one_stderr_line userdb-compile
 }
+
+# The CDB holds every password hash: never readable by all, and a recompile keeps what the
+# admin set on the file.
+@test "a new users.cdb is 0640 whatever the umask: the hashes are not readable by all" {
+	users_txt >"$TXT"
+	run -0 bash -c 'umask 000 && userdb-compile -f "$1" "$2"' - "$TXT" "$OUT"
+	run -0 stat -c %a "$OUT"
+	assert_output 640
+}
+
+@test "a recompile keeps the old file's mode, owner and group, less any access for others" {
+	users_txt >"$TXT"
+	run -0 userdb-compile -f "$TXT" "$OUT"
+	chown "$NOBODY_UID:$NOBODY_GID" "$OUT"
+	chmod 0600 "$OUT"
+	run -0 userdb-compile -f "$TXT" "$OUT"
+	run -0 stat -c '%a %u %g' "$OUT"
+	assert_output "600 $NOBODY_UID $NOBODY_GID"
+	chmod 0644 "$OUT"
+	run -0 userdb-compile -f "$TXT" "$OUT"
+	run -0 stat -c %a "$OUT"
+	assert_output 640
+}
+
+@test "as a user other than root: a new file 0640 of that user; a replacement keeps its mode" {
+	make_private_dir
+	local dir=$PRIVATE_DIR/db
+	mkdir "$dir"
+	users_txt >"$dir/users.txt"
+	chown -R "$NOBODY_UID:$NOBODY_GID" "$dir"
+	run -0 as_nobody "$PRIVATE_DIR/bin/userdb-compile" -f "$dir/users.txt" "$dir/out.cdb"
+	run -0 stat -c '%a %u %g' "$dir/out.cdb"
+	assert_output "640 $NOBODY_UID $NOBODY_GID"
+	chmod 0600 "$dir/out.cdb"
+	run -0 as_nobody "$PRIVATE_DIR/bin/userdb-compile" -f "$dir/users.txt" "$dir/out.cdb"
+	run -0 stat -c '%a %u %g' "$dir/out.cdb"
+	assert_output "600 $NOBODY_UID $NOBODY_GID"
+}
