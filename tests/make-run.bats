@@ -206,4 +206,10 @@ alice_has_mail() {
 		sleep 0.1
 	done
 	assert_count 0 count_procs userdb-compile
+	# Taken out of supervision before it was deleted: no supervisor left on it, no error.
+	refute_output --partial 'rm: '
+	[ ! -e "$RT/service/userdb-compile" ] && [ ! -e "$RT/service/.userdb-compile.removed" ] ||
+		fail "the service directory is still there: $(ls -a "$RT/service")"
+	run -0 s6-svstat "$RT/service/smtp"
+	assert_output --regexp '^up '
 }
