@@ -64,16 +64,24 @@ kib() {
 	echo $((($1 + 1023) / 1024))
 }
 
+# assert_dovecot_agrees COUNT LIMIT: $MD/maildirsize adds up to COUNT messages; doveadm quota get
+# shows that count, their bytes (in kilobytes) and LIMIT bytes; doveadm's recalculation finds the
+# same bytes and count.
+assert_dovecot_agrees() {
+	local bytes count
+	read -r bytes count < <(sum_maildirsize "$MD")
+	assert_equal "$count" "$1"
+	assert_equal "$(dove_quota MESSAGE)" "$1 -"
+	assert_equal "$(dove_quota STORAGE)" "$(kib "$bytes") $(kib "$2")"
+	run -0 dove quota recalc
+	assert_equal "$(sum_maildirsize "$MD")" "$bytes $1"
+}
+
 @test "dovecot: a root delivery's maildirsize is what doveadm reads and what its recalc finds" {
 	dovecot_conf
 	for i in 1 2 3; do deliver_ok QUOTA=100000 "$MD" <"$MSG"; done
 	assert_equal "$(head -n 1 "$MD/maildirsize")" 100000S
-	read -r bytes count < <(sum_maildirsize "$MD")
-	assert_equal "$count" 3
-	assert_equal "$(dove_quota MESSAGE)" "3 -"
-	assert_equal "$(dove_quota STORAGE)" "$(kib "$bytes") $(kib 100000)"
-	run -0 dove quota recalc
-	assert_equal "$(sum_maildirsize "$MD")" "$bytes 3"
+	assert_dovecot_agrees 3 100000
 }
 
 @test "dovecot: a delivery into a folder (maildirfolder) counts in the root's maildirsize, none in the folder" {
@@ -85,12 +93,7 @@ kib() {
 	deliver_ok QUOTA=100000 "$MD/.Lists" <"$MSG"
 	[ ! -e "$MD/.Lists/maildirsize" ] || fail "a maildirsize in the folder: $(cat "$MD/.Lists/maildirsize")"
 	assert_count 2 msg_count "$MD/.Lists"
-	read -r bytes count < <(sum_maildirsize "$MD")
-	assert_equal "$count" 3
-	assert_equal "$(dove_quota MESSAGE)" "3 -"
-	assert_equal "$(dove_quota STORAGE)" "$(kib "$bytes") $(kib 100000)"
-	run -0 dove quota recalc
-	assert_equal "$(sum_maildirsize "$MD")" "$bytes 3"
+	assert_dovecot_agrees 3 100000
 }
 
 @test "a folder delivery is refused when the root's messages use up the quota" {
@@ -134,11 +137,7 @@ kib() {
 	assert_equal "$(head -n 1 "$MD/maildirsize")" 100000S
 	deliver_ok "$MD" <"$MSG"
 	deliver_ok "$MD" <"$MSG"
-	read -r bytes count < <(sum_maildirsize "$MD")
-	assert_equal "$count" 3
-	assert_equal "$(dove_quota MESSAGE)" "3 -"
-	run -0 dove quota recalc
-	assert_equal "$(sum_maildirsize "$MD")" "$bytes 3"
+	assert_dovecot_agrees 3 100000
 	# and a Maildir without one still gets none
 	deliver_ok "$BATS_TEST_TMPDIR/plain" <"$MSG"
 	[ ! -e "$BATS_TEST_TMPDIR/plain/maildirsize" ]
