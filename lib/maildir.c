@@ -64,6 +64,43 @@ static int make_dirs(const char *path)
 	}
 }
 
+/*
+ * A Maildir named ".Name" inside another Maildir is a Maildir++ folder: it gets the
+ * maildirfolder file Dovecot and Courier give their folders, which is what tells a delivery
+ * there that the quota is the parent's.
+ */
+static int mark_folder(const char *maildir)
+{
+	char parent[PATH_MAX], path[PATH_MAX];
+	size_t n = strlen(maildir);
+
+	while (n > 1 && maildir[n - 1] == '/')
+		n--;
+	if (n >= sizeof parent)
+		return 1;
+	memcpy(parent, maildir, n);
+	parent[n] = 0;
+	char *slash = strrchr(parent, '/');
+	const char *name = slash ? slash + 1 : parent;
+	if (name[0] != '.' || !strcmp(name, ".") || !strcmp(name, ".."))
+		return 1;
+	if (slash)
+		slash[slash == parent] = 0;	/* "/.x" has the parent "/" */
+	struct stat st;
+	if (snprintf(path, sizeof path, "%s/cur", slash ? parent : ".") >= (int)sizeof path ||
+	    stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 1;	/* not inside a Maildir: a Maildir that happens to have a dot name */
+	if (snprintf(path, sizeof path, "%.*s/maildirfolder", (int)n, maildir) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
 int maildir_make(const char *maildir)
 {
 	char path[PATH_MAX];
@@ -80,7 +117,7 @@ int maildir_make(const char *maildir)
 		if (errno != ENOENT || !make_dirs(path))
 			return 0;
 	}
-	return 1;
+	return mark_folder(maildir);
 }
 
 /* This host's name as a Maildir file name part: '/' and ':' are escaped as the spec says. */
@@ -151,6 +188,109 @@ static int loop_feed(struct loop_check *c, const char *s, size_t n)
 	return 0;
 }
 
+/*
+ * Drops the message's own Return-Path fields, continuation lines included, while the header
+ * streams through: a line is held back only until its first bytes tell whether it is one.
+ */
+struct rp_filter {
+	enum { RP_LINE_START, RP_PASS, RP_DROP, RP_BODY } state;
+	int dropping;	/* the last field seen was a Return-Path: its continuations go too */
+	size_t len;
+	char held[32];
+};
+
+/* "return-path" WSP* ":" at the start of held[0..len): 1 yes, 0 no, -1 not known yet. */
+static int rp_match(const struct rp_filter *f)
+{
+	static const char name[] = "return-path";
+	size_t i = 0;
+
+	if (f->len == 1 && f->held[0] == '\r')
+		return -1;	/* perhaps the empty line that ends the header */
+	for (; i < f->len && i < sizeof name - 1; i++) {
+		char c = f->held[i];
+		if ((c >= 'A' && c <= 'Z' ? c + 'a' - 'A' : c) != name[i])
+			return 0;
+	}
+	if (i < sizeof name - 1)
+		return -1;
+	for (; i < f->len; i++) {
+		if (f->held[i] == ':')
+			return 1;
+		if (f->held[i] != ' ' && f->held[i] != '\t')
+			return 0;
+	}
+	return f->len < sizeof f->held ? -1 : 0;
+}
+
+/* Filters in[0..n) into out (room for n + sizeof f->held bytes); returns the bytes put out. */
+static size_t rp_feed(struct rp_filter *f, const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		switch (f->state) {
+		case RP_BODY:
+			memcpy(out + o, in + i, n - i);
+			return o + n - i;
+		case RP_PASS:
+			out[o++] = c;
+			if (c == '\n')
+				f->state = RP_LINE_START;
+			break;
+		case RP_DROP:
+			if (c == '\n')
+				f->state = RP_LINE_START;
+			break;
+		case RP_LINE_START:
+			if (f->len == 0 && (c == ' ' || c == '\t')) {
+				/* A continuation line goes with the field it continues. */
+				f->state = f->dropping ? RP_DROP : RP_PASS;
+				if (!f->dropping)
+					out[o++] = c;
+				break;
+			}
+			if (c == '\n') {
+				/* An empty line ends the header; a short line is no field of interest. */
+				int end = f->len == 0 || (f->len == 1 && f->held[0] == '\r');
+				memcpy(out + o, f->held, f->len);
+				o += f->len;
+				out[o++] = c;
+				f->len = 0;
+				f->dropping = 0;
+				if (end)
+					f->state = RP_BODY;
+				break;
+			}
+			f->held[f->len++] = c;
+			int m = rp_match(f);
+			if (m == 1) {
+				f->dropping = 1;
+				f->state = RP_DROP;
+			} else if (m == 0) {
+				memcpy(out + o, f->held, f->len);
+				o += f->len;
+				f->dropping = 0;
+				f->state = RP_PASS;
+			}
+			if (m != -1)
+				f->len = 0;
+			break;
+		}
+	}
+	return o;
+}
+
+/* What the filter still holds at the end of the message. */
+static size_t rp_flush(struct rp_filter *f, char *out)
+{
+	size_t o = f->state == RP_LINE_START ? f->len : 0;
+	memcpy(out, f->held, o);
+	f->len = 0;
+	return o;
+}
+
 struct copy {
 	int infd;
 	off_t off;
@@ -162,14 +302,15 @@ struct copy {
 /* Copies the message; 1 done, 0 error (errno), -1 loop found, -2 read error (errno). */
 static int copy_message(struct copy *cp, struct loop_check *lc)
 {
-	char chunk[COPY_CHUNK];
+	char chunk[COPY_CHUNK], filtered[COPY_CHUNK + sizeof ((struct rp_filter *)0)->held];
+	struct rp_filter rp = { .state = RP_LINE_START };
 
 	for (;;) {
 		size_t want = sizeof chunk;
 		if (cp->left >= 0 && (unsigned long long)cp->left < want)
 			want = (size_t)cp->left;
 		if (want == 0)
-			return 1;
+			break;
 		ssize_t r = cp->left >= 0 ? pread(cp->infd, chunk, want, cp->off)
 					  : read(cp->infd, chunk, want);
 		if (r < 0) {
@@ -182,28 +323,143 @@ static int copy_message(struct copy *cp, struct loop_check *lc)
 				errno = EIO;	/* the queue file is shorter than its header says */
 				return -2;
 			}
-			return 1;
+			break;
 		}
 		cp->off += r;
 		if (cp->left >= 0)
 			cp->left -= r;
 		if (lc->in_header && loop_feed(lc, chunk, (size_t)r))
 			return -1;
-		if (!fd_write_all(cp->outfd, chunk, (size_t)r))
+		const char *data = chunk;
+		size_t len = (size_t)r;
+		if (rp.state != RP_BODY) {
+			len = rp_feed(&rp, chunk, len, filtered);
+			data = filtered;
+		}
+		if (!fd_write_all(cp->outfd, data, len))
 			return 0;
-		cp->written += (unsigned long long)r;
+		cp->written += len;
 	}
+	size_t len = rp_flush(&rp, filtered);
+	if (!fd_write_all(cp->outfd, filtered, len))
+		return 0;
+	cp->written += len;
+	return 1;
+}
+
+/* A header field's value: s with every control byte turned into '_', as qmail-local does, so that
+ * an envelope address can never end the line and add a field. 0 if it does not fit. */
+static int header_value(char *out, size_t size, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= size)
+		return 0;
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = c && (c < 0x20 || c == 0x7f) ? '_' : (char)c;
+	}
+	return 1;
+}
+
+/* Moves tmp/NAME to new/NAME,S=<size> and makes it durable; why gets the new name. */
+static enum maildir_result commit(const struct maildir_delivery *d, const char *tmp,
+				  const char *name, unsigned long long size, char *why,
+				  size_t whylen)
+{
+	char new[PATH_MAX], newdir[PATH_MAX];
+
+	snprintf(newdir, sizeof newdir, "%s/new", d->maildir);
+	if (snprintf(new, sizeof new, "%s/%s,S=%llu", newdir, name, size) >= (int)sizeof new) {
+		unlink(tmp);
+		return fail(why, whylen, ENAMETOOLONG, "unable to link into", newdir);
+	}
+	if (link(tmp, new) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return fail(why, whylen, e, "unable to link into", newdir);
+	}
+	unlink(tmp);
+	if (!sync_dir_at(AT_FDCWD, newdir)) {
+		/* The file is in new/ but may not survive a crash: say temporary, a repeat is safe. */
+		int e = errno;
+		unlink(new);
+		return fail(why, whylen, e, "unable to sync", newdir);
+	}
+	snprintf(why, whylen, "%s", new + strlen(d->maildir) + 1);
+	return MAILDIR_OK;
+}
+
+/*
+ * The quota step, under the root's lock: the check against the usage, the move into new/, and
+ * the line added to maildirsize, so that concurrent deliveries see each other's messages. A
+ * Maildir without a quota still gets its line when it has a maildirsize (Dovecot's, say).
+ */
+static enum maildir_result commit_counted(const struct maildir_delivery *d, const char *tmp,
+					  const char *name, unsigned long long size, char *why,
+					  size_t whylen)
+{
+	char root[PATH_MAX], path[PATH_MAX];
+	int e;
+
+	if (!maildir_quota_root(d->maildir, root, sizeof root)) {
+		e = errno;
+		unlink(tmp);
+		return fail(why, whylen, e, "unable to find the quota root of", d->maildir);
+	}
+	struct stat st;
+	int sized = snprintf(path, sizeof path, "%s/maildirsize", root) < (int)sizeof path &&
+		    stat(path, &st) == 0;
+	if (!d->quota && !sized)
+		return commit(d, tmp, name, size, why, whylen);
+	int lock = maildir_quota_lock(root);
+	if (lock < 0 && d->quota) {
+		e = errno;
+		unlink(tmp);
+		return fail(why, whylen, e, "unable to lock the quota of", root);
+	}
+	enum maildir_result r = MAILDIR_OK;
+	struct maildir_quota q;
+	if (d->quota && !maildir_quota_read(root, d->quota, &q)) {
+		e = errno;
+		r = fail(why, whylen, e, "unable to read the quota of", root);
+	} else if (d->quota && q.bytes + size > q.bytes_limit) {
+		snprintf(why, whylen, "%s mailbox full: %llu of %llu bytes used, message %llu bytes",
+			 d->overquota_permanent ? "5.2.2" : "4.2.2", q.bytes, q.bytes_limit, size);
+		r = d->overquota_permanent ? MAILDIR_PERM : MAILDIR_TEMP;
+	} else if (d->quota && q.count_limit && q.count + 1 > q.count_limit) {
+		snprintf(why, whylen, "%s mailbox full: %llu of %llu messages",
+			 d->overquota_permanent ? "5.2.2" : "4.2.2", q.count, q.count_limit);
+		r = d->overquota_permanent ? MAILDIR_PERM : MAILDIR_TEMP;
+	}
+	if (r != MAILDIR_OK) {
+		unlink(tmp);
+	} else {
+		r = commit(d, tmp, name, size, why, whylen);
+		if (r == MAILDIR_OK)
+			maildir_quota_add(root, size);	/* a cache: a failure only costs a rescan */
+	}
+	if (lock >= 0)
+		close(lock);
+	return r;
 }
 
 enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, off_t off,
 				    long long len, char *why, size_t whylen)
 {
 	static unsigned long counter;
-	char tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX], name[400];
-	char head[2 * 1100];
+	char tmp[PATH_MAX], name[400];
+	char sender[HEADER_LINE_MAX], rcpt[HEADER_LINE_MAX], orig[HEADER_LINE_MAX];
+	char head[3 * HEADER_LINE_MAX + 64];
 	struct timeval tv;
 	int out = -1;
 
+	const char *o = d->original_recipient ? d->original_recipient : "";
+	if (!header_value(sender, sizeof sender, d->sender) ||
+	    !header_value(rcpt, sizeof rcpt, d->recipient) || !header_value(orig, sizeof orig, o)) {
+		snprintf(why, whylen, "envelope address too long");
+		return MAILDIR_PERM;
+	}
 	for (int tries = 0, made = 0;; tries++) {
 		gettimeofday(&tv, 0);
 		snprintf(name, sizeof name, "%lld.M%06ldP%ldQ%lu.%s", (long long)tv.tv_sec,
@@ -224,15 +480,16 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 			return fail(why, whylen, errno, "unable to create", tmp);
 	}
 
-	int hlen = snprintf(head, sizeof head, "Return-Path: <%s>\nDelivered-To: %s\n", d->sender,
-			    d->recipient);
+	/* Postfix's order: Return-Path, X-Original-To, Delivered-To. */
+	int hlen = orig[0] ? snprintf(head, sizeof head,
+				      "Return-Path: <%s>\nX-Original-To: %s\nDelivered-To: %s\n",
+				      sender, orig, rcpt)
+			   : snprintf(head, sizeof head, "Return-Path: <%s>\nDelivered-To: %s\n",
+				      sender, rcpt);
 	struct copy cp = { .infd = fd, .off = off, .left = len, .outfd = out };
-	struct loop_check lc = { .recipient = d->recipient, .in_header = 1 };
+	struct loop_check lc = { .recipient = rcpt, .in_header = 1 };
 	int r;
-	if (hlen < 0 || hlen >= (int)sizeof head) {
-		errno = ENAMETOOLONG;
-		r = 0;
-	} else if (!fd_write_all(out, head, (size_t)hlen)) {
+	if (!fd_write_all(out, head, (size_t)hlen)) {
 		r = 0;
 	} else {
 		cp.written = (unsigned long long)hlen;
@@ -249,7 +506,7 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		unlink(tmp);
 		if (r == -1) {
 			snprintf(why, whylen, "mail loop: a Delivered-To: %s header is already present",
-				 d->recipient);
+				 rcpt);
 			return MAILDIR_PERM;
 		}
 		if (r == -2) {
@@ -258,41 +515,5 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		}
 		return fail(why, whylen, e, "unable to write", tmp);
 	}
-
-	if (d->quota) {
-		unsigned long long used;
-		if (!maildir_quota_used(d->maildir, d->quota, &used)) {
-			e = errno;
-			unlink(tmp);
-			return fail(why, whylen, e, "unable to read the quota of", d->maildir);
-		}
-		if (used + cp.written > d->quota) {
-			unlink(tmp);
-			snprintf(why, whylen, "%s mailbox full: %llu of %llu bytes used, message %llu bytes",
-				 d->overquota_permanent ? "5.2.2" : "4.2.2", used, d->quota, cp.written);
-			return d->overquota_permanent ? MAILDIR_PERM : MAILDIR_TEMP;
-		}
-	}
-
-	snprintf(newdir, sizeof newdir, "%s/new", d->maildir);
-	if (snprintf(new, sizeof new, "%s/%s,S=%llu", newdir, name, cp.written) >= (int)sizeof new) {
-		unlink(tmp);
-		return fail(why, whylen, ENAMETOOLONG, "unable to link into", newdir);
-	}
-	if (link(tmp, new) < 0) {
-		e = errno;
-		unlink(tmp);
-		return fail(why, whylen, e, "unable to link into", newdir);
-	}
-	unlink(tmp);
-	if (!sync_dir_at(AT_FDCWD, newdir)) {
-		/* The file is in new/ but may not survive a crash: say temporary, a repeat is safe. */
-		e = errno;
-		unlink(new);
-		return fail(why, whylen, e, "unable to sync", newdir);
-	}
-	if (d->quota)
-		maildir_quota_add(d->maildir, cp.written);	/* a cache: a failure only costs a rescan */
-	snprintf(why, whylen, "%s", new + strlen(d->maildir) + 1);
-	return MAILDIR_OK;
+	return commit_counted(d, tmp, name, cp.written, why, whylen);
 }

@@ -258,3 +258,128 @@ nobody_deliver() {
 	assert_one_stderr_line maildir-deliver
 	assert_count 0 msg_count "$MD"
 }
+
+# added_lines FILE: the lines delivery put in front of the message (up to Delivered-To).
+added_lines() {
+	sed -n '1,/^Delivered-To: /p' "$1"
+}
+
+@test "a newline or other control byte in SENDER, RECIPIENT or ORIGINAL_RECIPIENT adds no header line: it becomes _" {
+	SENDER=$'evil@remote.test>\nX-Evil: 1' RECIPIENT=$'alice@example.test\r\nX-Evil: 2' \
+		ORIGINAL_RECIPIENT=$'Alice@Example.TEST\nX-Evil: 3\t\001\177' \
+		run --separate-stderr -0 maildir-deliver "$MD" <"$MSG"
+	f=$(maildir_files "$MD")
+	run -0 added_lines "$f"
+	assert_output "$(printf '%s\n' 'Return-Path: <evil@remote.test>_X-Evil: 1>' \
+		'X-Original-To: Alice@Example.TEST_X-Evil: 3___' \
+		'Delivered-To: alice@example.test__X-Evil: 2')"
+	assert_delivered "$f" 'evil@remote.test>_X-Evil: 1' 'alice@example.test__X-Evil: 2' "$MSG" \
+		'Alice@Example.TEST_X-Evil: 3___'
+	refute_log 'X-Evil: .*' "$f"
+}
+
+@test "the loop check compares the neutralised recipient: a second delivery of the file is a loop" {
+	RECIPIENT=$'alice@example.test\nX' run -0 maildir-deliver "$MD" <"$MSG"
+	RECIPIENT=$'alice@example.test\nX' run --separate-stderr -100 maildir-deliver "$MD.2" <"$(maildir_files "$MD")"
+	[[ $stderr == *loop* ]] || fail "not a loop: $stderr"
+}
+
+@test "the message's own Return-Path fields (folded ones too) are removed; one Return-Path, ours, remains" {
+	{
+		printf 'Return-Path: <forged@evil.test>\n'
+		printf 'From: Sender <sender@remote.test>\n'
+		printf 'return-path :\n <folded@evil.test>\n\t(more)\n'
+		printf 'Subject: rp\n'
+		printf 'RETURN-PATH:<x@evil.test>\r\n'
+		printf 'Return-Paths: kept, not the field\n'
+		printf 'X-Note: Return-Path: kept\n'
+		printf '\n'
+		printf 'Return-Path: <in the body, kept>\n'
+	} >"$BATS_TEST_TMPDIR/rp"
+	{
+		printf 'From: Sender <sender@remote.test>\n'
+		printf 'Subject: rp\n'
+		printf 'Return-Paths: kept, not the field\n'
+		printf 'X-Note: Return-Path: kept\n'
+		printf '\n'
+		printf 'Return-Path: <in the body, kept>\n'
+	} >"$BATS_TEST_TMPDIR/want"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/rp"
+	f=$(maildir_files "$MD")
+	assert_delivered "$f" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/want"
+	assert_equal "$(grep -ci '^return-path *:' "$f")" 2	# ours, and the body's line
+	[[ $f == *",S=$(stat -c %s "$f")" ]] || fail "S= is not the size of the file: $f"
+}
+
+@test "Return-Path removal streams: fields across the 64 KiB read boundaries, a header of 1 MB" {
+	python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import sys
+d = sys.argv[1]
+rp = b"Return-Path: <old@evil.test>\n"
+keep, full = [], []
+# A Return-Path line starting at every offset around the first read boundary (65536).
+for k in range(40):
+    pad = b"X-Pad: " + b"p" * (65536 - 7 - 1 - 20 + k) + b"\n"
+    keep.append(pad)
+    full += [pad, rp, b"Return-Path:\n\t<folded@evil.test>\n"]
+big = b"X-Big: " + b"b" * 1000000 + b"\n"
+keep.append(big)
+full += [big, rp]
+tail = b"Subject: boundaries\n\nReturn-Path: <body>\n"
+open(d + "/rp", "wb").write(b"".join(full) + tail)
+open(d + "/want", "wb").write(b"".join(keep) + tail)
+PY
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/rp"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/want"
+}
+
+@test "a header without an empty line, ending in a partial field name, is kept as it is" {
+	printf 'Subject: x\nReturn-Pa' >"$BATS_TEST_TMPDIR/short"
+	run -0 maildir-deliver "$MD" <"$BATS_TEST_TMPDIR/short"
+	assert_delivered "$(maildir_files "$MD")" sender@remote.test alice@example.test "$BATS_TEST_TMPDIR/short"
+}
+
+@test "X-Original-To: ORIGINAL_RECIPIENT as given, between Return-Path and Delivered-To; unset or empty: none" {
+	RECIPIENT=x@example.test ORIGINAL_RECIPIENT=X+Tag@Example.TEST run -0 maildir-deliver "$MD" <"$MSG"
+	f=$(maildir_files "$MD")
+	assert_delivered "$f" sender@remote.test x@example.test "$MSG" X+Tag@Example.TEST
+	run -0 added_lines "$f"
+	assert_output "$(printf '%s\n' 'Return-Path: <sender@remote.test>' \
+		'X-Original-To: X+Tag@Example.TEST' 'Delivered-To: x@example.test')"
+	rm "$f"
+	ORIGINAL_RECIPIENT= run -0 maildir-deliver "$MD" <"$MSG"
+	run -0 added_lines "$(maildir_files "$MD")"
+	assert_output "$(printf '%s\n' 'Return-Path: <sender@remote.test>' 'Delivered-To: alice@example.test')"
+}
+
+# queue_both MAILBOX-LINE RCPT SENDER < message: the message queued for RCPT and delivered by
+# queue-run in-process and, from a copy of the queue, through LOCALDELIVERY=maildir-deliver;
+# sets A and B to the two delivered files.
+queue_both() {
+	make_queue
+	make_userdb "$1"
+	run -0 inject "$3" "$2"
+	cp -a "$QUEUEDIR" "$BATS_TEST_TMPDIR/queue2"
+	run --separate-stderr -0 queue-run -1
+	QUEUEDIR=$BATS_TEST_TMPDIR/queue2 MAILROOT=$BATS_TEST_TMPDIR/mail2 \
+		LOCALDELIVERY=$(command -v maildir-deliver) run --separate-stderr -0 queue-run -1
+	A=$(maildir_files "$MAILROOT/example.test/x")
+	B=$(maildir_files "$BATS_TEST_TMPDIR/mail2/example.test/x")
+	[ -n "$A" ] || fail "nothing delivered in-process"
+	[ -n "$B" ] || fail "nothing delivered through maildir-deliver"
+	cmp "$A" "$B" || fail "in-process and maildir-deliver deliveries differ"
+}
+
+@test "queue-run, in-process and via maildir-deliver: X+Tag@Example.TEST gets X-Original-To as given, the same bytes" {
+	queue_both 'mailbox x@example.test {SHA512-CRYPT}$6$saltsalt$xHASH example.test/x/' \
+		X+Tag@Example.TEST sender@remote.test <"$MSG"
+	assert_delivered "$A" sender@remote.test x@example.test "$MSG" X+Tag@Example.TEST
+}
+
+# (queue-inject refuses control bytes in the envelope: exit 91; maildir-deliver's own test has them)
+@test "queue-run, in-process and via maildir-deliver: the message's own Return-Path goes, the same bytes" {
+	{ printf 'Return-Path: <forged@evil.test>\n'; cat "$MSG"; } >"$BATS_TEST_TMPDIR/rp"
+	queue_both 'mailbox x@example.test {SHA512-CRYPT}$6$saltsalt$xHASH example.test/x/' \
+		x@example.test sender@remote.test <"$BATS_TEST_TMPDIR/rp"
+	assert_delivered "$A" sender@remote.test x@example.test "$MSG" x@example.test
+}

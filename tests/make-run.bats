@@ -78,11 +78,12 @@ alice_has_mail() {
 	wait_until 20 alice_has_mail
 	assert_count 1 msg_count "$RT/mail/example.test/alice"
 	local file=$(maildir_files "$RT/mail/example.test/alice")
-	run -0 head -n 4 "$file"
+	run -0 head -n 5 "$file"
 	assert_line -n 0 'Return-Path: <someone@example.org>'
-	assert_line -n 1 'Delivered-To: alice@example.test'
-	assert_line -n 2 'Received: from client.example.org ([127.0.0.1])'
-	assert_line -n 3 --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTP id [0-9.]+$'
+	assert_line -n 1 'X-Original-To: alice@example.test'
+	assert_line -n 2 'Delivered-To: alice@example.test'
+	assert_line -n 3 'Received: from client.example.org ([127.0.0.1])'
+	assert_line -n 4 --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTP id [0-9.]+$'
 	grep -qx 'Subject: make-run test' "$file"
 	# The queue is empty again, and the logs have the message.
 	assert_count 0 file_count "$RT/queue/msg"

@@ -31,19 +31,20 @@ swaks_send() {
 }
 
 # check_delivered USER SENDER RCPT-IN-FOR ID: the one message in USER's Maildir has smtp-recv's
-# Received header with queue id ID, Return-Path and Delivered-To, and the odd message byte for
+# Received header with queue id ID, Return-Path, X-Original-To (RCPT-IN-FOR) and Delivered-To, and the odd message byte for
 # byte after them.
 check_delivered() {
 	local user=$1 sender=$2 rcpt=$3 id=$4
 	assert_count 1 msg_count "$(mailbox "$user")"
 	local file=$(maildir_files "$(mailbox "$user")")
-	run -0 head -n 6 "$file"
+	run -0 head -n 7 "$file"
 	assert_line -n 0 "Return-Path: <$sender>"
-	assert_line -n 1 "Delivered-To: $user@example.test"
-	assert_line -n 2 'Received: from client.example.org ([127.0.0.1])'
-	assert_line -n 3 "	by mx.example.test (postroom) with ESMTP id $id"
-	assert_line -n 4 "	for <$rcpt>;"
-	assert_line -n 5 --regexp $'^\t(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [+-][0-9]{4}$'
+	assert_line -n 1 "X-Original-To: $rcpt"
+	assert_line -n 2 "Delivered-To: $user@example.test"
+	assert_line -n 3 'Received: from client.example.org ([127.0.0.1])'
+	assert_line -n 4 "	by mx.example.test (postroom) with ESMTP id $id"
+	assert_line -n 5 "	for <$rcpt>;"
+	assert_line -n 6 --regexp $'^\t(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [+-][0-9]{4}$'
 	strip_added "$file" >"$BATS_TEST_TMPDIR/delivered"
 	cmp "$BATS_TEST_TMPDIR/message" "$BATS_TEST_TMPDIR/delivered"
 }

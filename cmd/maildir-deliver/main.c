@@ -1,7 +1,7 @@
 /* postroom: ISC license, see LICENSE. */
 /*
  * maildir-deliver MAILDIR: one message from stdin into one Maildir, with SENDER and RECIPIENT from
- * the environment as qmail-local gives them. queue-run does the same in-process through
+ * the environment as qmail-local gives them (and ORIGINAL_RECIPIENT as Postfix's pipe(8) does). queue-run does the same in-process through
  * lib/maildir; this program is the same step for a shell, a filter, or queue-run's external path.
  */
 #include <stdlib.h>
@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 	d.maildir = argv[optind];
 	d.sender = getenv("SENDER");
 	d.recipient = getenv("RECIPIENT");
+	d.original_recipient = getenv("ORIGINAL_RECIPIENT");	/* Postfix pipe(8)'s name for it */
 	if (!d.sender || !d.recipient || !*d.recipient)
 		die(EXIT_PERM, "SENDER and RECIPIENT must be set");
 	if (quota && *quota && !scan_ullong_str(quota, &d.quota))

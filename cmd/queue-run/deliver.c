@@ -125,7 +125,8 @@ static int feed_program(struct attempt *a, int in, int err, char *text, size_t s
 
 /* Runs the external delivery program with the message on its stdin. */
 static enum maildir_result run_program(struct attempt *a, const char *maildir,
-				       const struct target *t, char *why, size_t whylen)
+				       const struct target *t, const char *orig, char *why,
+				       size_t whylen)
 {
 	int in[2], err[2];
 
@@ -152,6 +153,7 @@ static enum maildir_result run_program(struct attempt *a, const char *maildir,
 		snprintf(quota, sizeof quota, "%llu", t->quota);
 		setenv("SENDER", a->m.sender, 1);
 		setenv("RECIPIENT", t->addr, 1);
+		setenv("ORIGINAL_RECIPIENT", orig, 1);
 		if (t->quota)
 			setenv("QUOTA", quota, 1);
 		else
@@ -205,8 +207,9 @@ static enum maildir_result run_program(struct attempt *a, const char *maildir,
 	return WIFEXITED(status) && WEXITSTATUS(status) == 100 ? MAILDIR_PERM : MAILDIR_TEMP;
 }
 
-static enum maildir_result deliver_local(struct attempt *a, const struct target *t, char *why,
-					 size_t whylen)
+/* orig: the envelope recipient t came from, for X-Original-To. */
+static enum maildir_result deliver_local(struct attempt *a, const struct target *t,
+					 const char *orig, char *why, size_t whylen)
 {
 	char maildir[PATH_MAX];
 
@@ -220,11 +223,12 @@ static enum maildir_result deliver_local(struct attempt *a, const struct target 
 		return MAILDIR_TEMP;
 	}
 	if (a->c->localdelivery)
-		return run_program(a, maildir, t, why, whylen);
+		return run_program(a, maildir, t, orig, why, whylen);
 	struct maildir_delivery d = {
 		.maildir = maildir,
 		.sender = a->m.sender,
 		.recipient = t->addr,
+		.original_recipient = orig,
 		.quota = t->quota,
 		.overquota_permanent = a->c->overquota_permanent,
 	};
@@ -305,7 +309,7 @@ static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
 			log_result(a, t, a->origin[i], "failed", t->reason);
 			break;
 		case TARGET_MAILBOX:
-			switch (deliver_local(a, t, why, sizeof why)) {
+			switch (deliver_local(a, t, a->m.rcpt[a->origin[i]], why, sizeof why)) {
 			case MAILDIR_OK:
 				queue_msg_add_record(&a->m, 'D', t->addr, 0);
 				log_result(a, t, a->origin[i], "delivered", 0);

@@ -1,8 +1,8 @@
 # postroom: ISC license, see LICENSE.
 # check_maildirs.py ORIGDIR SENDER MAILDIR...: checks every file in each MAILDIR/new against the
 # originals in ORIGDIR, one file per message, named by the message's Message-Id (without <>
-# and without "@test"). A delivered file must be "Return-Path: <SENDER>\n", "Delivered-To: ...\n",
-# then the original byte for byte. Prints one line:
+# and without "@test"). A delivered file must be "Return-Path: <SENDER>\n", "X-Original-To: ...\n"
+# (optional), "Delivered-To: ...\n", then the original byte for byte. Prints one line:
 #   messages=N distinct=N missing=N duplicated=N bad=N unknown=N
 # (files in the Maildirs; distinct originals found; originals not found; originals found more
 # than once; files whose framing or content is wrong; files with no matching original), and on
@@ -41,6 +41,8 @@ def main():
                 continue
             seen[mid] = seen.get(mid, 0) + 1
             parts = data.split(b'\n', 2)
+            if len(parts) == 3 and parts[1].startswith(b'X-Original-To: ') and len(parts[1]) > 15:
+                parts = [parts[0]] + parts[2].split(b'\n', 1)
             if (len(parts) != 3 or parts[0] != b'Return-Path: <' + sender.encode() + b'>'
                     or not parts[1].startswith(b'Delivered-To: ')
                     or parts[2] != originals[mid]):

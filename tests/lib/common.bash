@@ -17,6 +17,7 @@ TESTLIB=$REPO/tests/lib
 # Nothing from the caller's environment may point the programs at a real queue, user database
 # or mail store, or change how they resolve and deliver: each test sets what it needs.
 unset QUEUEDIR USERDB MAILROOT LOCALDELIVERY RECIPIENT_DELIMITER OVERQUOTA QUOTA SENDER RECIPIENT \
+	ORIGINAL_RECIPIENT \
 	QMAILQUEUE RELAYCLIENT CHECKPASSWORD SMTP_AUTH_PLAINTEXT SMTP_AUTH_REQUIRED SMTP_AUTH_MAXFAIL \
 	SMTP_AUTH_TIMEOUT SMTP_SENDER_LOGIN UCSPITLS SSLCTLFD SSLREADFD SSLWRITEFD SSL_PROTOCOL \
 	SSL_CIPHER SSL_TLS_SNI_SERVERNAME CERTFILE KEYFILE TLS_UID TLS_GID
@@ -202,21 +203,32 @@ assert_count() {
 	[ "$got" = "$want" ] || fail "$(printf '%s: expected %s, got %s' "$*" "$want" "$got")"
 }
 
-# assert_delivered FILE SENDER RECIPIENT ORIGINAL: the Maildir file FILE is
-# "Return-Path: <SENDER>", "Delivered-To: RECIPIENT", then ORIGINAL byte for byte.
+# assert_delivered FILE SENDER RECIPIENT ORIGINAL [ORIGINAL-TO]: the Maildir file FILE is
+# "Return-Path: <SENDER>", "X-Original-To: ORIGINAL-TO", "Delivered-To: RECIPIENT", then ORIGINAL
+# byte for byte. Without ORIGINAL-TO the X-Original-To line may be missing (maildir-deliver
+# without ORIGINAL_RECIPIENT) or have any one value (queue-run: the envelope recipient).
 assert_delivered() {
-	local file=$1 sender=$2 rcpt=$3 orig=$4 l1 l2
+	local file=$1 sender=$2 rcpt=$3 orig=$4 l1 l2 l3 skip=3
 	[ -f "$file" ] || fail "no delivered file $file"
 	{
 		IFS= read -r l1 || true
 		IFS= read -r l2 || true
+		IFS= read -r l3 || true
 	} <"$file"
 	[ "$l1" = "Return-Path: <$sender>" ] ||
 		fail "$file: line 1 is '$l1', expected 'Return-Path: <$sender>'"
+	if [ $# -ge 5 ]; then
+		[ "$l2" = "X-Original-To: $5" ] ||
+			fail "$file: line 2 is '$l2', expected 'X-Original-To: $5'"
+	fi
+	if [[ $l2 == "X-Original-To: "?* ]]; then
+		l2=$l3
+		skip=4
+	fi
 	[ "$l2" = "Delivered-To: $rcpt" ] ||
-		fail "$file: line 2 is '$l2', expected 'Delivered-To: $rcpt'"
-	tail -n +3 "$file" | cmp -s - "$orig" ||
-		fail "$file: the message after the two added lines differs from $orig"
+		fail "$file: the line after Return-Path (and X-Original-To) is '$l2', expected 'Delivered-To: $rcpt'"
+	tail -n +"$skip" "$file" | cmp -s - "$orig" ||
+		fail "$file: the message after the added lines differs from $orig"
 }
 
 # assert_log REGEX FILE: some whole line of FILE matches the extended REGEX.

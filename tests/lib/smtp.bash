@@ -19,8 +19,9 @@
 #   stop_tcpserver            stop_server
 #   odd_message FILE          writes a message (LF line ends) full of awkward bytes
 #   smtp_wire FILE            FILE (LF) as DATA sends it: CRLF, dot-stuffed, no final dot
-#   strip_added FILE          FILE without the Return-Path, Delivered-To and Received lines that
-#                             maildir-deliver and smtp-recv put in front; fails if one is missing
+#   strip_added FILE          FILE without the Return-Path, X-Original-To, Delivered-To and
+#                             Received lines that delivery and smtp-recv put in front; fails if
+#                             one is missing (X-Original-To may be)
 #   py_send PORT FROM TO FILE sends FILE (LF line ends, no CR) with python3 smtplib, printing
 #                             each command and its reply
 
@@ -181,6 +182,8 @@ strip_added() {
 import sys
 data = open(sys.argv[1], "rb").read()
 lines = data.split(b"\n")
+if len(lines) > 1 and lines[1].startswith(b"X-Original-To: "):
+    del lines[1]
 want = [b"Return-Path: <", b"Delivered-To: ", b"Received: from "]
 for i, w in enumerate(want):
     if not lines[i].startswith(w):
