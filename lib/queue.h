@@ -17,9 +17,14 @@
  *     "PRQ1 " <message length, 20 digits> "\n"   the header, QUEUE_HEADER_LEN bytes
  *     message                                     LF line ends, as handed to queue-inject
  *     envelope                                    F<sender>\0 T<rcpt>\0 ... \0 (qmail-queue's)
- *     records                                     D<target>\0 delivered
- *                                                 P<target>\t<reason>\0 failed permanently
- * and its mtime is the time of its next delivery attempt.
+ *     records                                     D<mailbox>\0 delivered
+ *                                                 X<mailbox>\t<reason>\0 delivery failed for good
+ *                                                 R<address>\t<reason>\0 address did not resolve
+ *                                                 P<address>\t<reason>\0 earlier versions' failure
+ * and its mtime is the time of its next delivery attempt. A record names a target by its kind
+ * (the type letter) and its address, so that no failure can hide a delivery to a mailbox of the
+ * same address. P, written before X and R told the two apart, counts as an R only: a mailbox it
+ * named is tried again (a delivery may repeat, never be skipped).
  */
 
 #define QUEUE_HEADER_LEN 26
@@ -65,10 +70,15 @@ enum envelope_result {
 enum envelope_result envelope_copy(struct buf *in, struct queue_new *q);
 
 /* Reading a queued message, for delivery. */
+#define QUEUE_REC_DELIVERED 'D'	/* a mailbox was delivered to */
+#define QUEUE_REC_FAILED 'X'		/* delivery to a mailbox failed permanently */
+#define QUEUE_REC_UNRESOLVED 'R'	/* an address resolved to a failure (unknown user, loop) */
+#define QUEUE_REC_LEGACY 'P'		/* read, never written: a failure of either kind */
+
 struct queue_record {
-	char type;		/* 'D' or 'P' */
+	char type;		/* one of QUEUE_REC_* */
 	const char *target;	/* NUL-terminated */
-	const char *reason;	/* 'P': after the tab; else "" */
+	const char *reason;	/* after the tab, for all but 'D'; else "" */
 };
 
 struct queue_msg {
@@ -93,9 +103,12 @@ struct queue_msg {
  * process is delivering it), ENOENT (gone), EPROTO (not a queue file).
  */
 int queue_msg_open(struct queue_msg *m, int dirfd, const char *id);
-/* The type of target's record: 'D' delivered, 'P' failed for good, 0 none yet. */
-char queue_msg_record(const struct queue_msg *m, const char *target);
-/* Adds a record to be written by queue_msg_sync. reason: for 'P' only. */
+/*
+ * The type of target's record, among those whose type is in types (the record types of one kind
+ * of target, e.g. "DX" for a mailbox), or 0 if it has none yet.
+ */
+char queue_msg_record(const struct queue_msg *m, const char *types, const char *target);
+/* Adds a record to be written by queue_msg_sync. reason: for all types but 'D'. */
 int queue_msg_add_record(struct queue_msg *m, char type, const char *target, const char *reason);
 /* Appends the pending records and fdatasyncs (1 flush); drops a torn tail first. */
 int queue_msg_sync(struct queue_msg *m);

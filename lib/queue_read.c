@@ -12,6 +12,9 @@
 #include "queue.h"
 #include "sync.h"
 
+/* The record types a queue file may hold (queue.h). */
+#define RECORD_TYPES "DXRP"
+
 static int fail(struct queue_msg *m, int e)
 {
 	queue_msg_close(m);
@@ -67,7 +70,7 @@ static int parse(struct queue_msg *m)
 	/* Records; a torn or unknown tail ends them. */
 	cap = 0;
 	m->valid_len = (size_t)(s - m->env.s);
-	while (s < end && (*s == 'D' || *s == 'P')) {
+	while (s < end && *s && strchr(RECORD_TYPES, *s)) {
 		nul = memchr(s, 0, (size_t)(end - s));
 		if (!nul)
 			break;
@@ -132,16 +135,16 @@ int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
 	return 1;
 }
 
-char queue_msg_record(const struct queue_msg *m, const char *target)
+char queue_msg_record(const struct queue_msg *m, const char *types, const char *target)
 {
 	for (size_t i = 0; i < m->nrec; i++)
-		if (!strcmp(m->rec[i].target, target))
+		if (strchr(types, m->rec[i].type) && !strcmp(m->rec[i].target, target))
 			return m->rec[i].type;
 	/* Records added by this process count too, synced or not. */
 	for (size_t i = 0; i < m->pending.len; i += strlen(m->pending.s + i) + 1) {
 		const char *t = m->pending.s + i + 1;
 		size_t n = strcspn(t, "\t");
-		if (strlen(target) == n && !memcmp(t, target, n))
+		if (strchr(types, m->pending.s[i]) && strlen(target) == n && !memcmp(t, target, n))
 			return m->pending.s[i];
 	}
 	return 0;
@@ -151,7 +154,7 @@ int queue_msg_add_record(struct queue_msg *m, char type, const char *target, con
 {
 	if (!sa_catc(&m->pending, type) || !sa_cats(&m->pending, target))
 		return 0;
-	if (type == 'P') {
+	if (type != QUEUE_REC_DELIVERED) {
 		/* A reason is one line of text: no NUL, tab or line end can reach the file. */
 		if (!sa_catc(&m->pending, '\t'))
 			return 0;

@@ -29,15 +29,26 @@ struct targets {
 	struct target *t;
 	size_t n;
 	size_t cap;
+	size_t *slot;		/* a hash of t by kind and address (index + 1; 0 empty)... */
+	size_t nslot;		/* ...so that adding a target does not scan them all */
 };
-#define TARGETS_ZERO { 0, 0, 0 }
+#define TARGETS_ZERO { 0, 0, 0, 0, 0 }
 
-#define RESOLVE_DEPTH_MAX 10
+/*
+ * Bounds on one recipient's expansion (userdb(5)). Past either of the last two the recipient
+ * fails with "5.4.6 alias expansion too large" and contributes no other target.
+ */
+#define RESOLVE_DEPTH_MAX 10		/* aliases nested in one another */
+#define RESOLVE_TARGETS_MAX 1000	/* final targets, as Postfix's virtual_alias_expansion_limit */
+#define RESOLVE_LOOKUPS_MAX 20000	/* user database lookups */
 
 /*
  * Adds the final targets of rcpt[0..n) to out, leaving out those it already holds (a mailbox
  * reached twice gets one copy). delimiters: characters that start an address extension
  * ("+" for user+tag@domain), or "" for none.
+ * Each alias is expanded once per call; an alias met again while it is being expanded (a loop)
+ * contributes nothing, and only a recipient that reaches no mailbox and no remote address
+ * through a loop fails with "5.4.6 alias loop".
  * Returns 1, or 0 with errno set (a database error or no memory: try again later).
  */
 int resolve(struct userdb *u, const char *rcpt, size_t n, const char *delimiters,

@@ -5,6 +5,7 @@
 # concurrency with queue-inject, and crash safety under kill -9.
 
 load lib/common
+load lib/aliases
 
 FROM=sender@remote.test
 DELAY='delay=[0-9]+\.[0-9]{3}s'
@@ -131,6 +132,66 @@ assert_finished() {
 	assert_count 0 file_count "$QUEUEDIR/msg"
 	assert_count 1 file_count "$QUEUEDIR/bounce"
 	assert_log ".* result=failed .*reason=\"5\.4\.6 alias loop\"" "$LOG"
+}
+
+# ab_layout TARGETS: the lost-mail layout of issue 11: a keeps a copy and forwards to b, which
+# leads back to a; TARGETS is a's alias targets, b and a in either order.
+ab_layout() {
+	make_userdb 'mailbox a@example.test x example.test/a/' \
+		"alias a@example.test $1" 'alias b@example.test a@example.test'
+}
+
+@test "a loop beside a mailbox: a -> b,a and b -> a delivers to a's mailbox, in either order" {
+	for targets in b@example.test,a@example.test a@example.test,b@example.test; do
+		ab_layout "$targets"
+		rm -rf "$(mailbox a)"
+		run -0 inject "$FROM" a@example.test <"$MSG"
+		run_queue
+		assert_count 1 msg_count "$(mailbox a)"
+		assert_delivered "$(maildir_files "$(mailbox a)")" "$FROM" a@example.test "$MSG"
+		refute_log ".*result=failed.*" "$LOG"
+		assert_finished
+	done
+	# b, which reaches a's mailbox through a, is delivered there too
+	run -0 inject "$FROM" b@example.test <"$MSG"
+	run_queue
+	assert_count 2 msg_count "$(mailbox a)"
+	assert_finished
+}
+
+@test "an alias whose only way out is a loop still fails 5.4.6 and bounces" {
+	make_userdb 'alias x@example.test loop1@example.test'
+	run -0 inject "$FROM" x@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_only_in
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<x@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias loop\"" "$LOG"
+}
+
+@test "a chain of 10 aliases each naming the next many times is expanded once: one delivery, in time" {
+	mapfile -t users < <(chain 10 10)
+	make_userdb "${users[@]}"
+	run -0 inject "$FROM" c1@example.test bob@example.test <"$MSG"
+	# 10^10 paths: without expanding each alias once this would not end for hours
+	run --separate-stderr -0 timeout 10 queue-run -1
+	printf '%s\n' "$stderr" >"$LOG"
+	assert_only_in alice bob
+	assert_log ".* to=<alice@example\.test> orig_to=<c1@example\.test> result=delivered .*" "$LOG"
+	assert_finished
+}
+
+@test "an expansion over 1000 targets fails as a whole (5.4.6 too large), leaving no target behind" {
+	mapfile -t users < <(wide 40 26)
+	make_userdb "${users[@]}"
+	run -0 inject "$FROM" wide@example.test alice@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_only_in alice
+	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing: the partial remote targets stayed?"
+	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<wide@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias expansion too large\"" "$LOG"
+	refute_log ".*result=deferred.*" "$LOG"
 }
 
 @test "catch-all: anything@other.test goes to bob, Delivered-To bob@example.test" {
@@ -370,15 +431,62 @@ records() {
 		$output == 'Dbob@example.test\0Dalice@example.test\0' ]] || fail "records: $output"
 }
 
-@test "delivery records: a permanent failure is recorded as P<target>\\t<reason>\\0" {
+@test "delivery records: a recipient that does not resolve is recorded as R<address>\\t<reason>\\0" {
 	run -0 inject "$FROM" someone@remote.test nosuchuser@example.test <"$MSG"
 	id=$(queued_id)
 	envlen=$(printf 'F%s\0Tsomeone@remote.test\0Tnosuchuser@example.test\0\0' "$FROM" | wc -c)
 	run_queue
 	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone (the remote target is pending)"
 	run -0 records "$id" "$envlen"
-	[[ $output == 'Pnosuchuser@example.test\t5.1.1 unknown user\0' ]] || fail "records: $output"
+	[[ $output == 'Rnosuchuser@example.test\t5.1.1 unknown user\0' ]] || fail "records: $output"
 	# the failed recipient is not tried again
+	run_queue
+	refute_log ".*nosuchuser.*" "$LOG"
+}
+
+@test "delivery records: a mailbox's permanent failure is recorded as X<mailbox>\\t<reason>\\0" {
+	make_userdb 'mailbox tiny@example.test x example.test/tiny/ 10'
+	run -0 inject "$FROM" someone@remote.test tiny@example.test <"$MSG"
+	id=$(queued_id)
+	envlen=$(printf 'F%s\0Tsomeone@remote.test\0Ttiny@example.test\0\0' "$FROM" | wc -c)
+	OVERQUOTA=bounce run_queue
+	run -0 records "$id" "$envlen"
+	[[ $output == 'Xtiny@example.test\t'*'\0' ]] || fail "records: $output"
+	# final: not tried again
+	OVERQUOTA=bounce run_queue
+	refute_log ".*tiny.*" "$LOG"
+}
+
+@test "a failure record never hides a mailbox: R<address> from before the mailbox existed" {
+	run -0 inject "$FROM" someone@remote.test dave@example.test <"$MSG"
+	id=$(queued_id)
+	run_queue
+	assert_log ".* to=<dave@example\.test> result=failed .*reason=\"5\.1\.1 unknown user\"" "$LOG"
+	# the administrator adds the mailbox while the message waits for its remote recipient
+	make_userdb 'mailbox dave@example.test x example.test/dave/'
+	run_queue
+	assert_count 1 msg_count "$(mailbox dave)"
+	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG"
+	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone (the remote target is pending)"
+}
+
+@test "an old queue file's P record for an address that is now a mailbox does not skip it" {
+	# Versions before R and X wrote P for both kinds of failure: in the a/b layout of the
+	# lost-mail test, "Pa@example.test<TAB>5.4.6 alias loop".
+	make_userdb 'mailbox a@example.test x example.test/a/' \
+		'alias a@example.test b@example.test,a@example.test' 'alias b@example.test a@example.test'
+	run -0 inject "$FROM" someone@remote.test a@example.test <"$MSG"
+	id=$(queued_id)
+	printf 'Pa@example.test\t5.4.6 alias loop\0' >>"$QUEUEDIR/msg/$id"
+	run_queue
+	assert_count 1 msg_count "$(mailbox a)"
+	assert_log ".* to=<a@example\.test> result=delivered .*" "$LOG"
+	refute_log ".*result=failed.*" "$LOG"
+	# and a P for a recipient that still fails still counts as its failure: not logged again
+	run -0 inject "$FROM" someone@remote.test nosuchuser@example.test <"$MSG"
+	rm -f "$QUEUEDIR/msg/$id"
+	id=$(queued_id)
+	printf 'Pnosuchuser@example.test\t5.1.1 unknown user\0' >>"$QUEUEDIR/msg/$id"
 	run_queue
 	refute_log ".*nosuchuser.*" "$LOG"
 }

@@ -5,6 +5,7 @@
 
 load lib/common
 load lib/smtp
+load lib/aliases
 
 setup() {
 	make_userdb 'alias fwd@example.test alice@example.test,friend@elsewhere.test' \
@@ -41,6 +42,81 @@ setup() {
 	assert_line -n 1 'alice+news@example.test	failed	alice+news@example.test	5.1.1 unknown user'
 	RECIPIENT_DELIMITER= run -0 userdb-lookup alice+news@example.test
 	assert_output 'alice+news@example.test	failed	alice+news@example.test	5.1.1 unknown user'
+}
+
+@test "a loop beside a mailbox: a -> b,a (or a,b) and b -> a give a's mailbox and no failure" {
+	for targets in b@example.test,a@example.test a@example.test,b@example.test; do
+		make_userdb 'mailbox a@example.test x example.test/a/' \
+			"alias a@example.test $targets" 'alias b@example.test a@example.test'
+		run --separate-stderr -0 userdb-lookup a@example.test b@example.test
+		assert_output "$(printf '%s\n' \
+			'a@example.test	mailbox	a@example.test	example.test/a/	0' \
+			'b@example.test	mailbox	a@example.test	example.test/a/	0')"
+	done
+}
+
+@test "a loop: nothing where another way reaches a target; 5.4.6 for a recipient it leaves nowhere" {
+	make_userdb 'alias some@example.test loop1@example.test,alice@example.test' \
+		'alias none@example.test loop1@example.test,nobody@example.test' \
+		'alias far@example.test loop1@example.test,friend@elsewhere.test'
+	run --separate-stderr -0 userdb-lookup some@example.test none@example.test far@example.test \
+		loop2@example.test
+	assert_output "$(printf '%s\n' \
+		'some@example.test	mailbox	alice@example.test	example.test/alice/	0' \
+		'none@example.test	failed	nobody@example.test	5.1.1 unknown user' \
+		'none@example.test	failed	none@example.test	5.4.6 alias loop' \
+		'far@example.test	remote	friend@elsewhere.test' \
+		'loop2@example.test	failed	loop2@example.test	5.4.6 alias loop')"
+}
+
+@test "a recipient already reached by an earlier one still counts as reaching it (no loop failure)" {
+	# one lookup with two recipients shares the output, which keeps one copy of alice
+	make_userdb 'alias back@example.test loop1@example.test,alice@example.test'
+	run --separate-stderr -0 userdb-lookup alice@example.test back@example.test
+	assert_output "$(printf '%s\n' \
+		'alice@example.test	mailbox	alice@example.test	example.test/alice/	0' \
+		'back@example.test	mailbox	alice@example.test	example.test/alice/	0')"
+}
+
+@test "a chain of 10 aliases each naming the next 6 (or 10) times: one mailbox, each alias expanded once" {
+	# issue 11's layout (10 aliases naming the next 6 times), and 10 times: without the memo
+	# 6^10 paths take seconds, 10^10 hours
+	for k in 6 10; do
+		mapfile -t users < <(chain 10 "$k")
+		make_userdb "${users[@]}"
+		run --separate-stderr -0 timeout 10 userdb-lookup c1@example.test c5@example.test
+		assert_output "$(printf '%s\n' \
+			'c1@example.test	mailbox	alice@example.test	example.test/alice/	0' \
+			'c5@example.test	mailbox	alice@example.test	example.test/alice/	0')"
+	done
+}
+
+@test "1000 final targets are shown; 1001 are a single failure, 5.4.6 alias expansion too large" {
+	mapfile -t users < <(wide 40 25)
+	make_userdb "${users[@]}"
+	run --separate-stderr -0 userdb-lookup wide@example.test
+	assert_equal "${#lines[@]}" 1000
+	assert_line -n 0 'wide@example.test	remote	r1.1@remote.test'
+	assert_line -n 999 'wide@example.test	remote	r40.25@remote.test'
+	# the same with a 41st alias of one more target: wide@'s first line lists w1 ... w41
+	users[0]=$(alias_of wide@example.test 41 'w#@example.test')
+	make_userdb "${users[@]}" 'alias w41@example.test one@more.test'
+	run --separate-stderr -0 userdb-lookup alice@example.test wide@example.test bob@example.test
+	assert_output "$(printf '%s\n' \
+		'alice@example.test	mailbox	alice@example.test	example.test/alice/	0' \
+		'wide@example.test	failed	wide@example.test	5.4.6 alias expansion too large' \
+		'bob@example.test	mailbox	bob@example.test	example.test/bob/	0')"
+}
+
+@test "over 20000 lookups is a single failure too, even for a single target" {
+	mapfile -t users < <(repeat 150 150)
+	make_userdb "${users[@]}"
+	run --separate-stderr -0 userdb-lookup rep@example.test
+	assert_output 'rep@example.test	failed	rep@example.test	5.4.6 alias expansion too large'
+	mapfile -t users < <(repeat 100 100)
+	make_userdb "${users[@]}"
+	run --separate-stderr -0 userdb-lookup rep@example.test
+	assert_output 'rep@example.test	mailbox	alice@example.test	example.test/alice/	0'
 }
 
 @test "no address or an option: usage, 100; USERDB unset or missing: 111; one stderr line" {

@@ -285,6 +285,27 @@ static int resolve_all(struct attempt *a)
 	return 1;
 }
 
+/*
+ * The record types that tell a target of this kind is done: a record is the target's only if
+ * both its kind and its address match, so a failure never hides a mailbox of the same address.
+ * A legacy P counts for a failure only: a mailbox it may have named is tried again.
+ */
+static const char *record_types(enum target_kind kind)
+{
+	static const char mailbox[] = { QUEUE_REC_DELIVERED, QUEUE_REC_FAILED, 0 };
+	static const char failed[] = { QUEUE_REC_UNRESOLVED, QUEUE_REC_LEGACY, 0 };
+
+	switch (kind) {
+	case TARGET_MAILBOX:
+		return mailbox;
+	case TARGET_FAILED:
+		return failed;
+	case TARGET_REMOTE:
+		break;
+	}
+	return "";	/* no remote delivery yet, so no record of one */
+}
+
 /* Tries every target without a record; counts what is left for later and what failed. */
 static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
 {
@@ -292,9 +313,9 @@ static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
 
 	for (size_t i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
-		char done = queue_msg_record(&a->m, t->addr);
+		char done = queue_msg_record(&a->m, record_types(t->kind), t->addr);
 		if (done) {
-			if (done == 'P')
+			if (done != QUEUE_REC_DELIVERED)
 				*failed = 1;
 			continue;
 		}
@@ -305,18 +326,18 @@ static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
 			break;
 		case TARGET_FAILED:
 			*failed = 1;
-			queue_msg_add_record(&a->m, 'P', t->addr, t->reason);
+			queue_msg_add_record(&a->m, QUEUE_REC_UNRESOLVED, t->addr, t->reason);
 			log_result(a, t, a->origin[i], "failed", t->reason);
 			break;
 		case TARGET_MAILBOX:
 			switch (deliver_local(a, t, a->m.rcpt[a->origin[i]], why, sizeof why)) {
 			case MAILDIR_OK:
-				queue_msg_add_record(&a->m, 'D', t->addr, 0);
+				queue_msg_add_record(&a->m, QUEUE_REC_DELIVERED, t->addr, 0);
 				log_result(a, t, a->origin[i], "delivered", 0);
 				break;
 			case MAILDIR_PERM:
 				*failed = 1;
-				queue_msg_add_record(&a->m, 'P', t->addr, why);
+				queue_msg_add_record(&a->m, QUEUE_REC_FAILED, t->addr, why);
 				log_result(a, t, a->origin[i], "failed", why);
 				break;
 			case MAILDIR_TEMP:
