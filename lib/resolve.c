@@ -32,6 +32,8 @@ struct memo {
 struct ctx {
 	struct userdb *u;
 	const char *delims;
+	const char *postmaster;	/* rc->postmaster */
+	int postmaster_tried;	/* the fallback is taken once per recipient */
 	struct targets mine;	/* its targets, merged into the caller's at the end */
 	struct memo memo;
 	unsigned long lookups;
@@ -287,6 +289,31 @@ static int try_address(struct ctx *c, const char *rcpt, size_t n, const char *ke
 	return try_key(c, rcpt, n, base, ext + klen - at);
 }
 
+/*
+ * postmaster@ a domain of ours that has no address for it: the configured postmaster address,
+ * or postmaster@ the first domain. 0 when that is this very address (nowhere else to go).
+ */
+static int postmaster_fallback(struct ctx *c, const char *key, size_t n)
+{
+	char first[USERDB_KEY_MAX];
+	const char *pm = c->postmaster;
+
+	if (c->postmaster_tried)
+		return 0;
+	c->postmaster_tried = 1;
+	if (!pm || !*pm) {
+		memcpy(first, "postmaster@", 11);
+		int r = userdb_first_domain(c->u, first + 11, sizeof first - 11);
+		if (r <= 0)
+			return r;
+		pm = first;
+	}
+	size_t len = strlen(pm);
+	if (len == n && !strncasecmp(pm, key, n))
+		return 0;
+	return expand(c, pm, len);
+}
+
 static int expand(struct ctx *c, const char *rcpt, size_t n)
 {
 	char key[USERDB_KEY_MAX];
@@ -334,6 +361,8 @@ static int expand(struct ctx *c, const char *rcpt, size_t n)
 	r = try_key(c, rcpt, n, key + at, n - at);
 	if (r == 0 && tlen && alias_len < sizeof alias_key)
 		r = try_key(c, rcpt, n, alias_key + at, alias_len - at);
+	if (r == 0 && at == 10 && !memcmp(key, "postmaster", 10))
+		r = postmaster_fallback(c, key, n);
 	if (r != 0)
 		return r;
 	return add_failed(c, key, n, "5.1.1 unknown user");
@@ -361,10 +390,19 @@ static int targets_merge(struct targets *out, struct targets *from)
 	return 1;
 }
 
-int resolve(struct userdb *u, const char *rcpt, size_t n, const char *delimiters,
+void resolve_config_env(struct resolve_config *rc)
+{
+	const char *delimiters = getenv("RECIPIENT_DELIMITER");
+
+	rc->delimiters = delimiters ? delimiters : "+";
+	rc->postmaster = getenv("POSTMASTER");
+}
+
+int resolve(struct userdb *u, const char *rcpt, size_t n, const struct resolve_config *rc,
 	    struct targets *out)
 {
-	struct ctx c = { .u = u, .delims = delimiters, .mine = TARGETS_ZERO };
+	struct ctx c = { .u = u, .delims = rc->delimiters, .postmaster = rc->postmaster,
+			 .mine = TARGETS_ZERO };
 
 	errno = 0;
 	int r = expand(&c, rcpt, n);

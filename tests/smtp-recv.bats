@@ -789,3 +789,28 @@ EOF2
 	assert_line --partial '451 4.3.0 unable to hand the whole message to the queue program'
 	refute_line --regexp '^250 2\.0\.0'
 }
+
+@test "RCPT TO:<postmaster@DOMAIN> of a domain with no postmaster of its own: accepted, delivered to POSTMASTER" {
+	make_userdb 'domain third.test' 'mailbox x@third.test h example.test/x/'
+	run -0 --separate-stderr smtp_session <<'EOF2'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+RCPT TO:<postmaster@third.test>
+RCPT TO:<PostMaster@Third.Test>
+RCPT TO:<webmaster@third.test>
+DATA
+Subject: to the postmaster
+
+hello
+.
+QUIT
+EOF2
+	assert_line -n 8 '250 2.1.5 recipient ok'
+	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 10 '550 5.1.1 no such user here'
+	POSTMASTER=carol@example.test run -0 --separate-stderr queue-run -1
+	assert_count 1 msg_count "$(mailbox carol)"
+	assert_count 0 msg_count "$(mailbox alice)"
+	grep -qx 'X-Original-To: postmaster@third.test' "$(maildir_files "$(mailbox carol)")" ||
+		fail "no X-Original-To naming postmaster@third.test: $(head -5 "$(maildir_files "$(mailbox carol)")")"
+}

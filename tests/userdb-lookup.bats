@@ -130,3 +130,33 @@ setup() {
 	assert_one_stderr_line userdb-lookup
 	assert_output ''
 }
+
+# RFC 5321 section 4.5.1: postmaster@ every domain of ours must be deliverable.
+@test "postmaster@ a domain without one: POSTMASTER, else postmaster@ the first domain" {
+	make_userdb 'domain third.test' 'mailbox x@third.test h example.test/x/'
+	run -0 userdb-lookup postmaster@third.test PostMaster@Third.TEST
+	assert_output "$(printf '%s\n' \
+		'postmaster@third.test	mailbox	alice@example.test	example.test/alice/	0' \
+		'PostMaster@Third.TEST	mailbox	alice@example.test	example.test/alice/	0')"
+	POSTMASTER=carol@example.test run -0 userdb-lookup postmaster@third.test
+	assert_output 'postmaster@third.test	mailbox	carol@example.test	example.test/carol/	2000'
+	POSTMASTER=admin@elsewhere.test run -0 userdb-lookup postmaster@third.test
+	assert_output 'postmaster@third.test	remote	admin@elsewhere.test'
+	# A domain's own postmaster alias or catch-all comes first; other local parts do not fall back.
+	POSTMASTER=carol@example.test run -0 userdb-lookup postmaster@example.test postmaster@other.test \
+		postmaster2@third.test
+	assert_output "$(printf '%s\n' \
+		'postmaster@example.test	mailbox	alice@example.test	example.test/alice/	0' \
+		'postmaster@other.test	mailbox	bob@example.test	example.test/bob/	0' \
+		'postmaster2@third.test	failed	postmaster2@third.test	5.1.1 unknown user')"
+}
+
+@test "postmaster fallback that leads nowhere: unknown user, no loop" {
+	printf 'domain first.test\nmailbox a@first.test h first.test/a/\n' >"$BATS_TEST_TMPDIR/u.txt"
+	userdb-compile -f "$BATS_TEST_TMPDIR/u.txt" "$BATS_TEST_TMPDIR/u.cdb"
+	USERDB=$BATS_TEST_TMPDIR/u.cdb run -0 userdb-lookup postmaster@first.test
+	assert_output 'postmaster@first.test	failed	postmaster@first.test	5.1.1 unknown user'
+	USERDB=$BATS_TEST_TMPDIR/u.cdb POSTMASTER=postmaster@first.test run -0 userdb-lookup \
+		postmaster@first.test
+	assert_output 'postmaster@first.test	failed	postmaster@first.test	5.1.1 unknown user'
+}

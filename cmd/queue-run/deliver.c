@@ -273,7 +273,7 @@ static int resolve_all(struct attempt *a)
 	for (size_t i = 0; i < a->m.nrcpt; i++) {
 		size_t before = a->targets.n;
 		const char *r = a->m.rcpt[i];
-		if (!resolve(db, r, strlen(r), a->c->delimiters, &a->targets))
+		if (!resolve(db, r, strlen(r), &a->c->resolve, &a->targets))
 			return 0;
 		size_t *o = realloc(a->origin, (a->targets.n + 1) * sizeof *o);
 		if (!o)

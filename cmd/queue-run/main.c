@@ -22,7 +22,7 @@ const char *PROG = "queue-run";
 
 int main(int argc, char **argv)
 {
-	static struct config c = { .concurrency = CONCURRENCY_DEFAULT, .delimiters = "+" };
+	static struct config c = { .concurrency = CONCURRENCY_DEFAULT };
 	unsigned long long n;
 	int opt;
 
@@ -52,9 +52,7 @@ int main(int argc, char **argv)
 	c.queuedir = env_need("QUEUEDIR");
 	c.userdb = env_need("USERDB");
 	c.mailroot = env_need("MAILROOT");
-	const char *delim = getenv("RECIPIENT_DELIMITER");
-	if (delim)
-		c.delimiters = delim;
+	resolve_config_env(&c.resolve);
 	const char *overquota = getenv("OVERQUOTA");
 	if (overquota && *overquota && strcmp(overquota, "defer")) {
 		if (strcmp(overquota, "bounce"))

@@ -4,13 +4,15 @@
 
 #include <sys/types.h>
 
+#include "resolve.h"
+
 /* What main read from argv and the environment; frozen before anything runs. */
 struct config {
 	const char *queuedir;
 	const char *userdb;
 	const char *mailroot;
 	const char *localdelivery;	/* external delivery program, or 0 for in-process */
-	const char *delimiters;		/* address extension characters, "+" by default */
+	struct resolve_config resolve;	/* RECIPIENT_DELIMITER, POSTMASTER */
 	int overquota_permanent;
 	unsigned concurrency;
 	int once;

@@ -268,7 +268,7 @@ int sender_allowed(struct session *s, const char *sender, size_t n)
 	if (!open_userdb(s))
 		return 0;
 	struct targets t = TARGETS_ZERO;
-	if (!resolve(&s->db, sender, n, s->c->delimiters, &t)) {
+	if (!resolve(&s->db, sender, n, &s->c->resolve, &t)) {
 		log_line("%ld trouble: lookup in %s failed: %s", (long)getpid(), s->c->userdb,
 			 strerror(errno));
 		reply(s, "451 4.3.0 temporary failure looking up the sender");

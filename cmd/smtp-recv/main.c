@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 			die_sys_code(EXIT_TEMP, "unable to get the host name");
 		c.hostname = host;
 	}
-	c.delimiters = getenv("RECIPIENT_DELIMITER") ? getenv("RECIPIENT_DELIMITER") : "+";
+	resolve_config_env(&c.resolve);
 	c.remoteip = getenv("TCPREMOTEIP") ? getenv("TCPREMOTEIP") : "unknown";
 	c.localip = getenv("TCPLOCALIP") ? getenv("TCPLOCALIP") : "unknown";
 	c.relayclient = getenv("RELAYCLIENT") != 0;

@@ -302,7 +302,7 @@ static int known_local(struct session *s, const char *rcpt, size_t n, const char
 {
 	struct targets t = TARGETS_ZERO;
 
-	if (!resolve(&s->db, rcpt, n, s->c->delimiters, &t))
+	if (!resolve(&s->db, rcpt, n, &s->c->resolve, &t))
 		return -1;
 	int deliverable = 0;
 	*why = "550 5.1.1 no such user here";

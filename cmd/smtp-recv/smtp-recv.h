@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "resolve.h"
 #include "sa.h"
 #include "ucspitls.h"
 #include "userdb.h"
@@ -21,7 +22,7 @@ struct config {
 	const char *queuedir;
 	const char *userdb;
 	const char *qmailqueue;		/* external queue program, or 0: in-process */
-	const char *delimiters;
+	struct resolve_config resolve;	/* RECIPIENT_DELIMITER, POSTMASTER */
 	const char *remoteip;
 	const char *localip;
 	int relayclient;

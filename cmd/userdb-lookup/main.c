@@ -42,16 +42,17 @@ int main(int argc, char **argv)
 {
 	struct userdb db = USERDB_ZERO;
 	const char *path = env_need("USERDB");
-	const char *delimiters = getenv("RECIPIENT_DELIMITER") ? getenv("RECIPIENT_DELIMITER") : "+";
+	struct resolve_config rc;
 
 	opterr = 0;
 	if (getopt(argc, argv, "") != -1 || optind == argc)
 		die_usage(USAGE);
+	resolve_config_env(&rc);
 	if (!userdb_open(&db, path))
 		die_sys_code(EXIT_TEMP, "unable to open %s", path);
 	for (int i = optind; i < argc; i++) {
 		struct targets t = TARGETS_ZERO;
-		if (!resolve(&db, argv[i], strlen(argv[i]), delimiters, &t))
+		if (!resolve(&db, argv[i], strlen(argv[i]), &rc, &t))
 			die_sys_code(EXIT_TEMP, "unable to read %s", path);
 		print_targets(argv[i], &t);
 		targets_free(&t);
