@@ -214,3 +214,21 @@ alice_has_mail() {
 	run -0 s6-svstat "$RT/service/smtp"
 	assert_output --regexp '^up '
 }
+
+# TcpExtListenOverflows: connections the kernel dropped because a listen queue was full.
+listen_overflows() {
+	awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; n = 1 } else print $c }' /proc/net/netstat
+}
+
+# The issue's bound is 2 s for the slowest greeting; the chain of today (tls-wrap per
+# connection) is at 1.7 s on an idle machine, too close to rely on: see TODO.
+@test "make run: a burst of 200 connections is queued, not dropped: all greeted, 200 messages land" {
+	run -0 make_run
+	local before
+	before=$(listen_overflows)
+	run -0 "$PYTHON" "$TESTLIB/burst.py" "$PORT" 200 alice@example.test
+	assert_line --regexp '^greeted=200 slowest=[0-9]\.[0-9]+ sent=200$'
+	assert_equal "$(listen_overflows)" "$before"
+	wait_until 300 sh -c '[ "$(ls "$1" | wc -l)" -ge 200 ]' _ "$RT/mail/example.test/alice/new" ||
+		fail "$(ls "$RT/mail/example.test/alice/new" | wc -l) of 200 delivered"
+}
