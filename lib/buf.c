@@ -74,8 +74,11 @@ void buf_discard(struct buf *b)
 
 void buf_wipe_consumed(struct buf *b)
 {
-	/* With nothing unread, pos went back to 0 and the old bytes are anywhere in the buffer. */
-	explicit_bzero(b->x, b->pos == b->len ? b->cap : b->pos);
+	/* Consumed bytes are not only those before pos: buf_skip rewinds to 0 once everything is
+	   read, and buf_fill moves unread bytes to the front, so a line that straddled the end of
+	   the buffer left its first part after len. Only [pos, len) is still needed. */
+	explicit_bzero(b->x, b->pos);
+	explicit_bzero(b->x + b->len, b->cap - b->len);
 }
 
 int fd_write_all(int fd, const char *s, size_t n)

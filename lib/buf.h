@@ -34,7 +34,8 @@ ssize_t buf_fill(struct buf *b);
 void buf_skip(struct buf *b, size_t n);
 /* Throws away everything buffered (used after STARTTLS). */
 void buf_discard(struct buf *b);
-/* Overwrites what was read and consumed, so that a secret (a password) does not linger. */
+/* Overwrites every byte of the buffer but the unread ones, so that a secret (a password) that
+   was read does not linger, wherever in the buffer it was. */
 void buf_wipe_consumed(struct buf *b);
 
 /* Writing. Return 1, or 0 with errno set. */

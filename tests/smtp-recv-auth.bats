@@ -317,3 +317,70 @@ EOF
 	run -0 --separate-stderr smtp_session SSL_PROTOCOL= SSLCTLFD=55 SSLREADFD=56 SSLWRITEFD=57 <<<'EHLO c.example.org'
 	refute_line '250-STARTTLS'
 }
+
+# auth_memory PLAIN|LOGIN: runs smtp-recv with its input in a pipe, filled before it starts so
+# that its first read takes 8192 bytes: NOOP lines, then credentials that straddle the end of
+# those 8192 bytes (inside the password's base64), then the start of a command, so that input
+# is still unread after the AUTH. Once the 235 is out (the session still open, waiting for the
+# rest of that command), reads the process's memory through /proc/PID/maps and /proc/PID/mem
+# and prints "found ..." for each trace of the password, then "scanned".
+auth_memory() {
+	"$PYTHON" - "$1" "$BIN/smtp-recv" <<'PY'
+import base64, os, re, subprocess, sys
+mech, prog = sys.argv[1:3]
+password = b"alice-demo"
+if mech == "PLAIN":
+    secret = base64.b64encode(b"\0alice@example.test\0" + password)
+    auth = b"AUTH PLAIN " + secret + b"\r\n"
+    # Base64 characters 24 on encode the password: split inside them.
+    split, traces = len(b"AUTH PLAIN ") + 32, [secret[i:i + 8] for i in range(24, len(secret) - 7)]
+else:
+    secret = base64.b64encode(password)
+    auth = b"AUTH LOGIN " + base64.b64encode(b"alice@example.test") + b"\r\n" + secret + b"\r\n"
+    split, traces = len(auth) - 2 - 8, [secret[i:i + 8] for i in range(len(secret) - 7)]
+head = b"EHLO c.example.org\r\n"
+left, pad = 8192 - len(head) - split, b""
+while left > 0:
+    n = 500 if left >= 506 else left
+    pad += b"NOOP " + b"x" * (n - 7) + b"\r\n" if n > 6 else b"NOOP\r\n"
+    left -= n
+data = head + pad + auth + b"NOOP"
+assert data.index(auth) + split == 8192
+rfd, wfd = os.pipe()
+os.write(wfd, data)
+p = subprocess.Popen([prog], stdin=rfd, stdout=subprocess.PIPE)
+os.close(rfd)
+out = b""
+while not re.search(rb"\r\n235 [^\r]*\r\n$", out):
+    chunk = p.stdout.read1(65536)
+    if not chunk:
+        sys.exit("smtp-recv ended: " + out[-300:].decode(errors="replace"))
+    out += chunk
+with open("/proc/%d/maps" % p.pid) as maps, open("/proc/%d/mem" % p.pid, "rb", 0) as mem:
+    for line in maps:
+        fields = line.split()
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        # Skip what cannot hold our data: unreadable, the kernel's pages, and the sanitizers'
+        # huge reserved ranges.
+        if fields[1][0] != "r" or "[v" in line or hi - lo > 1 << 28:
+            continue
+        try:
+            mem.seek(lo)
+            region = mem.read(hi - lo)
+        except OSError:
+            continue
+        for t in [password] + traces:
+            if t in region:
+                print("found %s in %s" % (t.decode(), line.strip()))
+print("scanned")
+p.kill()
+p.wait()
+PY
+}
+
+@test "credentials straddling the end of the input buffer leave no trace in memory after 235 (PLAIN and LOGIN)" {
+	for mech in LOGIN PLAIN; do
+		run -0 --separate-stderr auth_memory $mech
+		assert_output scanned
+	done
+}

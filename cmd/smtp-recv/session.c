@@ -453,9 +453,6 @@ static void command(struct session *s, char *line)
 	} else if (is_verb(line, "AUTH", &arg)) {
 		if (tls_gate(s))
 			do_auth(s, arg);
-		/* An initial response is a password, encoded: leave no copy of it behind. */
-		explicit_bzero(line, strlen(line));
-		buf_wipe_consumed(&s->in);
 	} else if (is_verb(line, "RSET", &arg)) {
 		session_reset(s);
 		reply(s, "250 2.0.0 ok");
@@ -520,11 +517,15 @@ int session_run(struct session *s)
 	for (;;) {
 		const char *arg;
 		if (!read_line(s, line, max, &len))
-			continue;
-		if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg)) {
+			;	/* refused */
+		else if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg))
 			error(s, "500 5.5.6 line too long");
-			continue;
-		}
-		command(s, line);
+		else
+			command(s, line);
+		/* An AUTH line holds a password, encoded, and so may a line refused before its verb
+		   was known: keep no copy of any line, in line (CR LF and NUL included) or anywhere
+		   in the input buffer, where AUTH LOGIN's own lines went through too. */
+		explicit_bzero(line, len + 3 < max + 1 ? len + 3 : max + 1);
+		buf_wipe_consumed(&s->in);
 	}
 }
