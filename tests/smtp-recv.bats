@@ -9,7 +9,8 @@ setup() {
 	make_queue
 	make_userdb
 	unset RELAYCLIENT QMAILQUEUE DATABYTES MAXRCPT MAXERRORS MAXCOMMANDS SMTP_LINE_MAX \
-		SMTP_TEXT_MAX SMTP_TIMEOUT SMTP_DATA_TIMEOUT RECIPIENT_DELIMITER
+		SMTP_TEXT_MAX SMTP_TIMEOUT SMTP_COMMAND_TIMEOUT SMTP_DATA_TIMEOUT SMTP_DATA_RATE \
+		RECIPIENT_DELIMITER
 	export SMTP_HOSTNAME=mx.example.test TCPREMOTEIP=192.0.2.7 TCPLOCALIP=192.0.2.1
 }
 
@@ -730,6 +731,28 @@ EOF
 	assert_equal "${lines[-1]}" '421 4.4.2 timeout in DATA, closing connection'
 	assert_count 0 file_count "$QUEUEDIR/msg"
 	assert_count 0 file_count "$QUEUEDIR/tmp"
+}
+
+@test "SMTP_DATA_RATE: DATA's deadline grows by a second per SMTP_DATA_RATE bytes received" {
+	# 1 s, and 4 s more for the 4000 bytes sent at once: the trickle after them is cut off
+	# after 5 s, not after 1.
+	local bulk=$(for i in $(seq 40); do printf '%098d\\r\\n' 0; done)
+	SECONDS=0
+	run -0 --separate-stderr bash -c "{ printf 'EHLO client.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n$bulk'; while printf x; do sleep 0.2; done; } | SMTP_DATA_TIMEOUT=1 SMTP_DATA_RATE=1000 smtp-recv | tr -d '\r'"
+	local took=$SECONDS
+	assert_equal "${lines[-1]}" '421 4.4.2 timeout in DATA, closing connection'
+	[ "$took" -ge 4 ] || fail "cut off after $took s"
+	assert_count 0 file_count "$QUEUEDIR/msg"
+}
+
+@test "SMTP_COMMAND_TIMEOUT=1 with a client that sends a command a byte at a time: 421 4.4.2" {
+	run -0 --separate-stderr bash -c "{ printf 'EHLO client.example.org\r\n'; while printf N; do sleep 0.2; done; } | SMTP_COMMAND_TIMEOUT=1 smtp-recv | tr -d '\r'"
+	assert_equal "${lines[-1]}" '421 4.4.2 command not completed in time, closing connection'
+	assert_regex "$stderr" 'disconnect client=192\.0\.2\.7 messages=0 reply="421 4\.4\.2 command not completed in time, closing connection" exit=0'
+	run -100 --separate-stderr env SMTP_COMMAND_TIMEOUT=0 smtp-recv </dev/null
+	assert_regex "$stderr" '^smtp-recv: fatal: SMTP_COMMAND_TIMEOUT must be a number from 1 to 86400'
+	run -100 --separate-stderr env SMTP_DATA_RATE=0 smtp-recv </dev/null
+	assert_regex "$stderr" '^smtp-recv: fatal: SMTP_DATA_RATE must be a number from 1 to 2147483647'
 }
 
 @test "a message is queued durably in msg/ with its envelope, tmp/ left empty" {

@@ -473,10 +473,15 @@ static void command(struct session *s, char *line)
 
 int read_line(struct session *s, char *line, size_t max, size_t *len)
 {
+	/* Each read has SMTP_TIMEOUT, and the whole line SMTP_COMMAND_TIMEOUT: a client that sends
+	   a byte now and then, never ending its line, would otherwise hold its slot for ever. */
+	s->in.deadline_ms = buf_now_ms() + (long long)s->c->command_timeout * 1000;
 	enum getln_result r = getln(&s->in, line, max, len, '\n');
+	s->in.deadline_ms = 0;
 
 	if (r == GETLN_ERR && errno == ETIMEDOUT)
-		session_end(s, "421 4.4.2 timeout, closing connection", 0);
+		session_end(s, *len ? "421 4.4.2 command not completed in time, closing connection"
+				    : "421 4.4.2 timeout, closing connection", 0);
 	if (r == GETLN_ERR || r == GETLN_EOF)
 		session_end(s, 0, 0);
 	if (++s->commands > s->c->maxcommands)

@@ -39,7 +39,9 @@ struct config {
 	unsigned long line_max;		/* command line, CRLF included */
 	unsigned long text_max;		/* text line in DATA, CRLF included */
 	unsigned long timeout;		/* seconds for each read */
-	unsigned long data_timeout;	/* seconds for all of DATA */
+	unsigned long command_timeout;	/* seconds for a whole command line, waiting included */
+	unsigned long data_timeout;	/* seconds for all of DATA... */
+	unsigned long data_rate;	/* ...and one more per this many bytes (up to DATABYTES) */
 };
 
 struct session {
