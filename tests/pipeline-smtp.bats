@@ -74,7 +74,7 @@ EOF
 	assert_line -n 0 'EHLO 250'
 	assert_line -n 1 'MAIL 250 2.1.0 sender ok'
 	assert_line -n 2 'RCPT 250 2.1.5 recipient ok'
-	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	local id=${lines[3]##* }
 	[ -f "$QUEUEDIR/msg/$id" ]
 	assert_log "smtp-recv: [0-9]+ $(re_escape "$id") accepted from=<bob@example\.org> to=<alice@example\.test> nrcpt=1 size=[0-9]+ client=127\.0\.0\.1" "$SMTP_LOG"
@@ -87,8 +87,8 @@ EOF
 @test "swaks: a message to an alias lands in the mailbox behind it, byte-identical" {
 	start_tcpserver
 	run -0 swaks_send bob@example.org postmaster@example.test
-	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
-	local id=$(grep -Eo 'queued as [0-9.]+' <<<"$output" | cut -d' ' -f3)
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
+	local id=$(grep -Eo 'queued as [0-9-]+' <<<"$output" | cut -d' ' -f3)
 	deliver
 	check_delivered alice bob@example.org postmaster@example.test "$id"
 	assert_count 0 msg_count "$(mailbox bob)"
@@ -136,10 +136,10 @@ EOF
 @test "QMAILQUEUE=queue-inject: the same deliveries from smtplib and swaks" {
 	start_tcpserver QMAILQUEUE="$(command -v queue-inject)"
 	run -0 py_send "$SMTP_PORT" bob@example.org alice@example.test "$BATS_TEST_TMPDIR/message"
-	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	local id1=${lines[3]##* }
 	run -0 swaks_send carol@example.org bob+tag@example.test
-	local id2=$(grep -Eo 'queued as [0-9.]+' <<<"$output" | cut -d' ' -f3)
+	local id2=$(grep -Eo 'queued as [0-9-]+' <<<"$output" | cut -d' ' -f3)
 	[ -n "$id2" ]
 	assert_count 2 file_count "$QUEUEDIR/msg"
 	deliver

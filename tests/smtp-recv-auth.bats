@@ -53,9 +53,9 @@ EOF
 	assert_line -n 11 '235 2.7.0 authentication successful'
 	assert_line -n 12 '250 2.1.0 sender ok'
 	assert_line -n 13 '250 2.1.5 recipient ok'
-	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	assert_stderr_line "smtp-recv: [0-9]+ auth ok client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
-	assert_stderr_line "smtp-recv: [0-9]+ [0-9.]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
+	assert_stderr_line "smtp-recv: [0-9]+ [0-9]+-[0-9]{6}-[0-9]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
 	refute_output --partial alice-demo
 	[[ $stderr != *alice-demo* ]] || fail "the password is in the log"
 	local id=$(queue_ids)

@@ -353,7 +353,7 @@ EOF
 	assert_line -n 9 '550 5.1.1 no such user here'
 	assert_line -n 10 '250 2.1.5 recipient ok'
 	assert_line -n 11 '354 go ahead, end with <CRLF>.<CRLF>'
-	assert_line -n 12 --regexp '^250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 12 --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	assert_line -n 13 '250 2.1.0 sender ok'
 	assert_line -n 14 '250 2.1.5 recipient ok'
 	assert_line -n 15 '354 go ahead, end with <CRLF>.<CRLF>'

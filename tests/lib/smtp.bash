@@ -257,7 +257,7 @@ PY
 
 # queue_ids: the ids in $QUEUEDIR/msg, oldest first, one a line.
 queue_ids() {
-	ls "$QUEUEDIR/msg" | sort -t . -k1,1n -k2,2n
+	ls "$QUEUEDIR/msg" | sort -t - -k1,1n -k2,2n
 }
 
 # queue_message ID: the message part of a queue file, as queued.
