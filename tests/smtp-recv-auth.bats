@@ -67,6 +67,18 @@ EOF
 	assert_output $'Falice@example.test\nTsomeone@remote.example'
 }
 
+@test "MAIL AUTH= takes a whole xtext mailbox (RFC 4954 section 5), however long the line allows" {
+	local box=$(printf 'a%.0s' $(seq 200))+2B@example.test
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+MAIL FROM:<bob@example.org> AUTH=$box
+RSET
+MAIL FROM:<bob@example.org> AUTH=<> SIZE=100
+EOF
+	assert_line -n 8 '250 2.1.0 sender ok'
+	assert_line -n 10 '250 2.1.0 sender ok'
+}
+
 @test "AUTH PLAIN after a 334, AUTH LOGIN with and without an initial response" {
 	run -0 --separate-stderr smtp_session <<EOF
 EHLO c.example.org
@@ -181,7 +193,7 @@ NOOP $long
 QUIT
 EOF
 	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 9 '500 5.5.6 line too long'
+	assert_line -n 9 '500 5.5.2 line too long'
 	assert_line -n 10 '221 2.0.0 bye'
 	local huge=$(head -c 13000 /dev/zero | tr '\0' A)
 	run -0 --separate-stderr smtp_session <<EOF
@@ -189,8 +201,17 @@ EHLO c.example.org
 AUTH PLAIN $huge
 QUIT
 EOF
-	assert_line -n 8 '500 5.5.6 line too long'
+	assert_line -n 8 '500 5.5.6 authentication exchange line is too long'
 	assert_line -n 9 '221 2.0.0 bye'
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH LOGIN
+$huge
+QUIT
+EOF
+	assert_line -n 8 '334 VXNlcm5hbWU6'
+	assert_line -n 9 '500 5.5.6 authentication exchange line is too long'
+	assert_line -n 10 '221 2.0.0 bye'
 }
 
 @test "a checkpassword program in trouble: 454 4.7.0, and one log line; a hung one is killed" {

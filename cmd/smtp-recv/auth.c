@@ -106,7 +106,7 @@ static int response(struct session *s, const char *prompt, const char *initial, 
 
 	if (!initial) {
 		reply(s, prompt);
-		if (!read_line(s, line, sizeof line - 1, &len))
+		if (!read_line(s, line, sizeof line - 1, &len, 1))
 			goto done;	/* refused, perhaps for its length: still a password */
 		initial = line;
 	}

@@ -84,9 +84,10 @@ int session_tls_details(struct session *s);
 _Noreturn void session_end(struct session *s, const char *line, int code);
 /* A reply that counts as an error; too many end the session. */
 void error(struct session *s, const char *line);
-/* Reads a command or AUTH line into line (NUL-terminated, CRLF gone); 0 when it was refused
-   (too long, bad bytes) with the error said. Ends the session at end of input or timeout. */
-int read_line(struct session *s, char *line, size_t max, size_t *len);
+/* Reads a command line, or with auth an AUTH response, into line (NUL-terminated, CRLF gone);
+   0 when it was refused (too long, bad bytes) with the error said. Ends the session at end of
+   input or timeout. */
+int read_line(struct session *s, char *line, size_t max, size_t *len, int auth);
 /* "VERB rest": 1 if line starts with verb (any case) followed by end or a space. */
 int is_verb(const char *line, const char *verb, const char **rest);
 int open_userdb(struct session *s);
