@@ -923,3 +923,18 @@ EOF2
 	grep -qx 'X-Original-To: postmaster@third.test' "$(maildir_files "$(mailbox carol)")" ||
 		fail "no X-Original-To naming postmaster@third.test: $(head -5 "$(maildir_files "$(mailbox carol)")")"
 }
+
+@test "RCPT to an alias over the expansion bound: 550 with the resolver's reason, not 'alias loop'" {
+	load lib/aliases
+	mapfile -t users < <(wide 41 25)
+	make_userdb "${users[@]}"
+	run -0 --separate-stderr smtp_session <<'EOF2'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+RCPT TO:<wide@example.test>
+RCPT TO:<loop1@example.test>
+QUIT
+EOF2
+	assert_line -n 8 '550 5.4.6 alias expansion too large for this address'
+	assert_line -n 9 '550 5.4.6 alias loop for this address'
+}

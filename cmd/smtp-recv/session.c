@@ -339,6 +339,7 @@ static void log_reject(struct session *s, const char *rcpt, size_t n, const char
 /* Is rcpt (a local-domain address) someone we deliver to? 1 yes, 0 no (reply set), -1 trouble. */
 static int known_local(struct session *s, const char *rcpt, size_t n, const char **why)
 {
+	static char line[100];	/* the reply, when it is the resolver's own reason */
 	struct targets t = TARGETS_ZERO;
 
 	if (!resolve(&s->db, rcpt, n, &s->c->resolve, &t))
@@ -348,8 +349,10 @@ static int known_local(struct session *s, const char *rcpt, size_t n, const char
 	for (size_t i = 0; i < t.n; i++) {
 		if (t.t[i].kind != TARGET_FAILED)
 			deliverable = 1;
-		else if (!strncmp(t.t[i].reason, "5.4.6", 5))
-			*why = "550 5.4.6 alias loop for this address";
+		else if (!strncmp(t.t[i].reason, "5.4.6", 5)) {	/* a loop, or too large */
+			snprintf(line, sizeof line, "550 %s for this address", t.t[i].reason);
+			*why = line;
+		}
 	}
 	targets_free(&t);
 	return deliverable;
