@@ -131,11 +131,44 @@ int fd_write_all(int fd, const char *s, size_t n)
 	return 1;
 }
 
+/*
+ * Writes with a timeout: a peer that stops reading must not hold us for ever. A blocking write
+ * larger than the room poll saw could still block, so each write is at most WRITE_STEP bytes,
+ * which fits whenever a pipe or a socket says it is writable.
+ */
+#define WRITE_STEP 512
+
+int fd_write_timeout(int fd, const char *s, size_t n, int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return fd_write_all(fd, s, n);
+	while (n) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		int r = poll(&p, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return 0;
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			return 0;
+		}
+		ssize_t w = write(fd, s, n < WRITE_STEP ? n : WRITE_STEP);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return 0;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 1;
+}
+
 int buf_flush(struct buf *b)
 {
 	if (!b->len)
 		return 1;
-	if (!fd_write_all(b->fd, b->x, b->len))
+	if (!fd_write_timeout(b->fd, b->x, b->len, b->timeout_ms))
 		return 0;
 	b->len = 0;
 	return 1;
@@ -147,7 +180,7 @@ int buf_put(struct buf *b, const char *s, size_t n)
 		if (!buf_flush(b))
 			return 0;
 		if (n >= b->cap)
-			return fd_write_all(b->fd, s, n);
+			return fd_write_timeout(b->fd, s, n, b->timeout_ms);
 	}
 	memcpy(b->x + b->len, s, n);
 	b->len += n;

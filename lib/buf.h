@@ -9,7 +9,8 @@
  * Buffered I/O on a file descriptor, with a caller-owned buffer, for protocol fds where stdio is
  * unwelcome. A buffer is used for reading or for writing, never both.
  * A read buffer may carry a deadline per read (timeout_ms > 0): a read that waits longer fails
- * with ETIMEDOUT. It may also carry a total deadline (deadline_ms > 0, on buf_now_ms's clock),
+ * with ETIMEDOUT; so may a write buffer, for each wait until the fd takes more bytes (a peer
+ * that stops reading). It may also carry a total deadline (deadline_ms > 0, on buf_now_ms's clock),
  * which bounds a whole exchange however its bytes trickle in: no read waits past it, and once
  * it has passed buf_fill fails with ETIMEDOUT at once (buf_expired tells which one ran out).
  */
@@ -52,6 +53,9 @@ int buf_flush(struct buf *b);
 
 /* write(2) everything, retrying on EINTR and short writes. Returns 1, or 0 with errno set. */
 int fd_write_all(int fd, const char *s, size_t n);
+/* The same, waiting at most timeout_ms (0: no limit) each time the fd is full: 0 with
+   ETIMEDOUT when that runs out. */
+int fd_write_timeout(int fd, const char *s, size_t n, int timeout_ms);
 /* read(2) with a timeout in milliseconds (0: none); -1 with ETIMEDOUT when it runs out. */
 ssize_t fd_read_timeout(int fd, char *s, size_t n, int timeout_ms);
 

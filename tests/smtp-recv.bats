@@ -938,3 +938,35 @@ EOF2
 	assert_line -n 8 '550 5.4.6 alias expansion too large for this address'
 	assert_line -n 9 '550 5.4.6 alias loop for this address'
 }
+
+@test "a client that sends commands and never reads the replies is dropped after SMTP_TIMEOUT" {
+	# Its socket fills up with our replies; without a deadline on writes, smtp-recv would wait
+	# in write(2) for as long as the client likes, holding a connection slot.
+	run -0 "$PYTHON" - "$(command -v smtp-recv)" <<'PY'
+import socket, subprocess, sys, time
+ours, theirs = socket.socketpair()
+theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+p = subprocess.Popen([sys.argv[1]], stdin=ours, stdout=ours, stderr=subprocess.PIPE,
+                     env=dict(__import__("os").environ, SMTP_TIMEOUT="1"))
+ours.close()
+theirs.setblocking(False)
+sent, start = 0, time.monotonic()
+try:
+    while p.poll() is None and time.monotonic() - start < 30:
+        try:
+            sent += theirs.send(b"EHLO client.example.org\r\n" * 100)
+        except BlockingIOError:
+            time.sleep(0.05)	# our side is full too: smtp-recv is stuck writing, or gone
+except (BrokenPipeError, ConnectionResetError):
+    pass
+try:
+    code = p.wait(timeout=30)
+finally:
+    p.kill()
+err = p.stderr.read().decode()
+print("exit", code, "after %.1f s" % (time.monotonic() - start), "sent", sent)
+print(err.strip().splitlines()[-1])
+PY
+	assert_line --regexp '^exit [0-9]+ after ([0-9]|1[0-9])\.[0-9] s sent [0-9]+$'
+	assert_line --regexp 'disconnect client=192\.0\.2\.7 reason=.*(timed out|timeout)'
+}

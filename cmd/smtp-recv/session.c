@@ -581,6 +581,7 @@ int session_run(struct session *s)
 	buf_init(&s->out, 1, s->outspace, sizeof s->outspace);
 	s->in.flush_first = &s->out;
 	s->in.timeout_ms = (int)(s->c->timeout * 1000);
+	s->out.timeout_ms = s->in.timeout_ms;	/* a client that stops reading our replies */
 	log_line("%ld connect client=%s local=%s%s%s", (long)getpid(), s->c->remoteip, s->c->localip,
 		 s->tls_protocol ? " tls=" : "", s->tls_protocol ? s->tls_protocol : "");
 	snprintf(greeting, sizeof greeting, "220 %s ESMTP postroom", s->c->hostname);
