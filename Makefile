@@ -19,6 +19,7 @@ LIB_SRCS = \
 	lib/base64.c \
 	lib/buf.c \
 	lib/die.c \
+	lib/dns.c \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
@@ -31,10 +32,14 @@ LIB_SRCS = \
 	lib/queue_write.c \
 	lib/resolve.c \
 	lib/sa.c \
+	lib/smtp_client.c \
 	lib/smtp_data.c \
+	lib/smtp_deliver.c \
+	lib/smtp_options.c \
 	lib/sql.c \
 	lib/sync.c \
 	lib/temp.c \
+	lib/tls_client.c \
 	lib/ucspitls.c \
 	lib/userdb.c \
 	lib/userdb_build.c \
@@ -49,6 +54,7 @@ PROGS = \
 	queue-inject \
 	queue-run \
 	smtp-recv \
+	smtp-send \
 	tls-wrap \
 	userdb-admin \
 	userdb-compile \
@@ -70,6 +76,8 @@ smtp-recv_OBJS = \
 	cmd/smtp-recv/data.o \
 	cmd/smtp-recv/session.o
 smtp-recv_LIBS = -lcdb
+smtp-send_OBJS = cmd/smtp-send/main.o
+smtp-send_LIBS = -lssl -lcrypto -lresolv
 tls-wrap_OBJS = \
 	cmd/tls-wrap/main.o \
 	cmd/tls-wrap/keys.o \
