@@ -473,12 +473,8 @@ static enum smtpc_open_result authenticate(struct smtpc *s)
 		event(s, "auth host=%s[%s] user=%s refused: %d %s", s->host, s->addr, u, r.code,
 		      r.enhanced);
 		/* As Postfix's smtp_sasl_auth_soft_bounce: a refusal may be a typo an
-		   administrator fixes, so the mail waits; a 5xx becomes a 4xx. */
+		   administrator fixes, so the mail waits (the caller defers, even on a 5xx). */
 		s->why = r;
-		if (s->why.code / 100 == 5) {
-			s->why.code = 454;
-			s->why.enhanced[0] = '4';
-		}
 		return SMTPC_OPEN_DEFER;
 	}
 	return SMTPC_OPEN_OK;

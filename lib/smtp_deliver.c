@@ -10,13 +10,13 @@
 #include "smtp_deliver.h"
 
 void smtp_decide_all(struct smtpc_rcpt *r, size_t n, const struct smtpc_reply *why,
-		     const char *where)
+		     const char *where, enum smtpc_status status)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].status != SMTPC_PENDING)
 			continue;
 		r[i].reply = *why;
-		r[i].status = why->code / 100 == 5 ? SMTPC_FAILED : SMTPC_DEFERRED;
+		r[i].status = status;
 		str_copy(r[i].where, sizeof r[i].where, where);
 		str_copy(r[i].tls, sizeof r[i].tls, "none");
 	}
@@ -64,7 +64,7 @@ static void loops(const struct smtp_route *route, const struct mx_address *a,
 
 	where_of(a, where, sizeof where);
 	smtpc_reply_set(&why, 554, "5.4.6", "mail for %s loops back to myself", route->domain);
-	smtp_decide_all(r, n, &why, where);
+	smtp_decide_all(r, n, &why, where, SMTPC_FAILED);
 }
 
 static void note(const struct smtpc_config *c, const char *fmt, ...)
@@ -153,8 +153,12 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 		} else if (res == SMTPC_OPEN_DEFER) {
 			char where[SMTPC_WHERE_MAX];
 			where_of(a, where, sizeof where);
-			smtp_decide_all(r, n, &s.why, where);
-			/* 5xx from AUTH was made 4xx by the session; nothing here fails. */
+			for (size_t j = 0; j < n; j++) {
+				if (r[j].status != SMTPC_PENDING)
+					continue;
+				smtp_decide_all(&r[j], 1, &s.why, where, SMTPC_DEFERRED);
+				smtpc_tls_desc(&s, r[j].tls, sizeof r[j].tls);
+			}
 			smtpc_close(&s);
 			return;
 		}
@@ -181,6 +185,6 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 	char where[SMTPC_WHERE_MAX] = "-";
 	if (na)
 		where_of(&route->a[na - 1], where, sizeof where);
-	smtp_decide_all(r, n, &last, where);
+	smtp_decide_all(r, n, &last, where, SMTPC_DEFERRED);
 	/* Recipients the session decided keep their host; only the pending ones got this. */
 }

@@ -30,9 +30,10 @@ struct smtp_route {
 void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 		  const char *sender, const struct smtpc_msg *m, struct smtpc_rcpt *r, size_t n);
 
-/* Every pending recipient decided by why, at where ("-" when no host was reached). */
+/* Every pending recipient decided by why (status SMTPC_DEFERRED or SMTPC_FAILED), at where
+   ("-" when no host was reached). */
 void smtp_decide_all(struct smtpc_rcpt *r, size_t n, const struct smtpc_reply *why,
-		     const char *where);
+		     const char *where, enum smtpc_status status);
 
 /* 1 when the address (AF_INET/AF_INET6, network order) is one of this machine's interfaces'. */
 int smtp_own_address(int family, const void *addr);

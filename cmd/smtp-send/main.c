@@ -97,6 +97,7 @@ int main(int argc, char **argv)
 	struct sa msg = SA_ZERO;
 	int opt;
 
+	opterr = 0;	/* one line: the usage */
 	/* The environment first, options over it. */
 	if (timeouts && !smtp_timeouts_parse(&c.t, timeouts, why, sizeof why))
 		die(EXIT_PERM, "SMTP_SEND_TIMEOUTS: %s", why);
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
 				smtpc_reply_set(&w, 550, "5.1.2", "%s", why);
 			else
 				smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
-			smtp_decide_all(r, n, &w, "-");
+			smtp_decide_all(r, n, &w, "-", st == DNS_PERM ? SMTPC_FAILED : SMTPC_DEFERRED);
 		}
 		route.a = mx.a;
 		route.n = mx.n;
