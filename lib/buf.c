@@ -1,7 +1,9 @@
 /* postroom: ISC license, see LICENSE. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -14,6 +16,34 @@ void buf_init(struct buf *b, int fd, char *space, size_t cap)
 	b->pos = b->len = 0;
 	b->timeout_ms = 0;
 	b->flush_first = 0;
+	b->deadline_ms = 0;
+}
+
+long long buf_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int buf_expired(const struct buf *b)
+{
+	return b->deadline_ms > 0 && buf_now_ms() >= b->deadline_ms;
+}
+
+/* The longest the next read may wait: the per-read timeout or what is left of the deadline,
+   whichever is shorter; 0 for no limit, -1 when the deadline has passed. */
+static int read_wait(const struct buf *b)
+{
+	if (b->deadline_ms <= 0)
+		return b->timeout_ms;
+	long long left = b->deadline_ms - buf_now_ms();
+	if (left <= 0)
+		return -1;
+	if (b->timeout_ms > 0 && b->timeout_ms < left)
+		return b->timeout_ms;
+	return left < INT_MAX ? (int)left : INT_MAX;
 }
 
 ssize_t fd_read_timeout(int fd, char *s, size_t n, int timeout_ms)
@@ -54,7 +84,12 @@ ssize_t buf_fill(struct buf *b)
 	}
 	if (b->flush_first && !buf_flush(b->flush_first))
 		return -1;
-	ssize_t r = fd_read_timeout(b->fd, b->x + b->len, b->cap - b->len, b->timeout_ms);
+	int wait = read_wait(b);
+	if (wait < 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	ssize_t r = fd_read_timeout(b->fd, b->x + b->len, b->cap - b->len, wait);
 	if (r > 0)
 		b->len += (size_t)r;
 	return r;
@@ -74,8 +109,11 @@ void buf_discard(struct buf *b)
 
 void buf_wipe_consumed(struct buf *b)
 {
-	/* With nothing unread, pos went back to 0 and the old bytes are anywhere in the buffer. */
-	explicit_bzero(b->x, b->pos == b->len ? b->cap : b->pos);
+	/* Consumed bytes are not only those before pos: buf_skip rewinds to 0 once everything is
+	   read, and buf_fill moves unread bytes to the front, so a line that straddled the end of
+	   the buffer left its first part after len. Only [pos, len) is still needed. */
+	explicit_bzero(b->x, b->pos);
+	explicit_bzero(b->x + b->len, b->cap - b->len);
 }
 
 int fd_write_all(int fd, const char *s, size_t n)

@@ -9,7 +9,9 @@
  * Buffered I/O on a file descriptor, with a caller-owned buffer, for protocol fds where stdio is
  * unwelcome. A buffer is used for reading or for writing, never both.
  * A read buffer may carry a deadline per read (timeout_ms > 0): a read that waits longer fails
- * with ETIMEDOUT.
+ * with ETIMEDOUT. It may also carry a total deadline (deadline_ms > 0, on buf_now_ms's clock),
+ * which bounds a whole exchange however its bytes trickle in: no read waits past it, and once
+ * it has passed buf_fill fails with ETIMEDOUT at once (buf_expired tells which one ran out).
  */
 
 struct buf {
@@ -21,20 +23,26 @@ struct buf {
 	int timeout_ms;	/* 0: wait forever */
 	struct buf *flush_first;	/* read: flushed before each read, so that replies go out
 					   before we wait for more commands (PIPELINING) */
+	long long deadline_ms;	/* read: 0, or no read past this instant of buf_now_ms() */
 };
-#define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0 }
+#define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0, 0 }
 
 void buf_init(struct buf *b, int fd, char *space, size_t cap);
 
 /* Reads more input. Returns bytes added, 0 at end of file, -1 with errno set. */
 ssize_t buf_fill(struct buf *b);
+/* Milliseconds on a clock that is never set back (CLOCK_MONOTONIC), for deadline_ms. */
+long long buf_now_ms(void);
+/* 1 if b's total deadline has passed. */
+int buf_expired(const struct buf *b);
 /* Unread bytes, and consuming them. */
 #define buf_unread(b) ((b)->len - (b)->pos)
 #define buf_peek(b) ((b)->x + (b)->pos)
 void buf_skip(struct buf *b, size_t n);
 /* Throws away everything buffered (used after STARTTLS). */
 void buf_discard(struct buf *b);
-/* Overwrites what was read and consumed, so that a secret (a password) does not linger. */
+/* Overwrites every byte of the buffer but the unread ones, so that a secret (a password) that
+   was read does not linger, wherever in the buffer it was. */
 void buf_wipe_consumed(struct buf *b);
 
 /* Writing. Return 1, or 0 with errno set. */

@@ -47,7 +47,9 @@ struct queue_new {
 	char space[16384];
 };
 
-/* A new id, "<seconds>.<microseconds>.<pid>", unique within this process (QUEUE_ID_MAX bytes). */
+/* A new id, "<seconds>-<microseconds>-<pid>" (6 digits of microseconds), unique within this
+   process (QUEUE_ID_MAX bytes): an Atom, fit for the Received header's "id" (RFC 5321 4.4).
+   Queues written before this form hold "<seconds>.<microseconds>.<pid>" too. */
 void queue_make_id(char *id);
 
 int queue_new_open(struct queue_new *q, const char *queuedir);

@@ -241,7 +241,8 @@ double queue_age(const char *id, const struct timespec *now)
 	char *end;
 	long long sec = strtoll(id, &end, 10);
 
-	if (*end != '.')
+	/* "-" since ids became Atoms; "." in the files of a queue from before. */
+	if (*end != '-' && *end != '.')
 		return 0;
 	long usec = strtol(end + 1, &end, 10);
 	double age = (double)(now->tv_sec - sec) + (double)now->tv_nsec / 1e9 - (double)usec / 1e6;

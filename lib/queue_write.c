@@ -12,7 +12,9 @@
 #include "queue.h"
 #include "sync.h"
 
-/* Queue ids: "<seconds>.<microseconds>.<pid>", unique per process and instant. */
+/* Queue ids: "<seconds>-<microseconds>-<pid>", unique per process and instant. The same id names
+   the file and goes into the 250 reply, the Received header and the log lines, so it must be an
+   RFC 5322 Atom (RFC 5321 section 4.4): "-" is atext, the "." of the first form was not. */
 void queue_make_id(char *id)
 {
 	static struct timeval last;
@@ -28,7 +30,7 @@ void queue_make_id(char *id)
 		}
 	}
 	last = tv;
-	snprintf(id, QUEUE_ID_MAX, "%lld.%06ld.%ld", (long long)tv.tv_sec, (long)tv.tv_usec,
+	snprintf(id, QUEUE_ID_MAX, "%lld-%06ld-%ld", (long long)tv.tv_sec, (long)tv.tv_usec,
 		 (long)getpid());
 }
 

@@ -74,7 +74,7 @@ alice_has_mail() {
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test \
 		--header 'Subject: make-run test'
-	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	wait_until 20 alice_has_mail
 	assert_count 1 msg_count "$RT/mail/example.test/alice"
 	local file=$(maildir_files "$RT/mail/example.test/alice")
@@ -83,7 +83,7 @@ alice_has_mail() {
 	assert_line -n 1 'X-Original-To: alice@example.test'
 	assert_line -n 2 'Delivered-To: alice@example.test'
 	assert_line -n 3 'Received: from client.example.org ([127.0.0.1])'
-	assert_line -n 4 --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTP id [0-9.]+$'
+	assert_line -n 4 --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTP id [0-9]+-[0-9]{6}-[0-9]+$'
 	grep -qx 'Subject: make-run test' "$file"
 	# The queue is empty again, and the logs have the message.
 	assert_count 0 file_count "$RT/queue/msg"
@@ -116,7 +116,7 @@ alice_has_mail() {
 	[ -n "$cmd" ] || fail "no swaks command for submission in the output"
 	run -0 eval "$cmd --helo client.example.org --timeout 10"
 	assert_line --regexp '^ *<~  235 2\.7\.0 authentication successful$'
-	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	# Implicit TLS, TLS 1.3, on the smtps port.
 	run -0 bash -c "printf 'EHLO client.example.org\nQUIT\n' |
 		openssl s_client -connect 127.0.0.1:$SMTPS_PORT -crlf -ign_eof -brief 2>&1 | tr -d '\\r'"
@@ -213,4 +213,22 @@ alice_has_mail() {
 		fail "the service directory is still there: $(ls -a "$RT/service")"
 	run -0 s6-svstat "$RT/service/smtp"
 	assert_output --regexp '^up '
+}
+
+# TcpExtListenOverflows: connections the kernel dropped because a listen queue was full.
+listen_overflows() {
+	awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; n = 1 } else print $c }' /proc/net/netstat
+}
+
+# The issue's bound is 2 s for the slowest greeting; the chain of today (tls-wrap per
+# connection) is at 1.7 s on an idle machine, too close to rely on: see TODO.
+@test "make run: a burst of 200 connections is queued, not dropped: all greeted, 200 messages land" {
+	run -0 make_run
+	local before
+	before=$(listen_overflows)
+	run -0 "$PYTHON" "$TESTLIB/burst.py" "$PORT" 200 alice@example.test
+	assert_line --regexp '^greeted=200 slowest=[0-9]\.[0-9]+ sent=200$'
+	assert_equal "$(listen_overflows)" "$before"
+	wait_until 300 sh -c '[ "$(ls "$1" | wc -l)" -ge 200 ]' _ "$RT/mail/example.test/alice/new" ||
+		fail "$(ls "$RT/mail/example.test/alice/new" | wc -l) of 200 delivered"
 }

@@ -75,7 +75,7 @@ EOF
 	assert_line -n 0 'EHLO 250'
 	assert_line -n 1 'MAIL 250 2.1.0 sender ok'
 	assert_line -n 2 'RCPT 250 2.1.5 recipient ok'
-	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	local id=${lines[3]##* }
 	[ -f "$QUEUEDIR/msg/$id" ]
 	assert_log "smtp-recv: [0-9]+ $(re_escape "$id") accepted from=<bob@example\.org> to=<alice@example\.test> nrcpt=1 size=[0-9]+ client=127\.0\.0\.1" "$SMTP_LOG"
@@ -88,8 +88,8 @@ EOF
 @test "swaks: a message to an alias lands in the mailbox behind it, byte-identical" {
 	start_tcpserver
 	run -0 swaks_send bob@example.org postmaster@example.test
-	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
-	local id=$(grep -Eo 'queued as [0-9.]+' <<<"$output" | cut -d' ' -f3)
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
+	local id=$(grep -Eo 'queued as [0-9-]+' <<<"$output" | cut -d' ' -f3)
 	deliver
 	check_delivered alice bob@example.org postmaster@example.test "$id"
 	assert_count 0 msg_count "$(mailbox bob)"
@@ -137,10 +137,10 @@ EOF
 @test "QMAILQUEUE=queue-inject: the same deliveries from smtplib and swaks" {
 	start_tcpserver QMAILQUEUE="$(command -v queue-inject)"
 	run -0 py_send "$SMTP_PORT" bob@example.org alice@example.test "$BATS_TEST_TMPDIR/message"
-	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	local id1=${lines[3]##* }
 	run -0 swaks_send carol@example.org bob+tag@example.test
-	local id2=$(grep -Eo 'queued as [0-9.]+' <<<"$output" | cut -d' ' -f3)
+	local id2=$(grep -Eo 'queued as [0-9-]+' <<<"$output" | cut -d' ' -f3)
 	[ -n "$id2" ]
 	assert_count 2 file_count "$QUEUEDIR/msg"
 	deliver
@@ -230,4 +230,29 @@ EOF
 	deliver
 	assert_count 6 msg_count "$(mailbox alice)"
 	assert_count 6 msg_count "$(mailbox bob)"
+}
+
+@test "slow-drip clients get 421 4.4.2 by the line's and DATA's total deadlines; under tcpserver -c 2 a third is served" {
+	# Each read may wait 10 s, but a line may take only 2 s, as may DATA (plus 1 s per 8 kB).
+	start_tcpserver SMTP_TIMEOUT=10 SMTP_COMMAND_TIMEOUT=2 SMTP_DATA_TIMEOUT=2 -c2
+	drip "$SMTP_PORT" command >"$BATS_TEST_TMPDIR/drip1" &
+	local p1=$!
+	drip "$SMTP_PORT" data >"$BATS_TEST_TMPDIR/drip2" &
+	local p2=$!
+	wait_until 100 grep -q greeted "$BATS_TEST_TMPDIR/drip1" || fail "the first one was not greeted"
+	wait_until 100 grep -q greeted "$BATS_TEST_TMPDIR/drip2" || fail "the second one was not greeted"
+	# Both slots are taken: this one is served only once a slow client is gone.
+	run -0 py_send "$SMTP_PORT" bob@example.org alice@example.test "$BATS_TEST_TMPDIR/message"
+	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as '
+	wait "$p1" || fail "the first slow client was not cut off: $(cat "$BATS_TEST_TMPDIR/drip1")"
+	wait "$p2" || fail "the second slow client was not cut off: $(cat "$BATS_TEST_TMPDIR/drip2")"
+	run -0 cat "$BATS_TEST_TMPDIR/drip1"
+	assert_line -n 1 '421 4.4.2 command not completed in time, closing connection'
+	# Cut off by the deadline (2 s), long before a read could time out (10 s).
+	assert_line -n 2 --regexp '^closed after [0-9] s$'
+	run -0 cat "$BATS_TEST_TMPDIR/drip2"
+	assert_line -n 1 '421 4.4.2 timeout in DATA, closing connection'
+	assert_line -n 2 --regexp '^closed after [0-9] s$'
+	assert_log 'smtp-recv: [0-9]+ disconnect client=127\.0\.0\.1 messages=0 reply="421 4\.4\.2 command not completed in time, closing connection" exit=0' "$SMTP_LOG"
+	assert_count 1 file_count "$QUEUEDIR/msg"
 }

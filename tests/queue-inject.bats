@@ -49,11 +49,11 @@ assert_queue_file() {
 	printf 'Fsender@remote.test\0Talice@example.test\0Tbob@example.test\0\0' >"$BATS_TEST_TMPDIR/env"
 	run --separate-stderr -0 inject_envfile "$BATS_TEST_TMPDIR/env" <"$MSG"
 	f=$(queue_files msg)
-	[[ $(basename "$f") =~ ^[0-9]+\.[0-9]{6}\.[0-9]+$ ]] || fail "bad queue id: $(basename "$f")"
+	[[ $(basename "$f") =~ ^[0-9]+-[0-9]{6}-[0-9]+$ ]] || fail "bad queue id: $(basename "$f")"
 	assert_queue_file "$f" "$MSG" "$BATS_TEST_TMPDIR/env"
 	# the id's seconds are now, give or take a minute
 	sec=${f##*/}
-	sec=${sec%%.*}
+	sec=${sec%%-*}
 	now=$(date +%s)
 	[ $((now - sec)) -ge -60 ] && [ $((now - sec)) -le 60 ] || fail "queue id time $sec, now $now"
 }

@@ -53,9 +53,9 @@ EOF
 	assert_line -n 11 '235 2.7.0 authentication successful'
 	assert_line -n 12 '250 2.1.0 sender ok'
 	assert_line -n 13 '250 2.1.5 recipient ok'
-	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	assert_stderr_line "smtp-recv: [0-9]+ auth ok client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
-	assert_stderr_line "smtp-recv: [0-9]+ [0-9.]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
+	assert_stderr_line "smtp-recv: [0-9]+ [0-9]+-[0-9]{6}-[0-9]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
 	refute_output --partial alice-demo
 	[[ $stderr != *alice-demo* ]] || fail "the password is in the log"
 	local id=$(queue_ids)
@@ -65,6 +65,18 @@ EOF
 	assert_line -n 2 $'\tby mx.example.test (postroom) with ESMTPSA id '"$id"
 	run -0 queue_envelope "$id"
 	assert_output $'Falice@example.test\nTsomeone@remote.example'
+}
+
+@test "MAIL AUTH= takes a whole xtext mailbox (RFC 4954 section 5), however long the line allows" {
+	local box=$(printf 'a%.0s' $(seq 200))+2B@example.test
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+MAIL FROM:<bob@example.org> AUTH=$box
+RSET
+MAIL FROM:<bob@example.org> AUTH=<> SIZE=100
+EOF
+	assert_line -n 8 '250 2.1.0 sender ok'
+	assert_line -n 10 '250 2.1.0 sender ok'
 }
 
 @test "AUTH PLAIN after a 334, AUTH LOGIN with and without an initial response" {
@@ -181,7 +193,7 @@ NOOP $long
 QUIT
 EOF
 	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 9 '500 5.5.6 line too long'
+	assert_line -n 9 '500 5.5.2 line too long'
 	assert_line -n 10 '221 2.0.0 bye'
 	local huge=$(head -c 13000 /dev/zero | tr '\0' A)
 	run -0 --separate-stderr smtp_session <<EOF
@@ -189,8 +201,17 @@ EHLO c.example.org
 AUTH PLAIN $huge
 QUIT
 EOF
-	assert_line -n 8 '500 5.5.6 line too long'
+	assert_line -n 8 '500 5.5.6 authentication exchange line is too long'
 	assert_line -n 9 '221 2.0.0 bye'
+	run -0 --separate-stderr smtp_session <<EOF
+EHLO c.example.org
+AUTH LOGIN
+$huge
+QUIT
+EOF
+	assert_line -n 8 '334 VXNlcm5hbWU6'
+	assert_line -n 9 '500 5.5.6 authentication exchange line is too long'
+	assert_line -n 10 '221 2.0.0 bye'
 }
 
 @test "a checkpassword program in trouble: 454 4.7.0, and one log line; a hung one is killed" {
@@ -316,4 +337,71 @@ EOF
 	# Descriptors that are not open are not UCSPI-TLS either.
 	run -0 --separate-stderr smtp_session SSL_PROTOCOL= SSLCTLFD=55 SSLREADFD=56 SSLWRITEFD=57 <<<'EHLO c.example.org'
 	refute_line '250-STARTTLS'
+}
+
+# auth_memory PLAIN|LOGIN: runs smtp-recv with its input in a pipe, filled before it starts so
+# that its first read takes 8192 bytes: NOOP lines, then credentials that straddle the end of
+# those 8192 bytes (inside the password's base64), then the start of a command, so that input
+# is still unread after the AUTH. Once the 235 is out (the session still open, waiting for the
+# rest of that command), reads the process's memory through /proc/PID/maps and /proc/PID/mem
+# and prints "found ..." for each trace of the password, then "scanned".
+auth_memory() {
+	"$PYTHON" - "$1" "$BIN/smtp-recv" <<'PY'
+import base64, os, re, subprocess, sys
+mech, prog = sys.argv[1:3]
+password = b"alice-demo"
+if mech == "PLAIN":
+    secret = base64.b64encode(b"\0alice@example.test\0" + password)
+    auth = b"AUTH PLAIN " + secret + b"\r\n"
+    # Base64 characters 24 on encode the password: split inside them.
+    split, traces = len(b"AUTH PLAIN ") + 32, [secret[i:i + 8] for i in range(24, len(secret) - 7)]
+else:
+    secret = base64.b64encode(password)
+    auth = b"AUTH LOGIN " + base64.b64encode(b"alice@example.test") + b"\r\n" + secret + b"\r\n"
+    split, traces = len(auth) - 2 - 8, [secret[i:i + 8] for i in range(len(secret) - 7)]
+head = b"EHLO c.example.org\r\n"
+left, pad = 8192 - len(head) - split, b""
+while left > 0:
+    n = 500 if left >= 506 else left
+    pad += b"NOOP " + b"x" * (n - 7) + b"\r\n" if n > 6 else b"NOOP\r\n"
+    left -= n
+data = head + pad + auth + b"NOOP"
+assert data.index(auth) + split == 8192
+rfd, wfd = os.pipe()
+os.write(wfd, data)
+p = subprocess.Popen([prog], stdin=rfd, stdout=subprocess.PIPE)
+os.close(rfd)
+out = b""
+while not re.search(rb"\r\n235 [^\r]*\r\n$", out):
+    chunk = p.stdout.read1(65536)
+    if not chunk:
+        sys.exit("smtp-recv ended: " + out[-300:].decode(errors="replace"))
+    out += chunk
+with open("/proc/%d/maps" % p.pid) as maps, open("/proc/%d/mem" % p.pid, "rb", 0) as mem:
+    for line in maps:
+        fields = line.split()
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        # Skip what cannot hold our data: unreadable, the kernel's pages, and the sanitizers'
+        # huge reserved ranges.
+        if fields[1][0] != "r" or "[v" in line or hi - lo > 1 << 28:
+            continue
+        try:
+            mem.seek(lo)
+            region = mem.read(hi - lo)
+        except OSError:
+            continue
+        for t in [password] + traces:
+            if t in region:
+                print("found %s in %s" % (t.decode(), line.strip()))
+print("scanned")
+p.kill()
+p.wait()
+PY
+}
+
+@test "credentials straddling the end of the input buffer leave no trace in memory after 235 (PLAIN and LOGIN)" {
+	for mech in LOGIN PLAIN; do
+		run -0 --separate-stderr auth_memory $mech
+		assert_output scanned
+	done
 }

@@ -78,7 +78,7 @@ queued_remote() {
 		--auth-user alice@example.test --auth-password alice-demo \
 		--from alice@example.test --to someone@remote.example --header 'Subject: via swaks'
 	assert_line --regexp '^ *<~  235 2\.7\.0 authentication successful$'
-	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	queued_remote someone@remote.example
 	# And through 465 with swaks's implicit TLS.
 	stop_server
@@ -86,7 +86,7 @@ queued_remote() {
 	run -0 swaks --server "127.0.0.1:$SERVER_PORT" --helo client.example.org --timeout 10 --tlsc \
 		--auth-user bob@example.test --auth-password bob-demo \
 		--from bob@example.test --to other@remote.example
-	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 }
 
 @test "python3 smtplib: starttls, login, sendmail to a remote address; without login, 554" {
@@ -226,10 +226,10 @@ EOF
 	run -0 swaks --server "127.0.0.1:$SERVER_PORT" --helo client.example.org --timeout 10 \
 		--from someone@remote.example --to alice@example.test
 	assert_line --regexp '^ *<-  250-STARTTLS$'
-	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<-  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	run -0 swaks --server "127.0.0.1:$SERVER_PORT" --helo client.example.org --timeout 10 --tls \
 		--from someone@remote.example --to bob@example.test
-	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9.]+$'
+	assert_line --regexp '^ *<~  250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	# One came in cleartext, one over TLS; the Received headers say which.
 	local id withs=()
 	for id in $(queue_ids); do

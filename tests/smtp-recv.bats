@@ -9,7 +9,8 @@ setup() {
 	make_queue
 	make_userdb
 	unset RELAYCLIENT QMAILQUEUE DATABYTES MAXRCPT MAXERRORS MAXCOMMANDS SMTP_LINE_MAX \
-		SMTP_TEXT_MAX SMTP_TIMEOUT SMTP_DATA_TIMEOUT RECIPIENT_DELIMITER
+		SMTP_TEXT_MAX SMTP_TIMEOUT SMTP_COMMAND_TIMEOUT SMTP_DATA_TIMEOUT SMTP_DATA_RATE \
+		RECIPIENT_DELIMITER
 	export SMTP_HOSTNAME=mx.example.test TCPREMOTEIP=192.0.2.7 TCPLOCALIP=192.0.2.1
 }
 
@@ -109,6 +110,25 @@ EOF
 	assert_line -n 3 '250 mx.example.test'
 }
 
+@test "EHLO or HELO with spaces alone: 501 5.5.4; spaces around a name are not part of it" {
+	run -0 --separate-stderr smtp_session <<'EOF'
+EHLO   
+HELO  
+EHLO   client.example.org  
+MAIL FROM:<bob@example.org>
+RCPT TO:<alice@example.test>
+DATA
+x
+.
+EOF
+	assert_line -n 1 '501 5.5.4 a domain name or address literal is required'
+	assert_line -n 2 '501 5.5.4 a domain name or address literal is required'
+	assert_line -n 3 '250-mx.example.test'
+	local id=${lines[-1]##* }
+	run -0 queue_message "$id"
+	assert_line -n 0 'Received: from client.example.org ([192.0.2.7])'
+}
+
 @test "sequence errors: 503 before HELO, before MAIL, nested MAIL; 554 DATA without recipients" {
 	run -0 --separate-stderr smtp_session <<'EOF'
 MAIL FROM:<bob@example.org>
@@ -173,6 +193,52 @@ EOF
 501 5.5.4 DATA takes no argument
 221 2.0.0 bye
 EOF
+}
+
+@test "RSET with an argument and VRFY without one: 501 5.5.4, as Postfix" {
+	run -0 --separate-stderr smtp_session <<'EOF'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+RSET now
+RCPT TO:<alice@example.test>
+VRFY
+VRFY  
+VRFY alice
+RSET 
+EOF
+	assert_line -n 8 '501 5.5.4 syntax: RSET'
+	# The transaction stands: RSET with an argument did nothing.
+	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 10 '501 5.5.4 syntax: VRFY address'
+	assert_line -n 11 '501 5.5.4 syntax: VRFY address'
+	assert_line -n 12 '252 2.5.0 cannot verify, but will accept mail and attempt delivery'
+	assert_line -n 13 '250 2.0.0 ok'
+}
+
+@test "MAIL SIZE= must be an RFC 1870 number: no sign, no blank, at most 20 digits" {
+	run -0 --separate-stderr smtp_session MAXERRORS=100 <<'EOF'
+EHLO client.example.org
+MAIL FROM:<bob@example.org> SIZE=-1
+MAIL FROM:<bob@example.org> SIZE=+5
+MAIL FROM:<bob@example.org> SIZE=-18446744073709551615
+MAIL FROM:<bob@example.org> SIZE=
+MAIL FROM:<bob@example.org> SIZE=0x10
+MAIL FROM:<bob@example.org> SIZE=123456789012345678901
+MAIL FROM:<bob@example.org> SIZE=99999999999999999999
+MAIL FROM:<bob@example.org> SIZE=18446744073709551616
+MAIL FROM:<bob@example.org> SIZE=00000000000000001000
+EOF
+	assert_line -n 7 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 8 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 9 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 10 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 11 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 12 '501 5.5.4 bad SIZE parameter'
+	# 20 digits are a well-formed size, too large for 64 bits and so for any limit.
+	assert_line -n 13 '552 5.3.4 message size exceeds the fixed maximum'
+	assert_line -n 14 '552 5.3.4 message size exceeds the fixed maximum'
+	assert_line -n 15 '250 2.1.0 sender ok'
+	assert_equal "${#lines[@]}" 16
 }
 
 @test "MAIL: syntax, parameters, null sender, SMTPUTF8" {
@@ -352,7 +418,7 @@ EOF
 	assert_line -n 9 '550 5.1.1 no such user here'
 	assert_line -n 10 '250 2.1.5 recipient ok'
 	assert_line -n 11 '354 go ahead, end with <CRLF>.<CRLF>'
-	assert_line -n 12 --regexp '^250 2\.0\.0 ok: queued as [0-9]+\.[0-9]{6}\.[0-9]+$'
+	assert_line -n 12 --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	assert_line -n 13 '250 2.1.0 sender ok'
 	assert_line -n 14 '250 2.1.5 recipient ok'
 	assert_line -n 15 '354 go ahead, end with <CRLF>.<CRLF>'
@@ -370,7 +436,7 @@ EOF
 	assert_output $'Subject: two\n\nsecond'
 }
 
-@test "a command line of 512 octets is read; 513 gets 500 5.5.6 and the session goes on" {
+@test "a command line of 512 octets is read; 513 gets 500 5.5.2 and the session goes on" {
 	local ok=$(printf 'NOOP %0505d' 0) long=$(printf 'NOOP %0506d' 0)
 	[ "${#ok}" -eq 510 ]
 	run -0 --separate-stderr smtp_session <<EOF
@@ -381,16 +447,16 @@ EOF
 	assert_output - <<'EOF'
 220 mx.example.test ESMTP postroom
 250 2.0.0 ok
-500 5.5.6 line too long
+500 5.5.2 line too long
 250 2.0.0 ok
 EOF
 }
 
-@test "a 100000-octet command line gets one 500 5.5.6, then the next command is answered" {
+@test "a 100000-octet command line gets one 500 5.5.2, then the next command is answered" {
 	run -0 --separate-stderr bash -c "{ printf 'MAIL FROM:<'; head -c 100000 /dev/zero | tr '\0' a; printf '>\r\nNOOP\r\nQUIT\r\n'; } | smtp-recv | tr -d '\r'"
 	assert_output - <<'EOF'
 220 mx.example.test ESMTP postroom
-500 5.5.6 line too long
+500 5.5.2 line too long
 250 2.0.0 ok
 221 2.0.0 bye
 EOF
@@ -606,6 +672,27 @@ EOF
 	assert_output $'Subject: hi\n\nbody'
 }
 
+@test "Received header: an IPv6 client as [IPv6:...] (RFC 5321 4.1.3), an IPv4-mapped one as IPv4, none without TCPREMOTEIP" {
+	local ip want
+	for ip in 2001:db8::1 2001:DB8:0:0:0:0:0:1 ::ffff:192.0.2.7 ::1 unset; do
+		case $ip in
+		::ffff:*) want=' ([192.0.2.7])' ;;
+		::1) want=' ([IPv6:::1])' ;;
+		unset) want='' ;;
+		*) want=' ([IPv6:2001:db8::1])' ;;
+		esac
+		if [ "$ip" = unset ]; then
+			run -0 --separate-stderr smtp_session -u TCPREMOTEIP < <(hello_alice)
+		else
+			run -0 --separate-stderr smtp_session TCPREMOTEIP="$ip" < <(hello_alice)
+		fi
+		local id=${lines[10]##* }
+		run -0 queue_message "$id"
+		assert_line -n 0 "Received: from client.example.org$want"
+		rm "$QUEUEDIR/msg/$id"
+	done
+}
+
 @test "Received header: no 'for' with two recipients, 'with SMTP' after HELO, UTF8SMTP with SMTPUTF8" {
 	run -0 --separate-stderr smtp_session <<'EOF'
 HELO a(b)c
@@ -732,6 +819,28 @@ EOF
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 }
 
+@test "SMTP_DATA_RATE: DATA's deadline grows by a second per SMTP_DATA_RATE bytes received" {
+	# 1 s, and 4 s more for the 4000 bytes sent at once: the trickle after them is cut off
+	# after 5 s, not after 1.
+	local bulk=$(for i in $(seq 40); do printf '%098d\\r\\n' 0; done)
+	SECONDS=0
+	run -0 --separate-stderr bash -c "{ printf 'EHLO client.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n$bulk'; while printf x; do sleep 0.2; done; } | SMTP_DATA_TIMEOUT=1 SMTP_DATA_RATE=1000 smtp-recv | tr -d '\r'"
+	local took=$SECONDS
+	assert_equal "${lines[-1]}" '421 4.4.2 timeout in DATA, closing connection'
+	[ "$took" -ge 4 ] || fail "cut off after $took s"
+	assert_count 0 file_count "$QUEUEDIR/msg"
+}
+
+@test "SMTP_COMMAND_TIMEOUT=1 with a client that sends a command a byte at a time: 421 4.4.2" {
+	run -0 --separate-stderr bash -c "{ printf 'EHLO client.example.org\r\n'; while printf N; do sleep 0.2; done; } | SMTP_COMMAND_TIMEOUT=1 smtp-recv | tr -d '\r'"
+	assert_equal "${lines[-1]}" '421 4.4.2 command not completed in time, closing connection'
+	assert_regex "$stderr" 'disconnect client=192\.0\.2\.7 messages=0 reply="421 4\.4\.2 command not completed in time, closing connection" exit=0'
+	run -100 --separate-stderr env SMTP_COMMAND_TIMEOUT=0 smtp-recv </dev/null
+	assert_regex "$stderr" '^smtp-recv: fatal: SMTP_COMMAND_TIMEOUT must be a number from 1 to 86400'
+	run -100 --separate-stderr env SMTP_DATA_RATE=0 smtp-recv </dev/null
+	assert_regex "$stderr" '^smtp-recv: fatal: SMTP_DATA_RATE must be a number from 1 to 2147483647'
+}
+
 @test "a message is queued durably in msg/ with its envelope, tmp/ left empty" {
 	run -0 --separate-stderr smtp_session < <(hello_alice)
 	local id=${lines[10]##* }
@@ -813,4 +922,19 @@ EOF2
 	assert_count 0 msg_count "$(mailbox alice)"
 	grep -qx 'X-Original-To: postmaster@third.test' "$(maildir_files "$(mailbox carol)")" ||
 		fail "no X-Original-To naming postmaster@third.test: $(head -5 "$(maildir_files "$(mailbox carol)")")"
+}
+
+@test "RCPT to an alias over the expansion bound: 550 with the resolver's reason, not 'alias loop'" {
+	load lib/aliases
+	mapfile -t users < <(wide 41 25)
+	make_userdb "${users[@]}"
+	run -0 --separate-stderr smtp_session <<'EOF2'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+RCPT TO:<wide@example.test>
+RCPT TO:<loop1@example.test>
+QUIT
+EOF2
+	assert_line -n 8 '550 5.4.6 alias expansion too large for this address'
+	assert_line -n 9 '550 5.4.6 alias loop for this address'
 }

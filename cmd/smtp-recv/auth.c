@@ -95,34 +95,34 @@ static enum verdict checkpassword(struct session *s, const char *user, size_t ul
 	return TROUBLE;
 }
 
-/* One base64 line from the client after a 334; 0 (reply said) when cancelled or malformed. */
+/* One base64 line from the client after a 334; 0 (reply said) when cancelled or malformed.
+   The line read here is wiped before returning; the input buffer, by the command loop. */
 static int response(struct session *s, const char *prompt, const char *initial, char *out,
 		    size_t max, size_t *n)
 {
 	static char line[AUTH_LINE_MAX + 1];
 	size_t len;
+	int ok = 0;
 
 	if (!initial) {
 		reply(s, prompt);
-		if (!read_line(s, line, sizeof line - 1, &len))
-			return 0;
+		if (!read_line(s, line, sizeof line - 1, &len, 1))
+			goto done;	/* refused, perhaps for its length: still a password */
 		initial = line;
 	}
 	if (!strcmp(initial, "*")) {
 		error(s, "501 5.0.0 authentication cancelled");
-		return 0;
-	}
-	if (!strcmp(initial, "=")) {	/* an empty initial response (RFC 4954 section 4) */
+	} else if (!strcmp(initial, "=")) {	/* an empty initial response (RFC 4954 section 4) */
 		*n = 0;
-		return 1;
-	}
-	int ok = base64_decode(initial, strlen(initial), out, max, n);
-	explicit_bzero(line, sizeof line);	/* the password, encoded */
-	if (!ok) {
+		ok = 1;
+	} else if (base64_decode(initial, strlen(initial), out, max, n)) {
+		ok = 1;
+	} else {
 		error(s, "501 5.5.2 cannot decode the response");
-		return 0;
 	}
-	return 1;
+done:
+	explicit_bzero(line, sizeof line);	/* the password, encoded */
+	return ok;
 }
 
 static void log_auth(struct session *s, const char *mechanism, const char *user, size_t n,

@@ -4,7 +4,9 @@
  * decoder into the queue; nothing of it is held in memory beyond one read. A message that breaks
  * a limit is read to its end (so the session stays in step) and then refused, never half-queued.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,34 @@
 #include "log.h"
 #include "smtp_data.h"
 #include "smtp-recv.h"
+
+/*
+ * The client's address for Received's TCP-info, as an RFC 5321 section 4.1.3 address literal:
+ * "[192.0.2.7]", "[IPv6:2001:db8::1]". An IPv4-mapped IPv6 address (::ffff:192.0.2.7, what a
+ * dual-stack socket shows for an IPv4 client) is the IPv4 client it is. TCPREMOTEIP that is
+ * no address at all (unset: "unknown") gives "", and the header leaves the TCP-info out.
+ */
+static void address_literal(const char *ip, char *out, size_t size)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, ip, &a4) == 1) {
+		/* as it is */
+	} else if (inet_pton(AF_INET6, ip, &a6) != 1) {
+		*out = 0;
+		return;
+	} else if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memcpy(&a4, a6.s6_addr + 12, sizeof a4);
+	} else {
+		inet_ntop(AF_INET6, &a6, text, sizeof text);
+		snprintf(out, size, " ([IPv6:%s])", text);
+		return;
+	}
+	inet_ntop(AF_INET, &a4, text, sizeof text);
+	snprintf(out, size, " ([%s])", text);
+}
 
 static void received(struct session *s, struct inject *j)
 {
@@ -33,13 +63,15 @@ static void received(struct session *s, struct inject *j)
 	if (s->tls_protocol && strlen(s->tls_protocol) + strlen(s->tls_cipher) < 100)
 		snprintf(tls, sizeof tls, "\n\t(using %s with cipher %s)", s->tls_protocol,
 			 s->tls_cipher);
+	char client[INET6_ADDRSTRLEN + 16];
+	address_literal(s->c->remoteip, client, sizeof client);
 	/* "for" only with one recipient: a list of them would tell each who else got it. */
 	char forwho[320] = "";
 	if (s->nrcpt == 1 && strlen(s->rcpts.s) < 300)
 		snprintf(forwho, sizeof forwho, "\n\tfor <%s>", s->rcpts.s);
 	int n = snprintf(line, sizeof line,
-			 "Received: from %s ([%s])%s\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
-			 s->helo, s->c->remoteip, tls, s->c->hostname, with, j->id, forwho, date);
+			 "Received: from %s%s%s\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
+			 s->helo, client, tls, s->c->hostname, with, j->id, forwho, date);
 	if (n > 0 && (size_t)n < sizeof line)
 		inject_put(j, line, (size_t)n);
 }
@@ -78,18 +110,19 @@ void smtp_data(struct session *s)
 	reply(s, "354 go ahead, end with <CRLF>.<CRLF>");
 	received(s, &j);
 
-	time_t deadline = time(0) + (time_t)s->c->data_timeout;
+	/* However slowly the data comes, DATA ends by a deadline: SMTP_DATA_TIMEOUT, plus a second
+	   for every SMTP_DATA_RATE bytes received, so that a big message on a slow (but not
+	   absurdly slow) link gets the time it needs, while no client holds its slot longer than
+	   SMTP_DATA_TIMEOUT + DATABYTES / SMTP_DATA_RATE seconds (each read also has SMTP_TIMEOUT). */
+	long long start = buf_now_ms();
+	unsigned long long wire = 0;
 	for (;;) {
 		if (buf_unread(&s->in) == 0) {
-			time_t left = deadline - time(0);
-			if (left <= 0) {
-				inject_abort(&j);
-				session_end(s, "421 4.4.2 timeout in DATA, closing connection", 0);
-			}
-			if ((unsigned long)left < s->c->timeout)
-				s->in.timeout_ms = (int)left * 1000;
+			unsigned long long counted = wire < s->c->databytes ? wire : s->c->databytes;
+			s->in.deadline_ms = start + (long long)s->c->data_timeout * 1000 +
+					    (long long)(counted * 1000 / s->c->data_rate);
 			ssize_t r = buf_fill(&s->in);
-			s->in.timeout_ms = (int)(s->c->timeout * 1000);
+			s->in.deadline_ms = 0;
 			if (r <= 0) {
 				/* Mid-message end of input: nothing is queued, nobody to tell. */
 				int timedout = r < 0 && errno == ETIMEDOUT;
@@ -102,6 +135,7 @@ void smtp_data(struct session *s)
 		enum data_result r = data_decode(&d, buf_peek(&s->in), buf_unread(&s->in), &used,
 						 decoded, &n);
 		buf_skip(&s->in, used);
+		wire += used;
 		if (!toobig && size + n > s->c->databytes)
 			toobig = 1;
 		size += n;

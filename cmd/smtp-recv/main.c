@@ -84,7 +84,9 @@ int main(int argc, char **argv)
 	number("SMTP_LINE_MAX", 512, 512, SMTP_LINE_LIMIT, &c.line_max);
 	number("SMTP_TEXT_MAX", 1000, 1000, 1048576, &c.text_max);
 	number("SMTP_TIMEOUT", 300, 1, 86400, &c.timeout);
+	number("SMTP_COMMAND_TIMEOUT", 300, 1, 86400, &c.command_timeout);
 	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c.data_timeout);
+	number("SMTP_DATA_RATE", 8192, 1, 2147483647, &c.data_rate);
 	c.checkpassword = words(getenv("CHECKPASSWORD"));
 	c.auth_plaintext = flag("SMTP_AUTH_PLAINTEXT");
 	c.auth_required = flag("SMTP_AUTH_REQUIRED");

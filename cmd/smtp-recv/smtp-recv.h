@@ -40,7 +40,9 @@ struct config {
 	unsigned long line_max;		/* command line, CRLF included */
 	unsigned long text_max;		/* text line in DATA, CRLF included */
 	unsigned long timeout;		/* seconds for each read */
-	unsigned long data_timeout;	/* seconds for all of DATA */
+	unsigned long command_timeout;	/* seconds for a whole command line, waiting included */
+	unsigned long data_timeout;	/* seconds for all of DATA... */
+	unsigned long data_rate;	/* ...and one more per this many bytes (up to DATABYTES) */
 };
 
 struct session {
@@ -83,9 +85,10 @@ int session_tls_details(struct session *s);
 _Noreturn void session_end(struct session *s, const char *line, int code);
 /* A reply that counts as an error; too many end the session. */
 void error(struct session *s, const char *line);
-/* Reads a command or AUTH line into line (NUL-terminated, CRLF gone); 0 when it was refused
-   (too long, bad bytes) with the error said. Ends the session at end of input or timeout. */
-int read_line(struct session *s, char *line, size_t max, size_t *len);
+/* Reads a command line, or with auth an AUTH response, into line (NUL-terminated, CRLF gone);
+   0 when it was refused (too long, bad bytes) with the error said. Ends the session at end of
+   input or timeout. */
+int read_line(struct session *s, char *line, size_t max, size_t *len, int auth);
 /* "VERB rest": 1 if line starts with verb (any case) followed by end or a space. */
 int is_verb(const char *line, const char *verb, const char **rest);
 int open_userdb(struct session *s);

@@ -24,6 +24,11 @@
 #                             one is missing (X-Original-To may be)
 #   py_send PORT FROM TO FILE sends FILE (LF line ends, no CR) with python3 smtplib, printing
 #                             each command and its reply
+#   drip PORT command|data    a slow client: once greeted (it prints "greeted"), and for data
+#                             after EHLO, MAIL, RCPT and DATA's 354, sends one byte every 0.2 s
+#                             and never ends its line, until the server closes the connection;
+#                             then prints what the server said last and "closed after N s"
+#                             (N counted from the first byte dripped). Gives up after 20 s.
 
 crlf() {
 	sed 's/$/\r/'
@@ -221,9 +226,41 @@ s.quit()
 PY
 }
 
+drip() {
+	"$PYTHON" - "$@" <<'PY'
+import select, socket, sys, time
+port, stage = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+f = s.makefile("rb")
+def reply():
+    line = f.readline()
+    while line[3:4] == b"-":
+        line = f.readline()
+    return line
+assert reply().startswith(b"220 ")
+print("greeted", flush=True)
+if stage == "data":
+    for cmd, code in ((b"EHLO client.example.org", b"250"), (b"MAIL FROM:<bob@example.org>", b"250"),
+                      (b"RCPT TO:<alice@example.test>", b"250"), (b"DATA", b"354")):
+        s.sendall(cmd + b"\r\n")
+        line = reply()
+        assert line.startswith(code), line
+start = time.monotonic()
+while time.monotonic() - start < 20:
+    # The reply, if any, comes while we wait between two bytes.
+    if select.select([s], [], [], 0.2)[0]:
+        print(f.read().decode().strip())
+        print("closed after %d s" % (time.monotonic() - start))
+        sys.exit(0)
+    s.sendall(b"x")
+print("still open after 20 s")
+sys.exit(1)
+PY
+}
+
 # queue_ids: the ids in $QUEUEDIR/msg, oldest first, one a line.
 queue_ids() {
-	ls "$QUEUEDIR/msg" | sort -t . -k1,1n -k2,2n
+	ls "$QUEUEDIR/msg" | sort -t - -k1,1n -k2,2n
 }
 
 # queue_message ID: the message part of a queue file, as queued.
