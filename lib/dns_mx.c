@@ -331,6 +331,17 @@ static enum dns_status mx_hosts(struct dns_resolver *r, const char *domain, stru
 	return DNS_OK;
 }
 
+/* Appends s to the string in buf (size bytes), cut when full: it only feeds a log line. */
+static void cat_cut(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(buf), k = strlen(s);
+
+	if (k > size - 1 - n)
+		k = size - 1 - n;
+	memcpy(buf + n, s, k);
+	buf[n + k] = 0;
+}
+
 /* Lower-cased, no final dot, a host name: the domain as mx_lookup works with it. */
 static int domain_copy(char *out, const char *domain)
 {
@@ -405,15 +416,19 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 		n = 1;
 	}
 
-	char tempwhy[256] = "";
+	/* Why each MX host was passed over, for the one line of a failure with none left. */
+	char tempwhy[256] = "", notes[512] = "", note[DNS_NAME_MAX + 300];
 	for (size_t i = 0; i < n; i++) {
 		const struct host *h = &hosts[i];
 		size_t added;
 		int ok = 1;
+		note[0] = 0;
 		if (is_address_literal(h->name)) {
 			ok = add_skip(skipped, h, MX_SKIP_LITERAL, "an address literal, not a host name");
+			snprintf(note, sizeof note, "%s: an address literal", h->name);
 		} else if (!is_host_name(h->name)) {
 			ok = add_skip(skipped, h, MX_SKIP_MALFORMED, "not a host name");
+			snprintf(note, sizeof note, "%s: not a host name", h->name);
 		} else if (!host_addresses(r, c, h, out, &added, tempwhy, sizeof tempwhy)) {
 			if (errno == ENOMEM) {
 				snprintf(why, whylen, "out of memory");
@@ -422,13 +437,20 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 			}
 			if (!implicit)
 				ok = add_skip(skipped, h, MX_SKIP_TEMP, "%s", tempwhy);
+			snprintf(note, sizeof note, "%s", tempwhy);
 		} else if (added == 0 && !implicit) {
 			ok = add_skip(skipped, h, MX_SKIP_NOADDRESS, "no %s record", families(c));
+			snprintf(note, sizeof note, "%s: no %s record", h->name, families(c));
 		}
 		if (!ok) {
 			snprintf(why, whylen, "out of memory");
 			st = DNS_TEMP;
 			goto done;
+		}
+		if (note[0]) {
+			if (notes[0])
+				cat_cut(notes, sizeof notes, "; ");
+			cat_cut(notes, sizeof notes, note);
 		}
 	}
 	if (out->n > 0) {
@@ -439,8 +461,7 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 	} else if (implicit) {
 		st = implicit_none(r, c, dom, why, whylen);
 	} else {
-		snprintf(why, whylen, "%s: none of its %zu MX hosts has a usable address%s%s", dom, n,
-			 tempwhy[0] ? ": " : "", tempwhy);
+		snprintf(why, whylen, "%s: no MX host has a usable address (%s)", dom, notes);
 		st = DNS_TEMP;
 	}
 done:

@@ -58,7 +58,8 @@ int main(int argc, char **argv)
 
 	const char *domain = argv[optind];
 	enum dns_status st = mx_lookup_skips(&c, domain, &l, &skipped, why, sizeof why);
-	for (size_t i = 0; i < skipped.n; i++) {
+	/* On failure why names every host passed over, in the one line of the failure. */
+	for (size_t i = 0; st == DNS_OK && i < skipped.n; i++) {
 		const struct mx_skip *k = &skipped.s[i];
 		log_escape(esc, sizeof esc, k->host, strlen(k->host));
 		log_line("%s: MX %u %s ignored (%s): %s", domain, k->preference, esc,
