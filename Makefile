@@ -20,6 +20,8 @@ LIB_SRCS = \
 	lib/buf.c \
 	lib/die.c \
 	lib/dns.c \
+	lib/dns_mx.c \
+	lib/dns_record.c \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
@@ -50,6 +52,7 @@ LIB_SRCS = \
 PROGS = \
 	checkpassword-mysql \
 	maildir-deliver \
+	mx-lookup \
 	queue-init \
 	queue-inject \
 	queue-run \
@@ -63,6 +66,8 @@ PROGS = \
 checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
+mx-lookup_OBJS = cmd/mx-lookup/main.o
+mx-lookup_LIBS = -lresolv
 queue-init_OBJS = cmd/queue-init/main.o
 queue-inject_OBJS = cmd/queue-inject/main.o
 queue-run_OBJS = \
