@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "deadline.h"
 #include "fmt.h"
 #include "smtp_client.h"
 
@@ -82,28 +83,6 @@ static int fail_io(struct smtpc *s, const char *what)
 		    strerror(e));
 }
 
-static long long deadline(unsigned seconds)
-{
-	return tls_now_ms() + (long long)seconds * 1000;
-}
-
-static int wait_fd(int fd, short events, long long until)
-{
-	for (;;) {
-		long long left = until - tls_now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return 0;
-		}
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-		if (r > 0)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return 0;
-	}
-}
-
 /* Reads more into s->in: >0, 0 at end of input (errno 0), -1 with errno set. */
 static ssize_t io_fill(struct smtpc *s, long long until)
 {
@@ -124,7 +103,7 @@ static ssize_t io_fill(struct smtpc *s, long long until)
 			r = read(s->fd, at, room);
 			if (r >= 0 || (errno != EAGAIN && errno != EINTR))
 				break;
-			if (!wait_fd(s->fd, POLLIN, until))
+			if (!deadline_wait_fd(s->fd, POLLIN, until))
 				return -1;
 		}
 	}
@@ -144,7 +123,7 @@ static int io_write(struct smtpc *s, const char *p, size_t n, long long until)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN || !wait_fd(s->fd, POLLOUT, until))
+			if (errno != EAGAIN || !deadline_wait_fd(s->fd, POLLOUT, until))
 				return 0;
 			continue;
 		}
@@ -157,7 +136,7 @@ static int io_write(struct smtpc *s, const char *p, size_t n, long long until)
 /* Sends the commands waiting in s->out in one write. */
 static int flush_out(struct smtpc *s, unsigned timeout, const char *what)
 {
-	int ok = io_write(s, s->out.s, s->out.len, deadline(timeout));
+	int ok = io_write(s, s->out.s, s->out.len, deadline_in(timeout));
 
 	s->out.len = 0;
 	return ok ? 1 : fail_io(s, what);
@@ -252,7 +231,7 @@ static void ehlo_line(struct smtpc *s, const char *t, size_t n)
 static int read_reply(struct smtpc *s, unsigned timeout, struct smtpc_reply *r, int ehlo,
 		      const char *what)
 {
-	long long until = deadline(timeout);
+	long long until = deadline_in(timeout);
 	char line[SMTPC_LINE_MAX];
 	size_t lines = 0, total = 0, tlen = 0;
 
@@ -368,7 +347,7 @@ static int connect_to(struct smtpc *s, int family, const void *addr, unsigned po
 		int e = errno;
 		if (e == EINPROGRESS) {
 			socklen_t el = sizeof e;
-			if (!wait_fd(s->fd, POLLOUT, deadline(s->c->t.connect)))
+			if (!deadline_wait_fd(s->fd, POLLOUT, deadline_in(s->c->t.connect)))
 				e = errno;
 			else if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
 				e = errno;
@@ -390,7 +369,7 @@ static int start_tls(struct smtpc *s, const char *tlsname)
 	struct tls_client_config tc = { s->c->cafile, tlsname, numeric ? 0 : s->host };
 
 	s->pos = s->len = 0;	/* nothing read in cleartext survives (CVE-2011-0411) */
-	if (!tls_client_start(&s->tls, s->fd, &tc, deadline(s->c->t.helo)))
+	if (!tls_client_start(&s->tls, s->fd, &tc, deadline_in(s->c->t.helo)))
 		return 0;
 	s->tls_on = 1;
 	event(s, "tls host=%s[%s] protocol=%s cipher=%s verified=%s%s%s", s->host, s->addr,
@@ -614,7 +593,7 @@ static int send_body(struct smtpc *s, const struct smtpc_msg *m)
 
 	for (size_t i = 0; i <= m->len; i++) {
 		if (o > sizeof out - 8) {
-			if (!io_write(s, out, o, deadline(s->c->t.block)))
+			if (!io_write(s, out, o, deadline_in(s->c->t.block)))
 				return fail_io(s, "sending the message");
 			o = 0;
 		}
@@ -633,7 +612,7 @@ static int send_body(struct smtpc *s, const struct smtpc_msg *m)
 		out[o++] = c;
 		bol = c == '\n';
 	}
-	return io_write(s, out, o, deadline(s->c->t.block)) ? 1 : fail_io(s, "sending the message");
+	return io_write(s, out, o, deadline_in(s->c->t.block)) ? 1 : fail_io(s, "sending the message");
 }
 
 /*

@@ -3,40 +3,14 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "deadline.h"
 #include "fmt.h"
 #include "tls_client.h"
-
-long long tls_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for fd to be ready for events until deadline: 1, or 0 with errno (ETIMEDOUT). */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - tls_now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return 0;
-		}
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-		if (r > 0)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return 0;
-	}
-}
 
 /* OpenSSL's own reason for the last failure, or what errno says. */
 static void set_why(struct tls_client *t, const char *what)
@@ -66,9 +40,9 @@ static int settle(SSL *ssl, int fd, int r, long long deadline)
 	case SSL_ERROR_NONE:
 		return 1;
 	case SSL_ERROR_WANT_READ:
-		return wait_fd(fd, POLLIN, deadline) ? 0 : -1;
+		return deadline_wait_fd(fd, POLLIN, deadline) ? 0 : -1;
 	case SSL_ERROR_WANT_WRITE:
-		return wait_fd(fd, POLLOUT, deadline) ? 0 : -1;
+		return deadline_wait_fd(fd, POLLOUT, deadline) ? 0 : -1;
 	case SSL_ERROR_ZERO_RETURN:
 		errno = 0;
 		return -1;

@@ -7,9 +7,9 @@
 
 /*
  * The client side of TLS (smtp-send's STARTTLS and implicit TLS), over OpenSSL. The socket is
- * non-blocking; every call takes a deadline (CLOCK_MONOTONIC milliseconds, tls_now_ms) and
- * fails with ETIMEDOUT when it passes. Only this file and its .c know OpenSSL, so that a program
- * that links the SMTP client without TLS work (smtp-recv never does) pulls nothing of it.
+ * non-blocking; every call takes a deadline (deadline.h) and fails with ETIMEDOUT when it
+ * passes. Only this file's .c knows OpenSSL: smtp-recv, which must not link it, never pulls
+ * it in from the library.
  */
 
 #define TLS_WHY_MAX 256
@@ -29,8 +29,6 @@ struct tls_client_config {
 	const char *name;	/* the name (or numeric address) the certificate must match */
 	const char *sni;	/* the server name to send, or 0 (never an address) */
 };
-
-long long tls_now_ms(void);
 
 /*
  * Handshake on fd (TLS 1.2 or 1.3). Returns 1 (t->protocol, t->cipher, t->verified set; when

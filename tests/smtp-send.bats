@@ -275,12 +275,24 @@ smarthost_peer() {
 		"$@" -- tls-wrap -n smtp-recv
 }
 
+# credentials MODE PASSWORD: alice's credentials file $BATS_TEST_TMPDIR/cred with that password.
+credentials() {
+	printf 'alice@example.test\n%s\n' "$2" >"$BATS_TEST_TMPDIR/cred"
+	chmod "$1" "$BATS_TEST_TMPDIR/cred"
+}
+
+# relay_send CODE [SMTP-SEND-ARG...]: alice's message to someone@remote.example with -a, exit CODE.
+relay_send() {
+	local code=$1
+	shift
+	run "-$code" --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" "$@" alice@example.test \
+		someone@remote.example <"$BATS_TEST_TMPDIR/message"
+}
+
 @test "smarthost -r -a to smtp-recv requiring STARTTLS and AUTH: delivered, verified against the host" {
 	smarthost_peer
-	printf 'alice@example.test\nalice-demo\n' >"$BATS_TEST_TMPDIR/cred"
-	chmod 600 "$BATS_TEST_TMPDIR/cred"
-	run -0 --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" -C "$BATS_TEST_TMPDIR/ca.pem" \
-		alice@example.test someone@remote.example <"$BATS_TEST_TMPDIR/message"
+	credentials 600 alice-demo
+	relay_send 0 -C "$BATS_TEST_TMPDIR/ca.pem"
 	assert_output --regexp '^someone@remote\.example delivered 250 2\.0\.0 "ok: queued as [0-9.-]+" host=127\.0\.0\.1\[127\.0\.0\.1\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
 	local id
 	id=$(one_queued)
@@ -289,17 +301,14 @@ smarthost_peer() {
 	run -0 queue_message "$id"
 	assert_line --regexp $'^\tby mx\\.example\\.test \\(postroom\\) with ESMTPSA id '
 	# -a means -t verify: without the CA the same smarthost is refused.
-	run -111 --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" alice@example.test \
-		someone@remote.example <"$BATS_TEST_TMPDIR/message"
+	relay_send 111
 	assert_output --regexp '^someone@remote\.example deferred 421 4\.7\.5 "TLS: the certificate of 127\.0\.0\.1\[127\.0\.0\.1\] does not verify: '
 }
 
 @test "smarthost: a wrong password is deferred with the peer's 535 text" {
 	smarthost_peer
-	printf 'alice@example.test\nnot-her-password\n' >"$BATS_TEST_TMPDIR/cred"
-	chmod 400 "$BATS_TEST_TMPDIR/cred"
-	run -111 --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" -C "$BATS_TEST_TMPDIR/ca.pem" \
-		alice@example.test someone@remote.example <"$BATS_TEST_TMPDIR/message"
+	credentials 400 not-her-password
+	relay_send 111 -C "$BATS_TEST_TMPDIR/ca.pem"
 	assert_output --regexp '^someone@remote\.example deferred 535 5\.7\.8 "authentication credentials invalid" host=127\.0\.0\.1\[127\.0\.0\.1\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
 	assert_stderr_line 'smtp-send: auth host=127\.0\.0\.1\[127\.0\.0\.1\] user=alice@example\.test refused: 535 5\.7\.8'
 	! grep -q not-her-password <<<"$stderr"
@@ -308,16 +317,13 @@ smarthost_peer() {
 
 @test "a credentials file others may read: one line, exit 111, no connection" {
 	peer smtp
-	printf 'alice@example.test\nalice-demo\n' >"$BATS_TEST_TMPDIR/cred"
-	chmod 644 "$BATS_TEST_TMPDIR/cred"
-	run -111 --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" alice@example.test someone@remote.example \
-		<"$BATS_TEST_TMPDIR/message"
+	credentials 644 alice-demo
+	relay_send 111
 	assert_output ''
 	assert_one_stderr_line smtp-send
 	assert_stderr_line "smtp-send: fatal: the credentials file $(re_escape "$BATS_TEST_TMPDIR/cred") may be read or written by others \\(mode 0644\\): make it 0600 or 0400"
 	chmod 640 "$BATS_TEST_TMPDIR/cred"
-	run -111 --separate-stderr send -a "$BATS_TEST_TMPDIR/cred" alice@example.test someone@remote.example \
-		<"$BATS_TEST_TMPDIR/message"
+	relay_send 111
 	assert_one_stderr_line smtp-send
 	printf 'only-a-user\n' >"$BATS_TEST_TMPDIR/cred1"
 	chmod 600 "$BATS_TEST_TMPDIR/cred1"
