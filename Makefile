@@ -18,7 +18,11 @@ LIB_SRCS = \
 	lib/addr.c \
 	lib/base64.c \
 	lib/buf.c \
+	lib/deadline.c \
 	lib/die.c \
+	lib/dns.c \
+	lib/dns_mx.c \
+	lib/dns_record.c \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
@@ -31,10 +35,14 @@ LIB_SRCS = \
 	lib/queue_write.c \
 	lib/resolve.c \
 	lib/sa.c \
+	lib/smtp_client.c \
 	lib/smtp_data.c \
+	lib/smtp_deliver.c \
+	lib/smtp_options.c \
 	lib/sql.c \
 	lib/sync.c \
 	lib/temp.c \
+	lib/tls_client.c \
 	lib/ucspitls.c \
 	lib/userdb.c \
 	lib/userdb_build.c \
@@ -45,10 +53,12 @@ LIB_SRCS = \
 PROGS = \
 	checkpassword-mysql \
 	maildir-deliver \
+	mx-lookup \
 	queue-init \
 	queue-inject \
 	queue-run \
 	smtp-recv \
+	smtp-send \
 	tls-wrap \
 	userdb-admin \
 	userdb-compile \
@@ -57,6 +67,8 @@ PROGS = \
 checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
+mx-lookup_OBJS = cmd/mx-lookup/main.o
+mx-lookup_LIBS = -lresolv
 queue-init_OBJS = cmd/queue-init/main.o
 queue-inject_OBJS = cmd/queue-inject/main.o
 queue-run_OBJS = \
@@ -70,6 +82,8 @@ smtp-recv_OBJS = \
 	cmd/smtp-recv/data.o \
 	cmd/smtp-recv/session.o
 smtp-recv_LIBS = -lcdb
+smtp-send_OBJS = cmd/smtp-send/main.o
+smtp-send_LIBS = -lssl -lcrypto -lresolv
 tls-wrap_OBJS = \
 	cmd/tls-wrap/main.o \
 	cmd/tls-wrap/keys.o \

@@ -49,3 +49,24 @@ int base64_decode(const char *in, size_t n, char *out, size_t max, size_t *outle
 	*outlen = o;
 	return 1;
 }
+
+void base64_encode(const char *in, size_t n, char *out)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *u = (const unsigned char *)in;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned long group = (unsigned long)u[i] << 16;
+		if (i + 1 < n)
+			group |= (unsigned long)u[i + 1] << 8;
+		if (i + 2 < n)
+			group |= u[i + 2];
+		out[o++] = alphabet[group >> 18];
+		out[o++] = alphabet[group >> 12 & 63];
+		out[o++] = i + 1 < n ? alphabet[group >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? alphabet[group & 63] : '=';
+	}
+	out[o] = 0;
+}

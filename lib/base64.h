@@ -11,4 +11,9 @@
  */
 int base64_decode(const char *in, size_t n, char *out, size_t max, size_t *outlen);
 
+/* The encoded length of n bytes, without a NUL. */
+#define BASE64_LEN(n) (((n) + 2) / 3 * 4)
+/* Encodes in[0..n) with padding into out, which has room for BASE64_LEN(n) + 1 bytes; NUL-terminates. */
+void base64_encode(const char *in, size_t n, char *out);
+
 #endif

@@ -1,0 +1,216 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * smtp-send: one delivery attempt of one message (stdin, LF line ends) from SENDER to
+ * RECIPIENTs of one domain, through its MX hosts or a smarthost (-r), with one result line per
+ * recipient on stdout. It decides nothing about retries or bounces: queue-run reads the lines.
+ * The SMTP client is lib/smtp_client.c, the host walk lib/smtp_deliver.c, so that queue-run can
+ * do the same in-process; this file only turns argv and the environment into their settings.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "die.h"
+#include "dns.h"
+#include "fmt.h"
+#include "log.h"
+#include "sa.h"
+#include "smtp_deliver.h"
+#include "smtp_options.h"
+
+const char *PROG = "smtp-send";
+
+#define USAGE "[-46] [-t none|may|encrypt|verify] [-C CAFILE] [-r HOST[:PORT]] [-a FILE] " \
+	      "[-h NAME] [-s SERVER] [-T NAME=SECONDS,...] SENDER RECIPIENT..."
+#define RELAY_MAX 16	/* addresses of a smarthost name */
+
+static void log_event(void *arg, const char *line)
+{
+	char esc[LOG_LINE_MAX];
+
+	(void)arg;
+	log_line("%s", log_escape(esc, sizeof esc, line, strlen(line)));
+}
+
+/* The smarthost's addresses: a numeric one as it is, a name through the resolver. */
+static size_t relay_addresses(const char *host, int family, struct mx_address *a)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *i;
+	size_t n = 0;
+
+	memset(a, 0, sizeof *a);
+	str_copy(a->host, sizeof a->host, host);
+	if (inet_pton(AF_INET, host, &a->addr.v4) == 1 && family != AF_INET6) {
+		a->family = AF_INET;
+		return 1;
+	}
+	if (inet_pton(AF_INET6, host, &a->addr.v6) == 1 && family != AF_INET) {
+		a->family = AF_INET6;
+		return 1;
+	}
+	hints.ai_family = family;
+	int e = getaddrinfo(host, 0, &hints, &res);
+	if (e)
+		die(e == EAI_NONAME ? EXIT_PERM : EXIT_TEMP, "unable to find the address of %s: %s",
+		    host, gai_strerror(e));
+	for (i = res; i && n < RELAY_MAX; i = i->ai_next) {
+		memset(&a[n], 0, sizeof a[n]);
+		str_copy(a[n].host, sizeof a[n].host, host);
+		a[n].family = i->ai_family;
+		if (i->ai_family == AF_INET)
+			a[n].addr.v4 = ((struct sockaddr_in *)i->ai_addr)->sin_addr;
+		else if (i->ai_family == AF_INET6)
+			a[n].addr.v6 = ((struct sockaddr_in6 *)i->ai_addr)->sin6_addr;
+		else
+			continue;
+		n++;
+	}
+	freeaddrinfo(res);
+	return n;
+}
+
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (!at || !at[1])
+		die(EXIT_PERM, "recipient '%s' has no domain", addr);
+	return at + 1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct smtpc_config c = { .t = SMTPC_TIMEOUTS_DEFAULT, .tls = SMTPC_TLS_MAY };
+	static char host[256], user[SMTP_CRED_MAX], password[SMTP_CRED_MAX], why[512];
+	static struct mx_address relay[RELAY_MAX];
+	struct dns_config dc = { AF_UNSPEC, 0 };
+	struct mx_list mx = MX_LIST_ZERO;
+	struct smtp_route route = { 0, 0, 25, 1, 0, 0 };
+	const char *relayspec = 0, *credfile = 0, *tls = 0, *timeouts = getenv("SMTP_SEND_TIMEOUTS");
+	struct sa msg = SA_ZERO;
+	int opt;
+
+	opterr = 0;	/* one line: the usage */
+	/* The environment first, options over it. */
+	if (timeouts && !smtp_timeouts_parse(&c.t, timeouts, why, sizeof why))
+		die(EXIT_PERM, "SMTP_SEND_TIMEOUTS: %s", why);
+	while ((opt = getopt(argc, argv, "46a:C:h:r:s:t:T:")) != -1) {
+		switch (opt) {
+		case '4': dc.family = AF_INET; break;
+		case '6': dc.family = AF_INET6; break;
+		case 'a': credfile = optarg; break;
+		case 'C': c.cafile = optarg; break;
+		case 'h': c.helo = optarg; break;
+		case 'r': relayspec = optarg; break;
+		case 's': dc.server = optarg; break;
+		case 't': tls = optarg; break;
+		case 'T':
+			if (!smtp_timeouts_parse(&c.t, optarg, why, sizeof why))
+				die(EXIT_PERM, "%s", why);
+			break;
+		default: die_usage(USAGE);
+		}
+	}
+	argv += optind;
+	argc -= optind;
+	if (argc < 2)
+		die_usage(USAGE);
+	const char *sender = strcmp(argv[0], "<>") ? argv[0] : "";
+	size_t n = (size_t)argc - 1;
+	route.domain = domain_of(argv[1]);
+	for (size_t i = 2; i <= n; i++)
+		if (!relayspec && strcasecmp(domain_of(argv[i]), route.domain))
+			die(EXIT_PERM, "the recipients are not all of one domain (%s, %s)",
+			    route.domain, domain_of(argv[i]));
+	if (tls) {
+		static const char *levels[] = { "none", "may", "encrypt", "verify" };
+		size_t i = 0;
+		while (i < 4 && strcmp(tls, levels[i]))
+			i++;
+		if (i == 4)
+			die_usage(USAGE);
+		c.tls = (enum smtpc_tls)i;
+	}
+	if (credfile) {
+		/* Before any connection: a file others can read is a leaked password. */
+		if (!smtp_credentials_read(credfile, user, password, why, sizeof why))
+			die(EXIT_TEMP, "%s", why);
+		c.user = user;
+		c.password = password;
+		if (!tls)
+			c.tls = SMTPC_TLS_VERIFY;
+	}
+	if (!c.helo || !*c.helo)
+		c.helo = getenv("SMTP_HOSTNAME");
+	if (!c.helo || !*c.helo) {
+		if (gethostname(host, sizeof host - 1) < 0)
+			die_sys_code(EXIT_TEMP, "unable to get the host name");
+		c.helo = host;
+	}
+	c.log = log_event;
+
+	char chunk[65536];
+	for (;;) {
+		ssize_t r = read(0, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die_sys_code(EXIT_TEMP, "unable to read the message");
+		if (r == 0)
+			break;
+		if (!sa_catb(&msg, chunk, (size_t)r))
+			die_sys_code(EXIT_TEMP, "unable to read the message");
+	}
+	struct smtpc_msg m;
+	smtpc_msg_init(&m, msg.s ? msg.s : "", msg.len);
+
+	struct smtpc_rcpt *r = calloc(n, sizeof *r);
+	if (!r)
+		die_sys_code(EXIT_TEMP, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		r[i].addr = argv[i + 1];
+
+	signal(SIGPIPE, SIG_IGN);
+	if (relayspec) {
+		if (!smtp_relay_parse(relayspec, host, sizeof host, &route.port, why, sizeof why))
+			die(EXIT_PERM, "%s", why);
+		c.implicit_tls = route.port == 465;
+		route.a = relay;
+		route.n = relay_addresses(host, dc.family, relay);
+		route.mx = 0;
+		route.tlsname = relay[0].host;
+	} else {
+		enum dns_status st = mx_lookup(&dc, route.domain, &mx, why, sizeof why);
+		if (st != DNS_OK) {
+			struct smtpc_reply w;
+			if (st == DNS_PERM)
+				smtpc_reply_set(&w, 550, "5.1.2", "%s", why);
+			else
+				smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
+			smtp_decide_all(r, n, &w, "-", st == DNS_PERM ? SMTPC_FAILED : SMTPC_DEFERRED);
+		}
+		route.a = mx.a;
+		route.n = mx.n;
+	}
+	smtp_deliver(&c, &route, sender, &m, r, n);
+	explicit_bzero(password, sizeof password);
+
+	int deferred = 0;
+	for (size_t i = 0; i < n; i++) {
+		char line[2 * SMTPC_TEXT_MAX * 4 + 1024];
+		smtp_result_line(&r[i], line, sizeof line);
+		printf("%s\n", line);
+		deferred |= r[i].status != SMTPC_DELIVERED && r[i].status != SMTPC_FAILED;
+	}
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die_sys_code(EXIT_TEMP, "unable to write the results");
+	mx_list_free(&mx);
+	return deferred ? EXIT_TEMP : 0;
+}

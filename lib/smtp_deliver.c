@@ -1,0 +1,190 @@
+/* postroom: ISC license, see LICENSE. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <ifaddrs.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fmt.h"
+#include "smtp_deliver.h"
+
+void smtp_decide_all(struct smtpc_rcpt *r, size_t n, const struct smtpc_reply *why,
+		     const char *where, enum smtpc_status status)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].status != SMTPC_PENDING)
+			continue;
+		r[i].reply = *why;
+		r[i].status = status;
+		str_copy(r[i].where, sizeof r[i].where, where);
+		str_copy(r[i].tls, sizeof r[i].tls, "none");
+	}
+}
+
+int smtp_own_address(int family, const void *addr)
+{
+	struct ifaddrs *list, *i;
+	int own = 0;
+
+	if (getifaddrs(&list) < 0)
+		return 0;
+	for (i = list; i && !own; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != family)
+			continue;
+		if (family == AF_INET)
+			own = !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr, addr,
+				      sizeof(struct in_addr));
+		else
+			own = !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, addr,
+				      sizeof(struct in6_addr));
+	}
+	freeifaddrs(list);
+	return own;
+}
+
+static void where_of(const struct mx_address *a, char *out, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	inet_ntop(a->family, &a->addr, addr, sizeof addr);
+	snprintf(out, size, "%s[%s]", a->host, addr);
+}
+
+static int is_self(const struct smtpc_config *c, const struct mx_address *a)
+{
+	return !strcasecmp(a->host, c->helo) || smtp_own_address(a->family, &a->addr);
+}
+
+static void loops(const struct smtp_route *route, const struct mx_address *a,
+		  struct smtpc_rcpt *r, size_t n)
+{
+	struct smtpc_reply why;
+	char where[SMTPC_WHERE_MAX];
+
+	where_of(a, where, sizeof where);
+	smtpc_reply_set(&why, 554, "5.4.6", "mail for %s loops back to myself", route->domain);
+	smtp_decide_all(r, n, &why, where, SMTPC_FAILED);
+}
+
+static void note(const struct smtpc_config *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(const struct smtpc_config *c, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!c->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	c->log(c->log_arg, line);
+}
+
+/* Appends "why" to the list of what each address said, cut to fit. */
+static void tried_add(char *tried, size_t size, const char *why)
+{
+	size_t len = strlen(tried);
+
+	if (len && len + 2 < size) {
+		memcpy(tried + len, "; ", 3);
+		len += 2;
+	}
+	str_copy(tried + len, size - len, why);
+}
+
+void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
+		  const char *sender, const struct smtpc_msg *m, struct smtpc_rcpt *r, size_t n)
+{
+	struct smtpc s;
+	struct smtpc_config clear = *c;
+	struct smtpc_reply last;
+	char tried[SMTPC_TEXT_MAX] = "";
+	size_t na = route->n;
+
+	clear.tls = SMTPC_TLS_NONE;
+	smtpc_reply_set(&last, 421, "4.4.1", "no host to try");
+	if (route->mx) {
+		/* RFC 5321 section 5.1: when we are one of the MX hosts, only better ones are
+		   tried; when we are the best, the mail loops (Postfix says the same). */
+		for (size_t i = 0; i < na; i++) {
+			if (!is_self(c, &route->a[i]))
+				continue;
+			size_t cut = 0;
+			while (route->a[cut].preference < route->a[i].preference)
+				cut++;
+			if (!cut) {
+				note(c, "loop host=%s preference=%u: mail for %s loops back to myself",
+				     route->a[i].host, route->a[i].preference, route->domain);
+				loops(route, &route->a[i], r, n);
+				return;
+			}
+			na = cut;
+			break;
+		}
+	}
+	for (size_t i = 0; i < na; i++) {
+		const struct mx_address *a = &route->a[i];
+		const char *tlsname = route->tlsname ? route->tlsname : a->host;
+		const struct smtpc_config *use = c;
+		enum smtpc_open_result res;
+
+		for (;;) {
+			res = smtpc_open(&s, use, a->host, a->family, &a->addr, route->port, tlsname,
+					 route->mx);
+			if (res != SMTPC_OPEN_TLS_FAILED)
+				break;
+			note(c, "tls host=%s[%s] failed: %s; retrying in cleartext", s.host, s.addr,
+			     s.why.text);
+			smtpc_close(&s);
+			use = &clear;
+		}
+		if (res == SMTPC_OPEN_OK) {
+			if (smtpc_send(&s, sender, m, r, n)) {
+				smtpc_close(&s);
+				return;
+			}
+		} else if (res == SMTPC_OPEN_LOOP) {
+			note(c, "loop host=%s[%s]: %s", s.host, s.addr, s.why.text);
+			smtpc_close(&s);
+			loops(route, a, r, n);
+			return;
+		} else if (res == SMTPC_OPEN_DEFER) {
+			char where[SMTPC_WHERE_MAX];
+			where_of(a, where, sizeof where);
+			for (size_t j = 0; j < n; j++) {
+				if (r[j].status != SMTPC_PENDING)
+					continue;
+				smtp_decide_all(&r[j], 1, &s.why, where, SMTPC_DEFERRED);
+				smtpc_tls_desc(&s, r[j].tls, sizeof r[j].tls);
+			}
+			smtpc_close(&s);
+			return;
+		}
+		note(c, "host=%s[%s] port=%u: %d %s %s", s.host, s.addr, route->port, s.why.code,
+		     s.why.enhanced, s.why.text);
+		/* A peer's own reply is named with its host; our texts name it already. */
+		char one[SMTPC_TEXT_MAX + SMTPC_WHERE_MAX + 16];
+		if (s.why.text[0] && !strstr(s.why.text, s.addr))
+			snprintf(one, sizeof one, "%s[%s] said: %d %s", s.host, s.addr, s.why.code,
+				 s.why.text);
+		else
+			snprintf(one, sizeof one, "%s", s.why.text);
+		tried_add(tried, sizeof tried, one);
+		last = s.why;
+		smtpc_close(&s);
+	}
+	/* Whatever the last host said, the others may answer later: the mail waits. */
+	if (last.code / 100 != 4) {
+		last.code = 451;
+		snprintf(last.enhanced, sizeof last.enhanced, "4.4.0");
+	}
+	if (tried[0])
+		str_copy(last.text, sizeof last.text, tried);
+	char where[SMTPC_WHERE_MAX] = "-";
+	if (na)
+		where_of(&route->a[na - 1], where, sizeof where);
+	smtp_decide_all(r, n, &last, where, SMTPC_DEFERRED);
+	/* Recipients the session decided keep their host; only the pending ones got this. */
+}

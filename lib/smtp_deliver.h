@@ -1,0 +1,41 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef SMTP_DELIVER_H
+#define SMTP_DELIVER_H
+
+#include <stddef.h>
+
+#include "dns.h"
+#include "smtp_client.h"
+
+/*
+ * One delivery attempt of one message to recipients of one domain: the addresses in order
+ * (mx_lookup's, or a smarthost's), each tried with an smtp_client session until every
+ * recipient has a final answer (RFC 5321 section 5.1). Connection failures, a 4xx or 5xx
+ * greeting, a dropped connection: the next address. An opportunistic STARTTLS whose handshake
+ * fails: the same address once more in cleartext. What is still undecided after the last one
+ * is deferred with the text of every address tried.
+ */
+
+struct smtp_route {
+	const struct mx_address *a;	/* the addresses to try, in order */
+	size_t n;
+	unsigned port;
+	int mx;			/* the addresses are MX hosts: check for loops (this machine's own
+				   addresses and name); a smarthost is taken as given */
+	const char *domain;	/* the recipients' domain, for the loop message */
+	const char *tlsname;	/* the name a certificate must have; 0: each MX host's */
+};
+
+/* Sets every recipient's status (never SMTPC_PENDING afterwards). */
+void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
+		  const char *sender, const struct smtpc_msg *m, struct smtpc_rcpt *r, size_t n);
+
+/* Every pending recipient decided by why (status SMTPC_DEFERRED or SMTPC_FAILED), at where
+   ("-" when no host was reached). */
+void smtp_decide_all(struct smtpc_rcpt *r, size_t n, const struct smtpc_reply *why,
+		     const char *where, enum smtpc_status status);
+
+/* 1 when the address (AF_INET/AF_INET6, network order) is one of this machine's interfaces'. */
+int smtp_own_address(int family, const void *addr);
+
+#endif

@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# smtp-send's MX path in the DNS test world (tests/lib/world.bash): its own name server, peers
+# on 127.0.0.2-9 port 25, everything run inside the namespace. The hosts come from mx_lookup
+# in-process; the peers are smtp-recv, or the scripted peer of tests/lib/smtp_peer.py.
+
+load lib/common
+load lib/smtp
+load lib/world
+
+setup() {
+	world_start \
+		'example.test MX 10 mx2.example.test' \
+		'example.test MX 20 mx3.example.test' \
+		'mx2.example.test A 127.0.0.2' \
+		'mx3.example.test A 127.0.0.3' \
+		'loop.test MX 10 self.loop.test' \
+		'self.loop.test A 127.0.0.1' \
+		'backup.test MX 10 mx2.example.test' \
+		'backup.test MX 20 self.loop.test' \
+		'named.test MX 10 me.example.test' \
+		'me.example.test A 127.0.0.4' \
+		'broken.test SERVFAIL'
+	export SMTP_SEND_TIMEOUTS=connect=10,greeting=10,helo=10,mail=10,rcpt=10,data=10,block=10,dot=10
+	export SMTP_HOSTNAME=me.example.test
+	make_message "$BATS_TEST_TMPDIR/message" m1
+}
+
+teardown() {
+	world_teardown
+}
+
+# queued_in DIR: the ids in the queue DIR.
+queued_in() {
+	ls "$1/msg"
+}
+
+@test "MX: the first MX's port closed: the second MX takes it" {
+	world_peer 3
+	run -0 --separate-stderr in_world smtp-send bob@example.org alice@example.test bob@example.test \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_line -n 0 --regexp '^alice@example\.test delivered 250 2\.0\.0 "ok: queued as [0-9.-]+" host=mx3\.example\.test\[127\.0\.0\.3\] tls=none$'
+	assert_line -n 1 --regexp '^bob@example\.test delivered 250 2\.0\.0 "ok: queued as [0-9.-]+" host=mx3\.example\.test\[127\.0\.0\.3\] tls=none$'
+	assert_stderr_line 'smtp-send: host=mx2\.example\.test\[127\.0\.0\.2\] port=25: 421 4\.4\.1 connect to mx2\.example\.test\[127\.0\.0\.2\]:25: Connection refused'
+	run -0 queued_in "$PEER_QUEUE"
+	assert_equal "${#lines[@]}" 1
+}
+
+@test "MX: a 421 greeting from the first MX: the next MX takes it" {
+	world_peer 2 -- "$PYTHON" "$TESTLIB/smtp_peer.py" greet421
+	world_peer 3
+	run -0 --separate-stderr in_world smtp-send bob@example.org alice@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^alice@example\.test delivered 250 2\.0\.0 "ok: queued as [0-9.-]+" host=mx3\.example\.test\[127\.0\.0\.3\] tls=none$'
+	assert_stderr_line 'smtp-send: host=mx2\.example\.test\[127\.0\.0\.2\] port=25: 421 4\.3\.2 peer\.test busy, come back later'
+}
+
+@test "MX: every MX down: each recipient deferred, the text naming every host tried" {
+	run -111 --separate-stderr in_world smtp-send bob@example.org alice@example.test bob@example.test \
+		<"$BATS_TEST_TMPDIR/message"
+	local text='connect to mx2.example.test[127.0.0.2]:25: Connection refused; connect to mx3.example.test[127.0.0.3]:25: Connection refused'
+	assert_line -n 0 "alice@example.test deferred 421 4.4.1 \"$text\" host=mx3.example.test[127.0.0.3] tls=none"
+	assert_line -n 1 "bob@example.test deferred 421 4.4.1 \"$text\" host=mx3.example.test[127.0.0.3] tls=none"
+}
+
+@test "MX: an MX that is our own address fails 554 5.4.6; as a backup MX only better ones are tried" {
+	run -0 --separate-stderr in_world smtp-send bob@example.org someone@loop.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'someone@loop.test failed 554 5.4.6 "mail for loop.test loops back to myself" host=self.loop.test[127.0.0.1] tls=none'
+	# Our name as the MX host's (SMTP_HOSTNAME), whatever its address.
+	run -0 --separate-stderr in_world smtp-send bob@example.org someone@named.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'someone@named.test failed 554 5.4.6 "mail for named.test loops back to myself" host=me.example.test[127.0.0.4] tls=none'
+	# We are the backup: the better MX is down, so the mail waits, and we never talk to ourselves.
+	run -111 --separate-stderr in_world smtp-send bob@example.org someone@backup.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'someone@backup.test deferred 421 4.4.1 "connect to mx2.example.test[127.0.0.2]:25: Connection refused" host=mx2.example.test[127.0.0.2] tls=none'
+	world_zone 'example.test MX 30 mx4.example.test' 'mx4.example.test A 127.0.0.4'
+	# A peer that greets with our name is us too.
+	world_peer 3 SMTP_HOSTNAME=me.example.test
+	run -0 --separate-stderr in_world smtp-send -h me.example.test bob@example.org alice@example.test \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_output 'alice@example.test failed 554 5.4.6 "mail for example.test loops back to myself" host=mx3.example.test[127.0.0.3] tls=none'
+}
+
+@test "MX: NXDOMAIN fails 550 5.1.2, SERVFAIL defers 451 4.4.3, with the resolver's reason" {
+	run -0 --separate-stderr in_world smtp-send bob@example.org someone@nowhere.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^someone@nowhere\.test failed 550 5\.1\.2 ".*nowhere\.test.*" host=- tls=none$'
+	run -111 --separate-stderr in_world smtp-send bob@example.org someone@broken.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^someone@broken\.test deferred 451 4\.4\.3 ".*broken\.test.*" host=- tls=none$'
+}
+
+@test "MX: -t verify against the MX host's name, with SNI, through the world's DNS" {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=test CA" \
+		-keyout "$BATS_TEST_TMPDIR/ca.key" -out "$BATS_TEST_TMPDIR/ca.pem" 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=mx2.example.test" \
+		-keyout "$BATS_TEST_TMPDIR/key.pem" -out "$BATS_TEST_TMPDIR/csr" 2>/dev/null
+	printf 'subjectAltName=DNS:mx2.example.test\n' >"$BATS_TEST_TMPDIR/ext"
+	openssl x509 -req -in "$BATS_TEST_TMPDIR/csr" -CA "$BATS_TEST_TMPDIR/ca.pem" -CAkey "$BATS_TEST_TMPDIR/ca.key" \
+		-CAcreateserial -days 2 -extfile "$BATS_TEST_TMPDIR/ext" -out "$BATS_TEST_TMPDIR/cert.pem" 2>/dev/null
+	world_peer 2 CERTFILE="$BATS_TEST_TMPDIR/cert.pem" KEYFILE="$BATS_TEST_TMPDIR/key.pem" UCSPITLS= \
+		-- tls-wrap -n smtp-recv
+	run -0 --separate-stderr in_world smtp-send -t verify -C "$BATS_TEST_TMPDIR/ca.pem" bob@example.org \
+		alice@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^alice@example\.test delivered 250 2\.0\.0 "ok: queued as [0-9.-]+" host=mx2\.example\.test\[127\.0\.0\.2\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
+	assert_stderr_line 'smtp-send: tls host=mx2\.example\.test\[127\.0\.0\.2\] protocol=TLSv1\.3 cipher=TLS_[A-Z0-9_]+ verified=yes'
+	# tls-wrap's session line shows the SNI we sent.
+	wait_until 50 grep -q ' sni=' "$PEER_LOG"
+	assert_log 'tls-wrap: [0-9]+ client=127\.0\.0\.1 sni=mx2\.example\.test protocol=TLSv1\.3 .*' "$PEER_LOG"
+}
