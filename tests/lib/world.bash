@@ -49,6 +49,7 @@ world_start() {
 	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$WORLD_ZONE"
 	: >"$WORLD_DNS_LOG"
 	printf 'nameserver 127.0.0.53\noptions timeout:2 attempts:2\n' >"$WORLD_DIR/resolv.conf"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	# The holder: its mounts private (nothing propagates back to the machine), lo up,
 	# resolv.conf covered, then a ready file; it waits until world_stop kills it.
 	unshare --net --mount --propagation private -- bash -c '
@@ -185,7 +186,7 @@ world_stop() {
 		done
 	fi
 	_world_kill "$WORLD_PID"
-	WORLD_PID= WORLD_DNS_PID=
+	WORLD_PID='' WORLD_DNS_PID=''
 	return 0
 }
 
