@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dns.h"
+#include "dns-internal.h"
 
 struct dns_resolver {
 	struct __res_state rs;
@@ -167,27 +168,13 @@ static enum dns_answer query_failed(struct dns_resolver *r, int e, const char *n
 	}
 }
 
-static int name_set(char *out, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n > 0 && name[n - 1] == '.')
-		n--;
-	if (n == 0 || n > DNS_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		out[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
-	out[n] = 0;
-	return 1;
-}
-
 enum dns_answer dns_lookup(struct dns_resolver *r, const char *name, unsigned type,
 			   struct dns_rrs *out, char *why, size_t whylen)
 {
 	char cur[DNS_NAME_MAX + 1], queried[DNS_NAME_MAX + 1];
 	int links = 0;
 
-	if (!name_set(cur, name)) {
+	if (!dns_name_copy(cur, name) || !cur[0]) {
 		snprintf(why, whylen, "not a domain name of 1 to %d characters", DNS_NAME_MAX);
 		errno = EINVAL;
 		return DNS_FAILED;

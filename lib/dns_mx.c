@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "dns-internal.h"
 
 struct host {
 	unsigned preference;
@@ -342,21 +343,6 @@ static void cat_cut(char *buf, size_t size, const char *s)
 	buf[n + k] = 0;
 }
 
-/* Lower-cased, no final dot, a host name: the domain as mx_lookup works with it. */
-static int domain_copy(char *out, const char *domain)
-{
-	size_t n = strlen(domain);
-
-	if (n > 0 && domain[n - 1] == '.')
-		n--;
-	if (n == 0 || n > DNS_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		out[i] = domain[i] >= 'A' && domain[i] <= 'Z' ? (char)(domain[i] - 'A' + 'a') : domain[i];
-	out[n] = 0;
-	return is_host_name(out);
-}
-
 /* No address for the domain with no MX: permanent, unless only the family not asked for has one
  * (a -4 or -6 choice of ours, not the domain's). */
 static enum dns_status implicit_none(struct dns_resolver *r, const struct dns_config *c,
@@ -391,7 +377,7 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 	out->n = 0;
 	if (domain[0] == '[')
 		return literal(c, domain, out, why, whylen);
-	if (!domain_copy(dom, domain)) {
+	if (!dns_name_copy(dom, domain) || !is_host_name(dom)) {
 		snprintf(why, whylen, "%.*s: not a valid domain name", DNS_NAME_MAX, domain);
 		return DNS_PERM;
 	}

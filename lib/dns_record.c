@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dns.h"
+#include "dns-internal.h"
 
 int dns_msg_init(struct dns_msg *m, const unsigned char *buf, size_t len)
 {
@@ -30,9 +31,7 @@ size_t dns_msg_count(const struct dns_msg *m, ns_sect section)
 	return ns_msg_count(m->h, section);
 }
 
-/* The presentation form of a name from ns_name_uncompress into out (DNS_NAME_MAX + 1): no final
- * dot, lower-cased (names compare without case, RFC 4343); 0 if it is too long. */
-static int name_copy(char *out, const char *name)
+int dns_name_copy(char *out, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -59,7 +58,7 @@ static int rdata_name(const struct dns_msg *m, const unsigned char *p, const uns
 
 	if (n < 0 || n != end - p)
 		return 0;
-	return name_copy(out, name);
+	return dns_name_copy(out, name);
 }
 
 /* Each character-string is a length byte and that many bytes; together they fill the rdata. */
@@ -85,7 +84,7 @@ enum dns_rr_status dns_msg_rr(const struct dns_msg *m, ns_sect section, size_t i
 
 	if (i >= (size_t)ns_msg_count(h, section) || ns_parserr(&h, section, (int)i, &r) < 0)
 		return DNS_RR_BAD;
-	if (!name_copy(rr->owner, ns_rr_name(r)))
+	if (!dns_name_copy(rr->owner, ns_rr_name(r)))
 		return DNS_RR_BAD;
 	rr->type = ns_rr_type(r);
 	rr->ttl = ns_rr_ttl(r);

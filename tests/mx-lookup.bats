@@ -40,8 +40,9 @@ teardown() {
 @test "mx-lookup: both orders of two equal-preference hosts appear within 50 runs" {
 	world_zone 'eq.test MX 10 a.eq.test' 'eq.test MX 10 b.eq.test' 'eq.test MX 5 first.eq.test' \
 		'a.eq.test A 127.0.0.6' 'b.eq.test A 127.0.0.7' 'first.eq.test A 127.0.0.8'
-	local ab=0 ba=0 i
-	for ((i = 0; i < 50 && (ab == 0 || ba == 0); i++)); do
+	# (not "i": bats's run changes a global i)
+	local ab=0 ba=0 tries
+	for ((tries = 0; tries < 50 && (ab == 0 || ba == 0); tries++)); do
 		run -0 --separate-stderr in_world mx-lookup eq.test
 		assert_line --index 0 '5 first.eq.test 127.0.0.8'
 		case $(printf '%s,' "${lines[@]:1}") in
@@ -50,7 +51,7 @@ teardown() {
 		*) fail "unexpected output: $output" ;;
 		esac
 	done
-	[ "$ab" -gt 0 ] && [ "$ba" -gt 0 ] || fail "in $i runs: a,b $ab times, b,a $ba times"
+	[ "$ab" -gt 0 ] && [ "$ba" -gt 0 ] || fail "in $tries runs: a,b $ab times, b,a $ba times"
 }
 
 @test "mx-lookup: no MX: the domain's own addresses as preference 0 (implicit MX)" {

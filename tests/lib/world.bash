@@ -18,12 +18,15 @@
 #                               to run anything when there is no world
 #   world_port_answers ADDRESS PORT
 #                               0 when something inside accepts TCP connections on ADDRESS:PORT
-#   world_peer N [VAR=V...] [-- PROG ARG...]
-#                               a peer MTA on 127.0.0.N port 25 inside (N from 2 to 9):
+#   world_peer N[:PORT] [VAR=V...] [-- PROG ARG...]
+#                               a peer MTA on 127.0.0.N port PORT (default 25) inside (N from 2
+#                               to 9; a second peer on the same N needs its own PORT, and shares
+#                               PEER_DIR=$WORLD_DIR/peerN):
 #                               tcpserver -HR running PROG (default smtp-recv) with
 #                               SMTP_HOSTNAME=mxN.example.test, its own queue, user database and
 #                               mail root, and VAR=V in its environment; waits until the port
-#                               answers. The user database is $WORLD_DIR/peerN/users.txt if the
+#                               answers (PROG ARG... may be tls-wrap ... smtp-recv, or any
+#                               program speaking on stdin/stdout). The user database is $WORLD_DIR/peerN/users.txt if the
 #                               test wrote one before, else the fixture of common.bash (users_txt).
 #                               Sets PEER_DIR=$WORLD_DIR/peerN, PEER_QUEUE (its QUEUEDIR),
 #                               PEER_USERDB, PEER_MAILROOT, PEER_LOG (tcpserver's and PROG's
@@ -46,6 +49,7 @@ world_start() {
 	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$WORLD_ZONE"
 	: >"$WORLD_DNS_LOG"
 	printf 'nameserver 127.0.0.53\noptions timeout:2 attempts:2\n' >"$WORLD_DIR/resolv.conf"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	# The holder: its mounts private (nothing propagates back to the machine), lo up,
 	# resolv.conf covered, then a ready file; it waits until world_stop kills it.
 	unshare --net --mount --propagation private -- bash -c '
@@ -115,9 +119,11 @@ PY
 }
 
 world_peer() {
-	local n=$1 vars=()
+	local n=${1%%:*} port=25 vars=()
+	[[ $1 != *:* ]] || port=${1#*:}
 	shift
 	case $n in [2-9]) ;; *) fail "world_peer: N must be 2 to 9, not $n" ;; esac
+	case $port in '' | *[!0-9]*) fail "world_peer: not a port: $port" ;; esac
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		vars+=("$1")
 		shift
@@ -141,18 +147,18 @@ world_peer() {
 
 	in_world env -u RELAYCLIENT QUEUEDIR="$PEER_QUEUE" USERDB="$PEER_USERDB" \
 		MAILROOT="$PEER_MAILROOT" SMTP_HOSTNAME="mx$n.example.test" "${vars[@]}" \
-		tcpserver -HR -l 0 -x "$PEER_DIR/tcp.cdb" "127.0.0.$n" 25 "$@" \
+		tcpserver -HR -l 0 -x "$PEER_DIR/tcp.cdb" "127.0.0.$n" "$port" "$@" \
 		</dev/null >/dev/null 2>>"$PEER_LOG" 3>&- &
 	PEER_PID=$!
 	_world_peer_pids+=("$PEER_PID")
-	if ! wait_until 100 _world_peer_up "$PEER_PID" "127.0.0.$n"; then
-		fail "world_peer: nothing answers on 127.0.0.$n:25; $PEER_LOG: $(cat "$PEER_LOG")"
+	if ! wait_until 100 _world_peer_up "$PEER_PID" "127.0.0.$n" "$port"; then
+		fail "world_peer: nothing answers on 127.0.0.$n:$port; $PEER_LOG: $(cat "$PEER_LOG")"
 	fi
 }
 
 _world_peer_up() {
 	kill -0 "$1" 2>/dev/null || return 2
-	world_port_answers "$2" 25
+	world_port_answers "$2" "$3"
 }
 
 _world_kill() {	# PID: its children (tcpserver's sessions), then PID, and reaps it
@@ -180,7 +186,7 @@ world_stop() {
 		done
 	fi
 	_world_kill "$WORLD_PID"
-	WORLD_PID= WORLD_DNS_PID=
+	WORLD_PID='' WORLD_DNS_PID=''
 	return 0
 }
 
