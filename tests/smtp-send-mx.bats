@@ -7,6 +7,7 @@
 load lib/common
 load lib/smtp
 load lib/world
+load lib/tls
 
 setup() {
 	world_start \
@@ -103,4 +104,41 @@ queued_in() {
 	# tls-wrap's session line shows the SNI we sent.
 	wait_until 50 grep -q ' sni=' "$PEER_LOG"
 	assert_log 'tls-wrap: [0-9]+ client=127\.0\.0\.1 sni=mx2\.example\.test protocol=TLSv1\.3 .*' "$PEER_LOG"
+}
+
+# smarthost_world_peer N:PORT [VAR=V...] -- PROG...: smtp-recv with AUTH (the demo users, through
+# checkpassword-mysql) on 127.0.0.N:PORT inside, its certificate from our CA naming 127.0.0.N.
+smarthost_world_peer() {
+	local where=$1
+	shift
+	make_ca
+	make_leaf "127.0.0.${where%%:*}" "IP:127.0.0.${where%%:*}" "$BATS_TEST_TMPDIR/cert.pem" \
+		"$BATS_TEST_TMPDIR/key.pem"
+	mkdir -p "$WORLD_DIR/peer${where%%:*}"
+	cp "$REPO/etc/demo/users.txt" "$WORLD_DIR/peer${where%%:*}/users.txt"
+	world_peer "$where" CERTFILE="$BATS_TEST_TMPDIR/cert.pem" KEYFILE="$BATS_TEST_TMPDIR/key.pem" \
+		SMTP_SENDER_LOGIN=1 CHECKPASSWORD="$BIN/checkpassword-mysql -d 0 true" "$@"
+	printf 'alice@example.test\nalice-demo\n' >"$BATS_TEST_TMPDIR/cred"
+	chmod 600 "$BATS_TEST_TMPDIR/cred"
+}
+
+@test "smarthost -r 127.0.0.3:587 -a FILE, STARTTLS and AUTH required: delivered as ESMTPSA" {
+	smarthost_world_peer 3:587 UCSPITLS='!' -- tls-wrap -n smtp-recv
+	run -0 --separate-stderr in_world smtp-send -r 127.0.0.3:587 -a "$BATS_TEST_TMPDIR/cred" \
+		-C "$BATS_TEST_TMPDIR/ca.pem" alice@example.test someone@remote.example \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^someone@remote\.example delivered 250 2\.0\.0 "ok: queued as [0-9-]+" host=127\.0\.0\.3\[127\.0\.0\.3\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
+	grep -q 'authenticated alice@example.test' "$PEER_LOG" || fail "$(cat "$PEER_LOG")"
+	run -0 queued_in "$PEER_QUEUE"
+	assert_equal "${#lines[@]}" 1
+}
+
+@test "smarthost on port 465: implicit TLS, then AUTH: delivered" {
+	smarthost_world_peer 4:465 -- tls-wrap smtp-recv
+	run -0 --separate-stderr in_world smtp-send -r 127.0.0.4:465 -a "$BATS_TEST_TMPDIR/cred" \
+		-C "$BATS_TEST_TMPDIR/ca.pem" alice@example.test someone@remote.example \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^someone@remote\.example delivered 250 2\.0\.0 "ok: queued as [0-9-]+" host=127\.0\.0\.4\[127\.0\.0\.4\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
+	grep -Eq '^tls-wrap: [0-9]+ client=127\.0\.0\.1 sni=- protocol=TLSv1\.3 .* result="ok"' "$PEER_LOG" ||
+		fail "no TLS session in the peer's log: $(cat "$PEER_LOG")"
 }

@@ -43,21 +43,6 @@ peer_reads() {
 	grep '^READ ' "$PEER_LOG" | grep -v "EHLO\|QUIT" | sed 's/^READ //'
 }
 
-# A CA and certificates it signs: make_leaf NAME SAN CERT KEY (SAN as openssl writes it).
-make_ca() {
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=postroom test CA" -keyout "$BATS_TEST_TMPDIR/ca.key" \
-		-out "$BATS_TEST_TMPDIR/ca.pem" 2>/dev/null || fail "openssl: CA"
-}
-make_leaf() {
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-		-keyout "$4" -out "$BATS_TEST_TMPDIR/leaf.csr" 2>/dev/null || fail "openssl: request"
-	printf 'subjectAltName=%s\n' "$2" >"$BATS_TEST_TMPDIR/leaf.ext"
-	openssl x509 -req -in "$BATS_TEST_TMPDIR/leaf.csr" -CA "$BATS_TEST_TMPDIR/ca.pem" \
-		-CAkey "$BATS_TEST_TMPDIR/ca.key" -CAcreateserial -days 2 \
-		-extfile "$BATS_TEST_TMPDIR/leaf.ext" -out "$3" 2>/dev/null || fail "openssl: signing"
-}
-
 # tls_peer CERT KEY [VAR=V...]: smtp-recv under tls-wrap -n (STARTTLS offered).
 tls_peer() {
 	local cert=$1 key=$2

@@ -1,6 +1,9 @@
 # postroom: ISC license, see LICENSE.
 # TLS helpers for the bats suite, loaded after lib/common and lib/smtp with `load lib/tls`:
 #   make_cert NAME CERT KEY       a self-signed EC certificate for NAME (CN and subjectAltName)
+#   make_ca                       a test CA: $BATS_TEST_TMPDIR/ca.pem and ca.key
+#   make_leaf NAME SAN CERT KEY   a certificate for NAME signed by that CA (SAN as openssl
+#                                 writes it: DNS:host or IP:127.0.0.1)
 #   tls_chat PORT [starttls] [SNI] < LINES
 #                                 python3 ssl client: implicit TLS (or STARTTLS after EHLO),
 #                                 sends each line of stdin (CRLF) and prints every reply line
@@ -116,4 +119,19 @@ for line in os.fdopen(3).read().splitlines():
     s.sendall(line.encode() + b"\r\n")
     reply()
 PY
+}
+
+# A CA and certificates it signs: make_leaf NAME SAN CERT KEY (SAN as openssl writes it).
+make_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=postroom test CA" -keyout "$BATS_TEST_TMPDIR/ca.key" \
+		-out "$BATS_TEST_TMPDIR/ca.pem" 2>/dev/null || fail "openssl: CA"
+}
+make_leaf() {
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+		-keyout "$4" -out "$BATS_TEST_TMPDIR/leaf.csr" 2>/dev/null || fail "openssl: request"
+	printf 'subjectAltName=%s\n' "$2" >"$BATS_TEST_TMPDIR/leaf.ext"
+	openssl x509 -req -in "$BATS_TEST_TMPDIR/leaf.csr" -CA "$BATS_TEST_TMPDIR/ca.pem" \
+		-CAkey "$BATS_TEST_TMPDIR/ca.key" -CAcreateserial -days 2 \
+		-extfile "$BATS_TEST_TMPDIR/leaf.ext" -out "$3" 2>/dev/null || fail "openssl: signing"
 }
