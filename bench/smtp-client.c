@@ -1,10 +1,12 @@
 /* postroom: ISC license, see LICENSE.
  * bench/smtp-client: the bench's own SMTP client, for what Postfix's smtp-source cannot do.
  *
- *   smtp-client -p PORT [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-t] [-a USER:PASSWORD] [-d]
+ *   smtp-client -p PORT [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-t] [-a USER:PASSWORD]
+ *               [-f SENDER] [-d]
  *       SESSIONS threads send MESSAGES messages of BYTES bytes of body to alice@example.test,
  *       one message per connection (as mail from the internet arrives): greeting, EHLO,
- *       with -t STARTTLS and EHLO again, with -a AUTH PLAIN, MAIL, RCPT, DATA, QUIT. With -d a
+ *       with -t STARTTLS and EHLO again, with -a AUTH PLAIN, MAIL (from SENDER, by default
+ *       bench@example.org), RCPT, DATA, QUIT. With -d a
  *       session sends all its messages over one connection instead. Prints
  *       "messages=N failed=F seconds=S".
  *   smtp-client -p PORT -H N [-t]
@@ -39,6 +41,7 @@ struct conn {
 };
 
 static int port, sessions = 1, messages = 1, size = 4096, use_tls, reuse, hold;
+static const char *sender = "bench@example.org";
 static const char *auth;	/* base64 of \0user\0password, made once */
 static char *body;
 static size_t body_len;
@@ -173,7 +176,10 @@ static void close_session(struct conn *c, int quit)
 
 static int send_message(struct conn *c)
 {
-	return command(c, "MAIL FROM:<bench@example.org>\r\n", 250) &&
+	char mail[300];
+
+	snprintf(mail, sizeof mail, "MAIL FROM:<%s>\r\n", sender);
+	return command(c, mail, 250) &&
 	       command(c, "RCPT TO:<alice@example.test>\r\n", 250) &&
 	       command(c, "DATA\r\n", 354) && conn_write(c, body, body_len) &&
 	       reply(c) / 100 == 2;
@@ -261,7 +267,7 @@ int main(int argc, char **argv)
 {
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:s:m:l:ta:dH:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:m:l:ta:f:dH:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 's': sessions = atoi(optarg); break;
@@ -272,11 +278,12 @@ int main(int argc, char **argv)
 			if (!(auth = base64_plain(optarg)))
 				return fprintf(stderr, "smtp-client: -a USER:PASSWORD\n"), 100;
 			break;
+		case 'f': sender = optarg; break;
 		case 'd': reuse = 1; break;
 		case 'H': hold = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: smtp-client -p port [-s sessions] [-m messages] "
-					"[-l bytes] [-t] [-a user:password] [-d] | -p port -H n [-t]\n");
+					"[-l bytes] [-t] [-a user:password] [-f sender] [-d] | -p port -H n [-t]\n");
 			return 100;
 		}
 	}
