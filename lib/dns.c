@@ -192,7 +192,10 @@ enum dns_answer dns_lookup(struct dns_resolver *r, const char *name, unsigned ty
 			errno = EBADMSG;
 			return DNS_FAILED;
 		}
+		/* Past DNS_ANSWER_MAX records an answer is no use to mail, only costly to read. */
 		size_t count = dns_msg_count(&m, ns_s_an);
+		if (count > DNS_ANSWER_MAX)
+			count = DNS_ANSWER_MAX;
 		/* The records of cur, or its CNAME: a recursive server gives the whole chain in one
 		 * answer; a link it left out is asked for in the next round of the outer loop. */
 		for (;;) {

@@ -30,6 +30,8 @@ struct mx_address {
 	unsigned preference;
 	char host[DNS_NAME_MAX + 1];	/* lower-cased, no final dot; the literal for [a.b.c.d] */
 	int family;			/* AF_INET or AF_INET6 */
+	int literal;			/* the domain was an address literal: no name to send as SNI
+					 * or to verify a certificate against, only the address */
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
@@ -40,8 +42,9 @@ struct mx_list {
 	struct mx_address *a;
 	size_t n;
 	size_t cap;
+	int null_mx;	/* DNS_PERM because the domain has a null MX (RFC 7505: 556 5.1.10) */
 };
-#define MX_LIST_ZERO { 0, 0, 0 }
+#define MX_LIST_ZERO { 0, 0, 0, 0 }
 
 /*
  * The addresses to try for mail to domain, in order (RFC 5321 section 5.1): preference
@@ -89,7 +92,16 @@ struct mx_skips {
  */
 #define DNS_MX_MAX 64
 #define DNS_ADDR_MAX 32
+/*
+ * Addresses are looked up for the hosts in order only until DNS_ADDRESSES_MAX addresses are
+ * found or DNS_HOSTS_MAX hosts were asked about: a domain with dozens of MX hosts, each slow to
+ * answer, would otherwise hold a delivery for hours (Postfix stops at 5 addresses,
+ * smtp_mx_address_limit). The hosts after that are neither looked up nor listed.
+ */
+#define DNS_ADDRESSES_MAX 10
+#define DNS_HOSTS_MAX 10
 #define DNS_CNAME_MAX 8
+#define DNS_ANSWER_MAX 256	/* answer records read from one reply; the rest are ignored */
 enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, struct mx_list *out,
 				struct mx_skips *skipped, char *why, size_t whylen);
 void mx_skips_free(struct mx_skips *s);
@@ -135,7 +147,9 @@ enum dns_rr_status {
 	DNS_RR_BAD,	/* does not fit the message, or its rdata does not fit its type */
 };
 
-enum dns_rr_status dns_msg_rr(const struct dns_msg *m, ns_sect section, size_t i, struct dns_rr *rr);
+/* Record i of section: in order (i = 0, 1, ...) each call costs one record, as m keeps its
+   place; going back starts the section over. */
+enum dns_rr_status dns_msg_rr(struct dns_msg *m, ns_sect section, size_t i, struct dns_rr *rr);
 /* The character-strings of a TXT record joined (SPF, DKIM), NUL-terminated in out; 1, or 0
  * (errno EMSGSIZE) when they do not fit in outsize bytes. */
 int dns_txt_join(const struct dns_rr *rr, char *out, size_t outsize, size_t *outlen);

@@ -211,6 +211,7 @@ static enum dns_status literal(const struct dns_config *c, const char *domain, s
 		snprintf(why, whylen, "out of memory");
 		return DNS_TEMP;
 	}
+	out->a[out->n - 1].literal = 1;
 	return DNS_OK;
 }
 
@@ -271,7 +272,8 @@ static const char *families(const struct dns_config *c)
 
 /* The MX hosts of domain (at most DNS_MX_MAX, each once), ordered; *n 0 for no MX at all. */
 static enum dns_status mx_hosts(struct dns_resolver *r, const char *domain, struct host **hosts,
-				size_t *n, struct mx_skips *skipped, char *why, size_t whylen)
+				size_t *n, struct mx_skips *skipped, int *null_mx, char *why,
+				size_t whylen)
 {
 	struct dns_rrs rrs = DNS_RRS_ZERO;
 	size_t nulls = 0;
@@ -305,6 +307,7 @@ static enum dns_status mx_hosts(struct dns_resolver *r, const char *domain, stru
 	dns_rrs_free(&rrs);
 	if (nulls == k) {
 		free(h);
+		*null_mx = 1;
 		snprintf(why, whylen, "%s does not accept mail (null MX, RFC 7505)", domain);
 		return DNS_PERM;
 	}
@@ -375,6 +378,7 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 	if (whylen)
 		why[0] = 0;
 	out->n = 0;
+	out->null_mx = 0;
 	if (domain[0] == '[')
 		return literal(c, domain, out, why, whylen);
 	if (!dns_name_copy(dom, domain) || !is_host_name(dom)) {
@@ -384,7 +388,7 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 	struct dns_resolver *r = dns_open(c, why, whylen);
 	if (!r)
 		return DNS_TEMP;
-	st = mx_hosts(r, dom, &hosts, &n, skipped, why, whylen);
+	st = mx_hosts(r, dom, &hosts, &n, skipped, &out->null_mx, why, whylen);
 	if (st != DNS_OK)
 		goto done;
 
@@ -404,7 +408,8 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 
 	/* Why each MX host was passed over, for the one line of a failure with none left. */
 	char tempwhy[256] = "", notes[512] = "", note[DNS_NAME_MAX + 300];
-	for (size_t i = 0; i < n; i++) {
+	size_t asked = 0;	/* hosts whose addresses were looked up */
+	for (size_t i = 0; i < n && out->n < DNS_ADDRESSES_MAX && asked < DNS_HOSTS_MAX; i++) {
 		const struct host *h = &hosts[i];
 		size_t added;
 		int ok = 1;
@@ -415,7 +420,7 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 		} else if (!is_host_name(h->name)) {
 			ok = add_skip(skipped, h, MX_SKIP_MALFORMED, "not a host name");
 			snprintf(note, sizeof note, "%s: not a host name", h->name);
-		} else if (!host_addresses(r, c, h, out, &added, tempwhy, sizeof tempwhy)) {
+		} else if (asked++, !host_addresses(r, c, h, out, &added, tempwhy, sizeof tempwhy)) {
 			if (errno == ENOMEM) {
 				snprintf(why, whylen, "out of memory");
 				st = DNS_TEMP;
@@ -439,6 +444,8 @@ enum dns_status mx_lookup_skips(const struct dns_config *c, const char *domain, 
 			cat_cut(notes, sizeof notes, note);
 		}
 	}
+	if (out->n > DNS_ADDRESSES_MAX)
+		out->n = DNS_ADDRESSES_MAX;
 	if (out->n > 0) {
 		st = DNS_OK;
 	} else if (implicit && tempwhy[0]) {

@@ -77,12 +77,13 @@ static int txt_valid(const unsigned char *p, size_t len)
 	return 1;
 }
 
-enum dns_rr_status dns_msg_rr(const struct dns_msg *m, ns_sect section, size_t i, struct dns_rr *rr)
+enum dns_rr_status dns_msg_rr(struct dns_msg *m, ns_sect section, size_t i, struct dns_rr *rr)
 {
-	ns_msg h = m->h;	/* ns_parserr moves the cursor inside the handle it is given */
 	ns_rr r;
 
-	if (i >= (size_t)ns_msg_count(h, section) || ns_parserr(&h, section, (int)i, &r) < 0)
+	/* The handle's cursor moves on with each record, so reading them in order is linear; a
+	   copy of the handle for each call would skip i records every time. */
+	if (i >= (size_t)ns_msg_count(m->h, section) || ns_parserr(&m->h, section, (int)i, &r) < 0)
 		return DNS_RR_BAD;
 	if (!dns_name_copy(rr->owner, ns_rr_name(r)))
 		return DNS_RR_BAD;

@@ -250,3 +250,22 @@ teardown() {
 	assert_equal "$stderr" 'mx-lookup: fatal: no spaces.test: not a valid domain name'
 	assert_equal "$(cat "$WORLD_DNS_LOG")" ''
 }
+
+@test "mx-lookup: many MX hosts: addresses looked up for 10 hosts at most, 10 addresses at most" {
+	local i
+	for i in $(seq 10 10 200); do
+		world_zone "many.test MX $i h$i.many.test" "h$i.many.test A 127.0.1.$((i / 10))"
+	done
+	run -0 --separate-stderr in_world mx-lookup -4 many.test
+	assert_equal "${#lines[@]}" 10
+	assert_line -n 0 '10 h10.many.test 127.0.1.1'
+	assert_line -n 9 '100 h100.many.test 127.0.1.10'
+	! grep -q 'h110\.many\.test' "$WORLD_DNS_LOG" || fail "h110 was looked up: $(cat "$WORLD_DNS_LOG")"
+	# Hosts without addresses count too: none after the tenth is asked about.
+	: >"$WORLD_DNS_LOG"
+	for i in $(seq 10 10 200); do world_zone "bare.test MX $i b$i.many.test"; done
+	world_zone 'bare.test MX 300 ok.many.test' 'ok.many.test A 127.0.4.1'
+	run -111 --separate-stderr in_world mx-lookup -4 bare.test
+	! grep -q 'b110\.many\.test\|ok\.many\.test' "$WORLD_DNS_LOG" ||
+		fail "a host past the tenth was looked up: $(cat "$WORLD_DNS_LOG")"
+}
