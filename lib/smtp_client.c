@@ -35,6 +35,14 @@ void smtpc_reply_set(struct smtpc_reply *r, int code, const char *enhanced, cons
 	va_end(ap);
 }
 
+/* A step's deadline: timeout seconds from now, but never past the attempt's (c->deadline). */
+static long long step_until(const struct smtpc *s, unsigned timeout)
+{
+	long long d = deadline_in(timeout);
+
+	return s->c->deadline && s->c->deadline < d ? s->c->deadline : d;
+}
+
 /* The session failed: s->why says why, and the connection is not used again. */
 static int fail(struct smtpc *s, int code, const char *enhanced, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -119,7 +127,8 @@ static int io_write(struct smtpc *s, const char *p, size_t n, long long until)
 	if (s->tls_on)
 		return tls_client_write(&s->tls, s->fd, p, n, until);
 	while (n) {
-		ssize_t w = write(s->fd, p, n);
+		/* MSG_NOSIGNAL: a peer that hung up is an error here, not a signal. */
+		ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -136,7 +145,7 @@ static int io_write(struct smtpc *s, const char *p, size_t n, long long until)
 /* Sends the commands waiting in s->out in one write. */
 static int flush_out(struct smtpc *s, unsigned timeout, const char *what)
 {
-	int ok = io_write(s, s->out.s, s->out.len, deadline_in(timeout));
+	int ok = io_write(s, s->out.s, s->out.len, step_until(s, timeout));
 
 	s->out.len = 0;
 	return ok ? 1 : fail_io(s, what);
@@ -145,7 +154,7 @@ static int flush_out(struct smtpc *s, unsigned timeout, const char *what)
 static int queue_cmd(struct smtpc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int queue_cmd(struct smtpc *s, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024];	/* addresses are at most SMTPC_PATH_MAX: every command fits */
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -231,7 +240,7 @@ static void ehlo_line(struct smtpc *s, const char *t, size_t n)
 static int read_reply(struct smtpc *s, unsigned timeout, struct smtpc_reply *r, int ehlo,
 		      const char *what)
 {
-	long long until = deadline_in(timeout);
+	long long until = step_until(s, timeout);
 	char line[SMTPC_LINE_MAX];
 	size_t lines = 0, total = 0, tlen = 0;
 
@@ -347,7 +356,7 @@ static int connect_to(struct smtpc *s, int family, const void *addr, unsigned po
 		int e = errno;
 		if (e == EINPROGRESS) {
 			socklen_t el = sizeof e;
-			if (!deadline_wait_fd(s->fd, POLLOUT, deadline_in(s->c->t.connect)))
+			if (!deadline_wait_fd(s->fd, POLLOUT, step_until(s, s->c->t.connect)))
 				e = errno;
 			else if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
 				e = errno;
@@ -360,16 +369,39 @@ static int connect_to(struct smtpc *s, int family, const void *addr, unsigned po
 }
 
 /* The handshake, on a fresh connection (implicit TLS) or after 220 to STARTTLS. */
+/* 1 when name is an address, bare or as a literal ([192.0.2.1], [IPv6:2001:db8::1]): the bare
+   address into bare (INET6_ADDRSTRLEN bytes). */
+static int numeric_name(const char *name, char *bare)
+{
+	unsigned char probe[sizeof(struct in6_addr)];
+	size_t n = strlen(name);
+
+	if (n > 2 && name[0] == '[' && name[n - 1] == ']') {
+		name++;
+		n -= 2;
+		if (n > 5 && !strncasecmp(name, "IPv6:", 5)) {
+			name += 5;
+			n -= 5;
+		}
+	}
+	if (n >= INET6_ADDRSTRLEN)
+		return 0;
+	memcpy(bare, name, n);
+	bare[n] = 0;
+	return inet_pton(AF_INET, bare, probe) == 1 || inet_pton(AF_INET6, bare, probe) == 1;
+}
+
 static int start_tls(struct smtpc *s, const char *tlsname)
 {
-	/* SNI is a host name, never an address (RFC 6066 section 3). */
-	unsigned char probe[sizeof(struct in6_addr)];
-	int numeric = inet_pton(AF_INET, s->host, probe) == 1 ||
-		      inet_pton(AF_INET6, s->host, probe) == 1;
-	struct tls_client_config tc = { s->c->cafile, tlsname, numeric ? 0 : s->host };
+	/* SNI is a host name, never an address (RFC 6066 section 3); an address is verified
+	   against the certificate's IP addresses, bare, without a literal's brackets. */
+	char bare[INET6_ADDRSTRLEN];
+	int numeric = numeric_name(tlsname, bare);
+	struct tls_client_config tc = { s->c->cafile, numeric ? bare : tlsname,
+					numeric ? 0 : tlsname };
 
 	s->pos = s->len = 0;	/* nothing read in cleartext survives (CVE-2011-0411) */
-	if (!tls_client_start(&s->tls, s->fd, &tc, deadline_in(s->c->t.helo)))
+	if (!tls_client_start(&s->tls, s->fd, &tc, step_until(s, s->c->t.helo)))
 		return 0;
 	s->tls_on = 1;
 	event(s, "tls host=%s[%s] protocol=%s cipher=%s verified=%s%s%s", s->host, s->addr,
@@ -406,11 +438,29 @@ static enum smtpc_open_result refused(struct smtpc *s, const struct smtpc_reply 
 	return res;
 }
 
+/* Queues "PREFIX SECRET" without a copy on the stack: only s->out holds it, and
+   forget_secret clears that. */
+static int queue_secret(struct smtpc *s, const char *prefix, const char *secret)
+{
+	if (!sa_cats(&s->out, prefix) || !sa_cats(&s->out, secret) || !sa_catb(&s->out, "\r\n", 2))
+		return fail(s, 451, "4.3.0", "out of memory");
+	return 1;
+}
+
+static void forget_secret(struct smtpc *s)
+{
+	if (s->out.s)
+		explicit_bzero(s->out.s, s->out.cap);
+	s->out.len = 0;
+}
+
 static enum smtpc_open_result authenticate(struct smtpc *s)
 {
 	struct smtpc_reply r;
 	const char *u = s->c->user, *p = s->c->password ? s->c->password : "";
 	size_t ul = strlen(u), pl = strlen(p);
+	/* Two credentials of smtp_credentials_read's 511 bytes and two NULs fit; the line is
+	   then 1379 bytes, under RFC 4954's 12288. */
 	char plain[1024], b64[BASE64_LEN(sizeof plain) + 1];
 	int ok;
 
@@ -430,13 +480,18 @@ static enum smtpc_open_result authenticate(struct smtpc *s)
 		plain[1 + ul] = 0;
 		memcpy(plain + 2 + ul, p, pl);
 		base64_encode(plain, ul + pl + 2, b64);
-		ok = queue_cmd(s, "AUTH PLAIN %s", b64) && command(s, s->c->t.helo, &r, 0, "sending AUTH");
+		ok = queue_secret(s, "AUTH PLAIN ", b64) &&
+		     command(s, s->c->t.helo, &r, 0, "sending AUTH");
+		forget_secret(s);
 	} else if (s->ext & SMTPC_AUTH_LOGIN) {
 		base64_encode(u, ul, b64);
-		ok = queue_cmd(s, "AUTH LOGIN %s", b64) && command(s, s->c->t.helo, &r, 0, "sending AUTH");
+		ok = queue_secret(s, "AUTH LOGIN ", b64) &&
+		     command(s, s->c->t.helo, &r, 0, "sending AUTH");
+		forget_secret(s);
 		if (ok && r.code == 334) {
 			base64_encode(p, pl, b64);
-			ok = queue_cmd(s, "%s", b64) && command(s, s->c->t.helo, &r, 0, "sending AUTH");
+			ok = queue_secret(s, "", b64) && command(s, s->c->t.helo, &r, 0, "sending AUTH");
+			forget_secret(s);
 		}
 	} else {
 		explicit_bzero(plain, sizeof plain);
@@ -482,6 +537,7 @@ enum smtpc_open_result smtpc_open(struct smtpc *s, const struct smtpc_config *c,
 		return SMTPC_OPEN_NEXT;
 	if (r.code != 220)
 		return refused(s, &r, SMTPC_OPEN_NEXT);
+	s->greeted = 1;
 	/* The greeting's first word is the peer's name: ours means the mail would loop. */
 	size_t hl = strlen(c->helo);
 	if (loopcheck && !strncasecmp(r.text, c->helo, hl) && (!r.text[hl] || r.text[hl] == ' ')) {
@@ -529,8 +585,8 @@ enum smtpc_open_result smtpc_open(struct smtpc *s, const struct smtpc_config *c,
 
 void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len)
 {
-	unsigned long long wire = len;
-	int bol = 1;
+	unsigned long long size = len;
+	int bol = 1;	/* at the start of a line: a last line without LF gets a CRLF */
 
 	m->s = s;
 	m->len = len;
@@ -539,15 +595,14 @@ void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 		if (c & 0x80)
 			m->eightbit = 1;
-		if (bol && c == '.')
-			wire++;
+		/* RFC 1870 section 3: CRLF counted, the dot-stuffing not. */
 		if (c == '\n')
-			wire++;
+			size++;
 		bol = c == '\n';
 	}
 	if (len && !bol)
-		wire += 2;
-	m->wire = wire;
+		size += 2;
+	m->size = size;
 }
 
 void smtpc_tls_desc(const struct smtpc *s, char *out, size_t outsize)
@@ -593,7 +648,7 @@ static int send_body(struct smtpc *s, const struct smtpc_msg *m)
 
 	for (size_t i = 0; i <= m->len; i++) {
 		if (o > sizeof out - 8) {
-			if (!io_write(s, out, o, deadline_in(s->c->t.block)))
+			if (!io_write(s, out, o, step_until(s, s->c->t.block)))
 				return fail_io(s, "sending the message");
 			o = 0;
 		}
@@ -612,12 +667,19 @@ static int send_body(struct smtpc *s, const struct smtpc_msg *m)
 		out[o++] = c;
 		bol = c == '\n';
 	}
-	return io_write(s, out, o, deadline_in(s->c->t.block)) ? 1 : fail_io(s, "sending the message");
+	return io_write(s, out, o, step_until(s, s->c->t.block)) ? 1 : fail_io(s, "sending the message");
+}
+
+/* A reply to RCPT that leaves the recipient for a next transaction once others were accepted:
+   452, and 552, which RFC 5321 4.5.3.1.10 says old servers give for too many recipients. */
+static int too_many(int code)
+{
+	return code == 452 || code == 552;
 }
 
 /*
  * One transaction for the pending recipients listed in idx[0..k). Returns 1 with each decided or
- * left pending for a next transaction (a 452 after others were accepted), 0 when the
+ * left pending for a next transaction (a 452 or 552 after others were accepted), 0 when the
  * connection broke.
  */
 static int transaction(struct smtpc *s, const char *sender, const struct smtpc_msg *m, int utf8,
@@ -626,14 +688,15 @@ static int transaction(struct smtpc *s, const char *sender, const struct smtpc_m
 	int pipe = !!(s->ext & SMTPC_PIPELINING);
 	struct smtpc_reply mail, rr, data;
 	size_t accepted = 0;
+	char size[32] = "";
 	int mail_ok;
 
-	if (!queue_cmd(s, "MAIL FROM:<%s>%s%.0llu%s%s", sender,
-		       s->ext & SMTPC_SIZE ? " SIZE=" : "", s->ext & SMTPC_SIZE ? m->wire : 0,
+	if (s->ext & SMTPC_SIZE)
+		snprintf(size, sizeof size, " SIZE=%llu", m->size);
+	if (!queue_cmd(s, "MAIL FROM:<%s>%s%s%s", sender, size,
 		       m->eightbit && (s->ext & SMTPC_8BITMIME) ? " BODY=8BITMIME" : "",
 		       utf8 ? " SMTPUTF8" : ""))
 		return 0;
-	/* %.0llu prints nothing for 0: SIZE=0 cannot be right for a real message anyway. */
 	s->dirty = 1;
 	if (pipe) {
 		for (size_t j = 0; j < k; j++)
@@ -663,10 +726,9 @@ static int transaction(struct smtpc *s, const char *sender, const struct smtpc_m
 			continue;
 		if (rr.code / 100 == 2)
 			accepted++;
-		else if (rr.code != 452 || !accepted)
+		else if (!too_many(rr.code) || !accepted)
 			decide(s, x, &rr);
-		/* else too many recipients: they wait for the next transaction (RFC 5321
-		   4.5.3.1.10) */
+		/* else too many recipients: they wait for the next transaction */
 		x->reply = rr;
 	}
 	if (!pipe) {
@@ -678,10 +740,17 @@ static int transaction(struct smtpc *s, const char *sender, const struct smtpc_m
 	if (!read_reply(s, s->c->t.data, &data, 0, "sending DATA"))
 		return 0;
 	if (data.code != 354) {
+		/* A 4xx or 5xx ends the transaction. Anything else (a 250: no body was sent)
+		   leaves the peer in a state we do not know: the mail waits, the connection
+		   goes. */
+		int odd = data.code / 100 != 4 && data.code / 100 != 5;
+		if (odd)
+			fail(s, 451, "4.5.0", "%s[%s] sent an unexpected reply to DATA: %d %s",
+			     s->host, s->addr, data.code, data.text);
 		for (size_t j = 0; j < k && mail_ok; j++)
 			if (r[idx[j]].status == SMTPC_PENDING && r[idx[j]].reply.code / 100 == 2)
-				decide(s, &r[idx[j]], &data);
-		return 1;
+				decide(s, &r[idx[j]], odd ? &s->why : &data);
+		return !odd;
 	}
 	if (!mail_ok || !accepted) {
 		/* A server that says 354 with no recipient (RFC 2920 section 3.1): an empty
@@ -720,11 +789,23 @@ int smtpc_send(struct smtpc *s, const char *sender, const struct smtpc_msg *m,
 
 	if (s->fd < 0)
 		return 0;
+	/* Each address checked before it is sent: one a server cannot take fails alone, and
+	   never the session (the others' mail would wait for ever behind it). */
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].status != SMTPC_PENDING)
 			continue;
 		if (has_controls(r[i].addr) || has_controls(sender)) {
 			smtpc_reply_set(&why, 553, "5.1.3", "control characters in the address");
+			decide(s, &r[i], &why);
+		} else if (strlen(sender) > SMTPC_PATH_MAX) {
+			smtpc_reply_set(&why, 553, "5.1.3",
+					"sender address longer than %d bytes (RFC 5321 4.5.3.1.3)",
+					SMTPC_PATH_MAX);
+			decide(s, &r[i], &why);
+		} else if (strlen(r[i].addr) > SMTPC_PATH_MAX) {
+			smtpc_reply_set(&why, 553, "5.1.3",
+					"recipient address longer than %d bytes (RFC 5321 4.5.3.1.3)",
+					SMTPC_PATH_MAX);
 			decide(s, &r[i], &why);
 		} else if (nonascii(r[i].addr)) {
 			utf8 = 1;
@@ -734,9 +815,9 @@ int smtpc_send(struct smtpc *s, const char *sender, const struct smtpc_msg *m,
 		smtpc_reply_set(&why, 553, "5.6.7",
 				"SMTPUTF8 is required, but was not offered by %s[%s]", s->host,
 				s->addr);
-	else if ((s->ext & SMTPC_SIZE) && s->size_max && m->wire > s->size_max)
+	else if ((s->ext & SMTPC_SIZE) && s->size_max && m->size > s->size_max)
 		smtpc_reply_set(&why, 552, "5.3.4",
-				"message size %llu exceeds the size limit %llu of %s[%s]", m->wire,
+				"message size %llu exceeds the size limit %llu of %s[%s]", m->size,
 				s->size_max, s->host, s->addr);
 	else
 		why.code = 0;
@@ -746,14 +827,18 @@ int smtpc_send(struct smtpc *s, const char *sender, const struct smtpc_msg *m,
 				decide(s, &r[i], &why);
 		return 1;
 	}
-	idx = malloc((n ? n : 1) * sizeof *idx);
+	idx = malloc(SMTPC_RCPT_MAX * sizeof *idx);
 	if (!idx)
 		return fail(s, 451, "4.3.0", "out of memory");
 	for (;;) {
-		size_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (r[i].status == SMTPC_PENDING)
+		size_t k = 0, before = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (r[i].status != SMTPC_PENDING)
+				continue;
+			before++;
+			if (k < SMTPC_RCPT_MAX)
 				idx[k++] = i;
+		}
 		if (!k)
 			break;
 		if (s->dirty) {
@@ -772,7 +857,7 @@ int smtpc_send(struct smtpc *s, const char *sender, const struct smtpc_msg *m,
 		size_t left = 0;
 		for (size_t i = 0; i < n; i++)
 			left += r[i].status == SMTPC_PENDING;
-		if (left == k) {
+		if (left == before) {
 			/* Nothing was decided: never loop on a peer that only says 452. */
 			for (size_t j = 0; j < k; j++)
 				decide(s, &r[idx[j]], &r[idx[j]].reply);
@@ -786,8 +871,9 @@ void smtpc_close(struct smtpc *s)
 {
 	struct smtpc_reply r;
 
+	/* Every answer is in: QUIT is a courtesy, waited for briefly (c->t.quit). */
 	if (s->fd >= 0 && queue_cmd(s, "QUIT"))
-		(void)command(s, s->c->t.helo, &r, 0, "sending QUIT");
+		(void)command(s, s->c->t.quit, &r, 0, "sending QUIT");
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

@@ -16,6 +16,10 @@
  * addresses with it; queue-run may hold a session open across messages for the same host.
  * Everything the peer sends is bounded: reply line length, lines per reply, bytes per reply,
  * and the time each step may take (RFC 5321 section 4.5.3.2). Nothing here prints or exits.
+ *
+ * SIGPIPE: cleartext writes use send(MSG_NOSIGNAL), but OpenSSL writes to the socket with
+ * write(2), so a peer that hangs up during TLS raises SIGPIPE: a caller (smtp-send, queue-run
+ * delivering in-process) must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) before smtpc_open.
  */
 
 #define SMTPC_TEXT_MAX 512	/* the peer's text kept for a result (lines joined by a space) */
@@ -24,6 +28,12 @@
 #define SMTPC_REPLY_MAX 32768	/* bytes in one reply */
 #define SMTPC_WHERE_MAX (256 + INET6_ADDRSTRLEN + 2)
 #define SMTPC_TLS_DESC_MAX 128
+#define SMTPC_PATH_MAX 254	/* an address: RFC 5321 4.5.3.1.3's 256-octet path less "<>" */
+#define SMTPC_RCPT_MAX 100	/* recipients in one transaction (RFC 5321 4.5.3.1.8's minimum
+				   a server must take); the rest go in the next, on the same
+				   connection. A pipelined batch of them (at most ~27 kB of
+				   commands, a few kB of replies) fits in the sockets' buffers,
+				   so writing it whole before reading cannot deadlock. */
 
 enum smtpc_tls {
 	SMTPC_TLS_NONE,		/* never STARTTLS */
@@ -42,18 +52,25 @@ struct smtpc_timeouts {
 	unsigned data;		/* 120: the 354 */
 	unsigned block;		/* 180: each write of the message */
 	unsigned dot;		/* 600: the reply to the final dot */
+	unsigned quit;		/* 5: QUIT's reply, once every recipient has its answer (nothing
+				   depends on it, so a peer slow to say goodbye holds nothing up) */
+	unsigned attempt;	/* 1800: the whole delivery attempt (smtp_deliver), every host */
 };
-#define SMTPC_TIMEOUTS_DEFAULT { 30, 300, 300, 300, 300, 120, 180, 600 }
+#define SMTPC_TIMEOUTS_DEFAULT { 30, 300, 300, 300, 300, 120, 180, 600, 5, 1800 }
 
 struct smtpc_config {
 	const char *helo;		/* our host name, for EHLO */
 	enum smtpc_tls tls;
 	int implicit_tls;		/* TLS before the greeting (port 465) */
 	const char *cafile;		/* for verification; 0: the system's trust store */
-	const char *user, *password;	/* AUTH when user is set (only over TLS) */
+	const char *user, *password;	/* AUTH when user is set (only over TLS; smtp_deliver
+					   clears them on an MX route: a smarthost's only) */
 	struct smtpc_timeouts t;
+	long long deadline;		/* deadline.h ms: no step of a session goes past it (the
+					   attempt's; smtp_deliver sets it); 0: none */
 	/* Events worth a log line (a host that failed, TLS details, a fallback to cleartext):
-	   one line, without the program's name; 0 for none. */
+	   one line, without the program's name; 0 for none. The line holds raw bytes from the
+	   peer and from the addresses: the callback escapes them (log_escape) before writing. */
 	void (*log)(void *arg, const char *line);
 	void *log_arg;
 };
@@ -69,7 +86,7 @@ struct smtpc_reply {
 struct smtpc_msg {
 	const char *s;
 	size_t len;
-	unsigned long long wire;	/* bytes on the wire: CRLF, dot-stuffed, without the final dot */
+	unsigned long long size;	/* RFC 1870 section 3: CRLF line ends, no dot-stuffing, no final dot */
 	int eightbit;			/* some byte above 127 */
 };
 void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len);
@@ -111,6 +128,7 @@ struct smtpc {
 	unsigned long long size_max;	/* SIZE's value; 0: none given */
 	int esmtp;			/* EHLO succeeded (else HELO) */
 	int dirty;			/* a transaction was started and not finished: RSET first */
+	int greeted;			/* the peer said 220 (for smtp_deliver's session limit) */
 	struct smtpc_reply why;		/* why the session failed (connect/open/send returning 0) */
 	char in[4096];
 	size_t pos, len;
@@ -138,14 +156,16 @@ enum smtpc_open_result smtpc_open(struct smtpc *s, const struct smtpc_config *c,
 
 /*
  * One message from sender ("" for <>) to the recipients whose status is SMTPC_PENDING, in as
- * many transactions as 452 replies make necessary. Sets each one's final status; returns 1 with
+ * many transactions as 452 or 552 replies (RFC 5321 4.5.3.1.10) and SMTPC_RCPT_MAX make
+ * necessary. Sets each one's final status; returns 1 with
  * the session usable for another message, or 0 when the connection broke (recipients still
  * pending should go to another host; s->why says what happened).
  */
 int smtpc_send(struct smtpc *s, const char *sender, const struct smtpc_msg *m,
 	       struct smtpc_rcpt *r, size_t n);
 
-/* QUIT (when the connection still works), close, free. */
+/* QUIT (when the connection still works; its reply waited for c->t.quit seconds at most, and
+   nothing decided changes with it), close, free. */
 void smtpc_close(struct smtpc *s);
 
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384/verified" (or "/unverified"), or "none", into out. */

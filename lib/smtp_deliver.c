@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "deadline.h"
 #include "fmt.h"
 #include "smtp_deliver.h"
 
@@ -94,15 +95,33 @@ static void tried_add(char *tried, size_t size, const char *why)
 	str_copy(tried + len, size - len, why);
 }
 
-void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
+/* The result is out (route->decided), then the session that gave it ends. */
+static void finish(const struct smtp_route *route, struct smtpc_rcpt *r, size_t n, struct smtpc *s)
+{
+	if (route->decided)
+		route->decided(route->decided_arg, r, n);
+	if (s)
+		smtpc_close(s);
+}
+
+void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 		  const char *sender, const struct smtpc_msg *m, struct smtpc_rcpt *r, size_t n)
 {
 	struct smtpc s;
-	struct smtpc_config clear = *c;
+	struct smtpc_config cc = *c0, clear;
+	const struct smtpc_config *c = &cc;
 	struct smtpc_reply last;
 	char tried[SMTPC_TEXT_MAX] = "";
-	size_t na = route->n;
+	size_t na = route->n, sessions = 0;
 
+	if (!cc.deadline)
+		cc.deadline = deadline_in(cc.t.attempt);
+	if (route->mx) {
+		/* A smarthost's password goes to the smarthost only, never to a domain's MX. */
+		cc.user = 0;
+		cc.password = 0;
+	}
+	clear = cc;
 	clear.tls = SMTPC_TLS_NONE;
 	smtpc_reply_set(&last, 421, "4.4.1", "no host to try");
 	if (route->mx) {
@@ -118,21 +137,43 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 				note(c, "loop host=%s preference=%u: mail for %s loops back to myself",
 				     route->a[i].host, route->a[i].preference, route->domain);
 				loops(route, &route->a[i], r, n);
+				finish(route, r, n, 0);
 				return;
 			}
 			na = cut;
 			break;
 		}
 	}
-	for (size_t i = 0; i < na; i++) {
+	size_t i;
+	for (i = 0; i < na; i++) {
 		const struct mx_address *a = &route->a[i];
+		char bare[INET6_ADDRSTRLEN];
 		const char *tlsname = route->tlsname ? route->tlsname : a->host;
 		const struct smtpc_config *use = c;
 		enum smtpc_open_result res;
+		int greeted = 0;
 
+		if (i == SMTP_ADDRESS_LIMIT || sessions == SMTP_SESSION_LIMIT) {
+			note(c, "domain=%s: %zu more addresses not tried: %s %d", route->domain,
+			     na - i, i == SMTP_ADDRESS_LIMIT ? "addresses tried" : "sessions held",
+			     i == SMTP_ADDRESS_LIMIT ? SMTP_ADDRESS_LIMIT : SMTP_SESSION_LIMIT);
+			break;
+		}
+		if (deadline_now_ms() >= c->deadline) {
+			note(c, "domain=%s: the attempt's %u s are over; %zu more addresses not tried",
+			     route->domain, c->t.attempt, na - i);
+			tried_add(tried, sizeof tried, "the delivery attempt's time limit was reached");
+			break;
+		}
+		if (!route->tlsname && a->literal) {
+			/* An address literal has no name: the certificate must name the address. */
+			inet_ntop(a->family, &a->addr, bare, sizeof bare);
+			tlsname = bare;
+		}
 		for (;;) {
 			res = smtpc_open(&s, use, a->host, a->family, &a->addr, route->port, tlsname,
 					 route->mx);
+			greeted |= s.greeted;
 			if (res != SMTPC_OPEN_TLS_FAILED)
 				break;
 			note(c, "tls host=%s[%s] failed: %s; retrying in cleartext", s.host, s.addr,
@@ -140,15 +181,17 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 			smtpc_close(&s);
 			use = &clear;
 		}
+		sessions += greeted;
 		if (res == SMTPC_OPEN_OK) {
 			if (smtpc_send(&s, sender, m, r, n)) {
-				smtpc_close(&s);
+				finish(route, r, n, &s);
 				return;
 			}
 		} else if (res == SMTPC_OPEN_LOOP) {
 			note(c, "loop host=%s[%s]: %s", s.host, s.addr, s.why.text);
 			smtpc_close(&s);
 			loops(route, a, r, n);
+			finish(route, r, n, 0);
 			return;
 		} else if (res == SMTPC_OPEN_DEFER) {
 			char where[SMTPC_WHERE_MAX];
@@ -159,7 +202,7 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 				smtp_decide_all(&r[j], 1, &s.why, where, SMTPC_DEFERRED);
 				smtpc_tls_desc(&s, r[j].tls, sizeof r[j].tls);
 			}
-			smtpc_close(&s);
+			finish(route, r, n, &s);
 			return;
 		}
 		note(c, "host=%s[%s] port=%u: %d %s %s", s.host, s.addr, route->port, s.why.code,
@@ -183,8 +226,9 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 	if (tried[0])
 		str_copy(last.text, sizeof last.text, tried);
 	char where[SMTPC_WHERE_MAX] = "-";
-	if (na)
-		where_of(&route->a[na - 1], where, sizeof where);
+	if (i)
+		where_of(&route->a[i - 1], where, sizeof where);
 	smtp_decide_all(r, n, &last, where, SMTPC_DEFERRED);
 	/* Recipients the session decided keep their host; only the pending ones got this. */
+	finish(route, r, n, 0);
 }

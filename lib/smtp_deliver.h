@@ -14,7 +14,15 @@
  * greeting, a dropped connection: the next address. An opportunistic STARTTLS whose handshake
  * fails: the same address once more in cleartext. What is still undecided after the last one
  * is deferred with the text of every address tried.
+ *
+ * Bounds, as Postfix's: at most SMTP_ADDRESS_LIMIT addresses tried (smtp_mx_address_limit), at
+ * most SMTP_SESSION_LIMIT sessions that got a 220 greeting (smtp_mx_session_limit; a cleartext
+ * retry counts with its address), and the whole attempt within c->t.attempt seconds (each
+ * step's timeout is cut to what is left of it): a domain of many slow hosts cannot hold a
+ * delivery for hours.
  */
+#define SMTP_ADDRESS_LIMIT 5
+#define SMTP_SESSION_LIMIT 2
 
 struct smtp_route {
 	const struct mx_address *a;	/* the addresses to try, in order */
@@ -23,10 +31,16 @@ struct smtp_route {
 	int mx;			/* the addresses are MX hosts: check for loops (this machine's own
 				   addresses and name); a smarthost is taken as given */
 	const char *domain;	/* the recipients' domain, for the loop message */
-	const char *tlsname;	/* the name a certificate must have; 0: each MX host's */
+	const char *tlsname;	/* the name a certificate must have; 0: each MX host's (the
+				   address for a literal) */
+	/* Called once, when every recipient has its status and before the last session's QUIT,
+	   so that results are out even when the peer is slow to say goodbye; 0: none. */
+	void (*decided)(void *arg, const struct smtpc_rcpt *r, size_t n);
+	void *decided_arg;
 };
 
-/* Sets every recipient's status (never SMTPC_PENDING afterwards). */
+/* Sets every recipient's status (never SMTPC_PENDING afterwards). The smarthost's credentials
+   (c->user) are never used on an MX route. */
 void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
 		  const char *sender, const struct smtpc_msg *m, struct smtpc_rcpt *r, size_t n);
 

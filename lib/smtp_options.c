@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@ int smtp_timeouts_parse(struct smtpc_timeouts *t, const char *list, char *why, s
 		{ "data", offsetof(struct smtpc_timeouts, data) },
 		{ "block", offsetof(struct smtpc_timeouts, block) },
 		{ "dot", offsetof(struct smtpc_timeouts, dot) },
+		{ "quit", offsetof(struct smtpc_timeouts, quit) },
+		{ "attempt", offsetof(struct smtpc_timeouts, attempt) },
 	};
 	const char *p = list;
 
@@ -42,7 +45,7 @@ int smtp_timeouts_parse(struct smtpc_timeouts *t, const char *list, char *why, s
 		    !scan_ullong(eq + 1, len - (size_t)(eq - p) - 1, &v) || v < 1 || v > 86400) {
 			snprintf(why, whylen,
 				 "bad timeout '%.*s': NAME=SECONDS (1 to 86400), NAME one of connect "
-				 "greeting helo mail rcpt data block dot", (int)len, p);
+				 "greeting helo mail rcpt data block dot quit attempt", (int)len, p);
 			return 0;
 		}
 		*(unsigned *)((char *)t + names[i].off) = (unsigned)v;
@@ -145,13 +148,32 @@ int smtp_credentials_read(const char *file, char *user, char *password, char *wh
 	return ok;
 }
 
-void smtp_result_line(const struct smtpc_rcpt *r, char *out, size_t outsize)
+size_t smtp_result_line_size(const struct smtpc_rcpt *r)
+{
+	/* Escaping makes at most 4 bytes of 1: the address, the text; the rest is bounded. */
+	return 4 * strlen(r->addr) + 4 + 4 * SMTPC_TEXT_MAX + 4 + SMTPC_WHERE_MAX +
+	       SMTPC_TLS_DESC_MAX + 64;
+}
+
+int smtp_result_line(const struct smtpc_rcpt *r, char *out, size_t outsize)
 {
 	static const char *names[] = { "deferred", "delivered", "deferred", "failed" };
 	char text[SMTPC_TEXT_MAX * 4 + 4];
+	size_t alen = strlen(r->addr), asize = 4 * alen + 4;
+	char *addr = malloc(asize);
 
+	if (!addr)
+		return 0;
+	/* The address too: a control byte in it would break the line, or fake a second one. */
+	log_escape(addr, asize, r->addr, alen);
 	log_escape(text, sizeof text, r->reply.text, strlen(r->reply.text));
-	snprintf(out, outsize, "%s %s %d %s \"%s\" host=%s tls=%s", r->addr, names[r->status],
-		 r->reply.code, r->reply.enhanced, text, r->where[0] ? r->where : "-",
-		 r->tls[0] ? r->tls : "none");
+	int n = snprintf(out, outsize, "%s %s %d %s \"%s\" host=%s tls=%s", addr, names[r->status],
+			 r->reply.code, r->reply.enhanced, text, r->where[0] ? r->where : "-",
+			 r->tls[0] ? r->tls : "none");
+	free(addr);
+	if (n < 0 || (size_t)n >= outsize) {
+		errno = EMSGSIZE;
+		return 0;
+	}
+	return 1;
 }

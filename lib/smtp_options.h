@@ -14,7 +14,8 @@
 
 #define SMTP_CRED_MAX 512	/* a user name or a password */
 
-/* "connect=30,greeting=300,..." (names as in struct smtpc_timeouts), each 1 to 86400 s. */
+/* "connect=30,greeting=300,...,quit=5,attempt=1800" (names as in struct smtpc_timeouts), each
+   1 to 86400 s. */
 int smtp_timeouts_parse(struct smtpc_timeouts *t, const char *list, char *why, size_t whylen);
 
 /* "HOST", "HOST:PORT", "[IPV6]:PORT" or a bare IPv6 address; port 25 unless given. */
@@ -29,7 +30,10 @@ int smtp_credentials_read(const char *file, char *user, char *password, char *wh
 			  size_t whylen);
 
 /* The result line, without the LF:
-   RECIPIENT delivered|deferred|failed CODE ENHANCED "TEXT" host=NAME[ADDRESS] tls=... */
-void smtp_result_line(const struct smtpc_rcpt *r, char *out, size_t outsize);
+   RECIPIENT delivered|deferred|failed CODE ENHANCED "TEXT" host=NAME[ADDRESS] tls=...
+   RECIPIENT and TEXT escaped as log_escape does (controls, '"' and '\\' as \xNN). Returns 1,
+   or 0 with errno set (EMSGSIZE: out is smaller than smtp_result_line_size says; ENOMEM). */
+int smtp_result_line(const struct smtpc_rcpt *r, char *out, size_t outsize);
+size_t smtp_result_line_size(const struct smtpc_rcpt *r);
 
 #endif

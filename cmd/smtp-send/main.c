@@ -76,23 +76,42 @@ static size_t relay_addresses(const char *host, int family, struct mx_address *a
 	return n;
 }
 
+/* The domain of a recipient, or 0 when it has none (it fails alone: 553 5.1.3). */
 static const char *domain_of(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
-	if (!at || !at[1])
-		die(EXIT_PERM, "recipient '%s' has no domain", addr);
-	return at + 1;
+	return at && at[1] ? at + 1 : 0;
+}
+
+/* smtp_deliver's route->decided: the result lines, out before the last QUIT. */
+static void print_results(void *arg, const struct smtpc_rcpt *r, size_t n)
+{
+	int *deferred = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t size = smtp_result_line_size(&r[i]);
+		char *line = malloc(size);
+		if (!line || !smtp_result_line(&r[i], line, size))
+			die_sys_code(EXIT_TEMP, "unable to make the result line of %zu", i + 1);
+		printf("%s\n", line);
+		free(line);
+		*deferred |= r[i].status != SMTPC_DELIVERED && r[i].status != SMTPC_FAILED;
+	}
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die_sys_code(EXIT_TEMP, "unable to write the results");
 }
 
 int main(int argc, char **argv)
 {
 	static struct smtpc_config c = { .t = SMTPC_TIMEOUTS_DEFAULT, .tls = SMTPC_TLS_MAY };
-	static char host[256], user[SMTP_CRED_MAX], password[SMTP_CRED_MAX], why[512];
+	static char host[256], relayhost[256], user[SMTP_CRED_MAX], password[SMTP_CRED_MAX];
+	static char why[512];
 	static struct mx_address relay[RELAY_MAX];
 	struct dns_config dc = { AF_UNSPEC, 0 };
 	struct mx_list mx = MX_LIST_ZERO;
-	struct smtp_route route = { 0, 0, 25, 1, 0, 0 };
+	int deferred = 0;
+	struct smtp_route route = { 0, 0, 25, 1, 0, 0, print_results, &deferred };
 	const char *relayspec = 0, *credfile = 0, *tls = 0, *timeouts = getenv("SMTP_SEND_TIMEOUTS");
 	struct sa msg = SA_ZERO;
 	int opt;
@@ -120,15 +139,21 @@ int main(int argc, char **argv)
 	}
 	argv += optind;
 	argc -= optind;
-	if (argc < 2)
+	/* Credentials are a smarthost's: never offered to whatever MX a recipient names. */
+	if (argc < 2 || (credfile && !relayspec))
 		die_usage(USAGE);
 	const char *sender = strcmp(argv[0], "<>") ? argv[0] : "";
 	size_t n = (size_t)argc - 1;
-	route.domain = domain_of(argv[1]);
-	for (size_t i = 2; i <= n; i++)
-		if (!relayspec && strcasecmp(domain_of(argv[i]), route.domain))
+	for (size_t i = 1; i <= n; i++) {
+		const char *d = domain_of(argv[i]);
+		if (!d)
+			continue;
+		if (!route.domain)
+			route.domain = d;
+		else if (!relayspec && strcasecmp(d, route.domain))
 			die(EXIT_PERM, "the recipients are not all of one domain (%s, %s)",
-			    route.domain, domain_of(argv[i]));
+			    route.domain, d);
+	}
 	if (tls) {
 		static const char *levels[] = { "none", "may", "encrypt", "verify" };
 		size_t i = 0;
@@ -138,6 +163,10 @@ int main(int argc, char **argv)
 			die_usage(USAGE);
 		c.tls = (enum smtpc_tls)i;
 	}
+	/* Everything the arguments can get wrong, before the message is read. */
+	if (relayspec &&
+	    !smtp_relay_parse(relayspec, relayhost, sizeof relayhost, &route.port, why, sizeof why))
+		die(EXIT_PERM, "%s", why);
 	if (credfile) {
 		/* Before any connection: a file others can read is a leaked password. */
 		if (!smtp_credentials_read(credfile, user, password, why, sizeof why))
@@ -174,23 +203,33 @@ int main(int argc, char **argv)
 	struct smtpc_rcpt *r = calloc(n, sizeof *r);
 	if (!r)
 		die_sys_code(EXIT_TEMP, "out of memory");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		r[i].addr = argv[i + 1];
+		if (!domain_of(r[i].addr)) {
+			struct smtpc_reply w;
+			smtpc_reply_set(&w, 553, "5.1.3", "recipient address has no domain");
+			smtp_decide_all(&r[i], 1, &w, "-", SMTPC_FAILED);
+		}
+	}
 
+	/* smtp_client.h: OpenSSL's writes can raise it; a broken connection is an error. */
 	signal(SIGPIPE, SIG_IGN);
-	if (relayspec) {
-		if (!smtp_relay_parse(relayspec, host, sizeof host, &route.port, why, sizeof why))
-			die(EXIT_PERM, "%s", why);
+	if (!route.domain) {
+		/* Every recipient failed already: nothing to connect for. */
+	} else if (relayspec) {
 		c.implicit_tls = route.port == 465;
 		route.a = relay;
-		route.n = relay_addresses(host, dc.family, relay);
+		route.n = relay_addresses(relayhost, dc.family, relay);
 		route.mx = 0;
 		route.tlsname = relay[0].host;
 	} else {
 		enum dns_status st = mx_lookup(&dc, route.domain, &mx, why, sizeof why);
 		if (st != DNS_OK) {
 			struct smtpc_reply w;
-			if (st == DNS_PERM)
+			if (mx.null_mx)
+				/* RFC 7505 section 4.2, with RFC 7504's code. */
+				smtpc_reply_set(&w, 556, "5.1.10", "Recipient address has null MX");
+			else if (st == DNS_PERM)
 				smtpc_reply_set(&w, 550, "5.1.2", "%s", why);
 			else
 				smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
@@ -199,18 +238,9 @@ int main(int argc, char **argv)
 		route.a = mx.a;
 		route.n = mx.n;
 	}
+	/* The result lines come from print_results, once every recipient has one. */
 	smtp_deliver(&c, &route, sender, &m, r, n);
 	explicit_bzero(password, sizeof password);
-
-	int deferred = 0;
-	for (size_t i = 0; i < n; i++) {
-		char line[2 * SMTPC_TEXT_MAX * 4 + 1024];
-		smtp_result_line(&r[i], line, sizeof line);
-		printf("%s\n", line);
-		deferred |= r[i].status != SMTPC_DELIVERED && r[i].status != SMTPC_FAILED;
-	}
-	if (fflush(stdout) == EOF || ferror(stdout))
-		die_sys_code(EXIT_TEMP, "unable to write the results");
 	mx_list_free(&mx);
 	return deferred ? EXIT_TEMP : 0;
 }
