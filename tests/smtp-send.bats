@@ -360,3 +360,132 @@ bounded() {
 @test "bounds: 100 000 continuation lines are deferred, in bounded memory" {
 	bounded continuation '127\.0\.0\.1\[127\.0\.0\.1\] sent a reply of more than 200 lines while waiting for the greeting'
 }
+
+@test "without SMTP_HOSTNAME, EHLO names this machine, not the smarthost of -r" {
+	peer smtp
+	unset SMTP_HOSTNAME
+	run -0 send bob@example.org a@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^a@example\.test delivered 250 '
+	run -0 grep -c "READ b'EHLO $(re_escape "$(hostname)")\\\\r\\\\n'" "$PEER_LOG"
+	refute grep -q 'EHLO 127\.0\.0\.1' "$PEER_LOG"
+}
+
+@test "-a without -r, a bad -r: usage errors (100) before the message is read" {
+	credentials 600 alice-demo
+	# stdin a directory: reading it would fail (111), so 100 says it was never read.
+	run -100 --separate-stderr smtp-send -a "$BATS_TEST_TMPDIR/cred" bob@example.org \
+		alice@example.test </
+	assert_one_stderr_line smtp-send
+	[[ $stderr == 'smtp-send: usage: smtp-send '* ]]
+	run -100 --separate-stderr smtp-send -r 127.0.0.1:99999 bob@example.org alice@example.test </
+	assert_one_stderr_line smtp-send
+	assert_stderr_line "$(re_escape "smtp-send: fatal: bad relay host '127.0.0.1:99999': HOST, HOST:PORT or [ADDRESS]:PORT")"
+	run -100 --separate-stderr smtp-send -t sometimes bob@example.org alice@example.test </
+	assert_one_stderr_line smtp-send
+}
+
+@test "a recipient without a domain fails alone, 553 5.1.3; the others are delivered" {
+	start_tcpserver
+	run -0 --separate-stderr send bob@example.org alice@example.test nodomain bob@ \
+		bob@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_equal "${#lines[@]}" 4
+	assert_line -n 0 --regexp '^alice@example\.test delivered 250 '
+	assert_line -n 1 'nodomain failed 553 5.1.3 "recipient address has no domain" host=- tls=none'
+	assert_line -n 2 'bob@ failed 553 5.1.3 "recipient address has no domain" host=- tls=none'
+	assert_line -n 3 --regexp '^bob@example\.test delivered 250 '
+	run -0 queue_envelope "$(one_queued)"
+	assert_output "$(printf 'Fbob@example.org\nTalice@example.test\nTbob@example.test')"
+}
+
+@test "an address over 254 bytes fails alone (553 5.1.3); a sender over 254 fails them all" {
+	start_tcpserver
+	local long
+	long=$(printf 'x%.0s' $(seq 1100))@example.test
+	run -0 --separate-stderr send bob@example.org "$long" alice@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_line -n 0 "$long failed 553 5.1.3 \"recipient address longer than 254 bytes (RFC 5321 4.5.3.1.3)\" host=127.0.0.1[127.0.0.1] tls=none"
+	assert_line -n 1 --regexp '^alice@example\.test delivered 250 '
+	run -0 --separate-stderr send "$long" alice@example.test bob@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_line -n 0 'alice@example.test failed 553 5.1.3 "sender address longer than 254 bytes (RFC 5321 4.5.3.1.3)" host=127.0.0.1[127.0.0.1] tls=none'
+	assert_line -n 1 --regexp '^bob@example\.test failed 553 5\.1\.3 "sender address longer '
+	assert_count 1 file_count "$QUEUEDIR/msg"
+}
+
+@test "control bytes in an address are escaped in the result line" {
+	peer smtp
+	run -0 --separate-stderr send bob@example.org $'a\001b"@example.test' c@example.test \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_equal "${#lines[@]}" 2
+	assert_line -n 0 'a\x01b\x22@example.test failed 553 5.1.3 "control characters in the address" host=127.0.0.1[127.0.0.1] tls=none'
+	assert_line -n 1 --regexp '^c@example\.test delivered 250 '
+}
+
+@test "552 to RCPT after an accepted one: like 452, the rest go in a next transaction" {
+	peer smtp PEER_MAXRCPT=1 PEER_TOOMANY='552 5.5.3 too many recipients'
+	run -0 --separate-stderr send bob@example.org a@example.test b@example.test c@example.test \
+		<"$BATS_TEST_TMPDIR/message"
+	assert_line -n 0 'a@example.test delivered 250 2.0.0 "ok: got it" host=127.0.0.1[127.0.0.1] tls=none'
+	assert_line -n 1 'b@example.test delivered 250 2.0.0 "ok: got it" host=127.0.0.1[127.0.0.1] tls=none'
+	assert_line -n 2 'c@example.test delivered 250 2.0.0 "ok: got it" host=127.0.0.1[127.0.0.1] tls=none'
+	run -0 grep -c '^MSG' "$PEER_LOG"
+	assert_output 3
+}
+
+@test "a reply to DATA other than 354: a 2xx defers 451 4.5.0 (no body was sent), a 5xx fails" {
+	peer smtp PEER_DATA='250 2.0.0 thanks'
+	run -111 --separate-stderr send bob@example.org a@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'a@example.test deferred 451 4.5.0 "127.0.0.1[127.0.0.1] sent an unexpected reply to DATA: 250 thanks" host=127.0.0.1[127.0.0.1] tls=none'
+	stop_server
+	peer smtp PEER_DATA='554 5.6.0 no thanks'
+	run -0 --separate-stderr send bob@example.org a@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'a@example.test failed 554 5.6.0 "no thanks" host=127.0.0.1[127.0.0.1] tls=none'
+	refute grep -q '^MSG' "$PEER_LOG"
+}
+
+@test "SIZE= counts CRLF but not the dot-stuffing (RFC 1870), and is SIZE=0 for an empty message" {
+	peer smtp PEER_EXT=PIPELINING,SIZE
+	printf '.\n..\nx\n' >"$BATS_TEST_TMPDIR/dots"
+	run -0 send bob@example.org a@example.test <"$BATS_TEST_TMPDIR/dots"
+	: >"$BATS_TEST_TMPDIR/empty"
+	run -0 send bob@example.org a@example.test <"$BATS_TEST_TMPDIR/empty"
+	run -0 peer_reads
+	assert_line -n 0 --partial "MAIL FROM:<bob@example.org> SIZE=10\\r\\n"
+	assert_line -n 2 --partial "MAIL FROM:<bob@example.org> SIZE=0\\r\\n"
+}
+
+@test "150 recipients: 100 in the first transaction, 50 in the next, on one connection" {
+	peer smtp
+	local rcpts=() i
+	for i in $(seq 150); do rcpts+=("r$i@example.test"); done
+	run -0 --separate-stderr send bob@example.org "${rcpts[@]}" <"$BATS_TEST_TMPDIR/message"
+	assert_equal "${#lines[@]}" 150
+	run -0 grep -c ' delivered 250 2.0.0 "ok: got it" ' <<<"$output"
+	run -0 grep '^RCPTS' "$PEER_LOG"
+	assert_output "$(printf "RCPTS b'100'\nRCPTS b'50'")"
+	run -0 grep -c '^MSG' "$PEER_LOG"
+	assert_output 2
+	# One session: the probe's CONNECT and ours.
+	run -0 grep -c "^READ b'EHLO" "$PEER_LOG"
+	assert_output 1
+}
+
+@test "the result lines are out before QUIT is answered; a QUIT never answered loses nothing" {
+	peer smtp PEER_QUIT=hang
+	send -T helo=60,quit=60 bob@example.org a@example.test <"$BATS_TEST_TMPDIR/message" \
+		>"$BATS_TEST_TMPDIR/out" 2>/dev/null &
+	local pid=$!
+	wait_until 100 grep -q '^QUIT' "$PEER_LOG" || fail "no QUIT: $(cat "$PEER_LOG")"
+	wait_until 100 grep -q ' delivered ' "$BATS_TEST_TMPDIR/out" || fail "no result while QUIT waits"
+	kill "$pid"
+	wait "$pid" || true
+	# QUIT's own timeout (short by default) ends it, delivered, exit 0.
+	run -0 --separate-stderr send -T quit=1 bob@example.org a@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'a@example.test delivered 250 2.0.0 "ok: got it" host=127.0.0.1[127.0.0.1] tls=none'
+}
+
+@test "smarthost: credentials of 511 bytes each are sent (AUTH PLAIN of 1379 bytes)" {
+	smarthost_peer
+	{ printf 'u%.0s' $(seq 511); echo; printf 'p%.0s' $(seq 511); echo; } >"$BATS_TEST_TMPDIR/cred"
+	chmod 600 "$BATS_TEST_TMPDIR/cred"
+	relay_send 111 -C "$BATS_TEST_TMPDIR/ca.pem"
+	assert_output --regexp '^someone@remote\.example deferred 535 5\.7\.8 "authentication credentials invalid" '
+}

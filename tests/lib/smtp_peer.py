@@ -5,12 +5,17 @@
 # see what arrived in one read (PIPELINING) and what never arrived (no DATA).
 #
 # Modes that misbehave: silent (never greets), greet421, longline (a 100 kB greeting line),
-# nocrlf (a greeting that never ends a line), continuation (100 000 "220-" lines).
+# nocrlf (a greeting that never ends a line), continuation (100 000 "220-" lines), ehlo421
+# (a 220 greeting, then 421 to EHLO).
 # Mode smtp: an ESMTP server, shaped by the environment:
 #   PEER_EXT       extension lines after the EHLO greeting, comma-separated
 #                  (default "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES")
 #   PEER_RCPT      the reply to every RCPT (default "250 2.1.5 ok")
-#   PEER_MAXRCPT   after this many RCPTs in a transaction, 452 4.5.3 too many recipients
+#   PEER_MAXRCPT   after this many RCPTs in a transaction, PEER_TOOMANY
+#   PEER_TOOMANY   that reply (default "452 4.5.3 too many recipients")
+#   PEER_DATA      the reply to DATA instead of 354 (the message is then not read)
+#   PEER_QUIT      hang: QUIT is recorded and never answered
+# "RCPTS <n>" is recorded at each DATA: the recipients accepted in that transaction.
 #   PEER_NOEHLO    1: 502 to EHLO (HELO works)
 #   PEER_BADTLS    1: offer STARTTLS, say 220 to it, then send garbage and hang up
 import os
@@ -72,6 +77,11 @@ if mode == "nocrlf":
 if mode == "continuation":
     send(b"220-peer.test\r\n" * 100000 + b"220 peer.test ready\r\n")
     drain()
+if mode == "ehlo421":
+    send(b"220 peer.test ESMTP scripted\r\n")
+    readline()
+    send(b"421 4.3.2 peer.test shutting down\r\n")
+    sys.exit(0)
 assert mode == "smtp", mode
 
 ext = os.environ.get("PEER_EXT", "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES")
@@ -81,6 +91,8 @@ if badtls:
     ext.append("STARTTLS")
 rcpt_reply = os.environ.get("PEER_RCPT", "250 2.1.5 ok").encode()
 maxrcpt = int(os.environ.get("PEER_MAXRCPT", "0"))
+toomany = os.environ.get("PEER_TOOMANY", "452 4.5.3 too many recipients").encode()
+data_reply = os.environ.get("PEER_DATA", "").encode()
 
 send(b"220 peer.test ESMTP scripted\r\n")
 nrcpt = 0
@@ -104,12 +116,16 @@ while True:
         send(b"250 2.1.0 ok\r\n")
     elif verb == b"RCPT":
         if maxrcpt and nrcpt >= maxrcpt:
-            send(b"452 4.5.3 too many recipients\r\n")
+            send(toomany + b"\r\n")
         else:
             if rcpt_reply.startswith(b"2"):
                 nrcpt += 1
             send(rcpt_reply + b"\r\n")
     elif verb == b"DATA":
+        record(b"RCPTS", str(nrcpt).encode())
+        if data_reply:
+            send(data_reply + b"\r\n")
+            continue
         if not nrcpt:
             send(b"554 5.5.1 no valid recipients\r\n")
             continue
@@ -126,6 +142,9 @@ while True:
         nrcpt = 0
         send(b"250 2.0.0 ok\r\n")
     elif verb == b"QUIT":
+        if os.environ.get("PEER_QUIT") == "hang":
+            record(b"QUIT")
+            drain()
         send(b"221 2.0.0 bye\r\n")
         sys.exit(0)
     else:
