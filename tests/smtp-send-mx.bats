@@ -142,3 +142,61 @@ smarthost_world_peer() {
 	grep -Eq '^tls-wrap: [0-9]+ client=127\.0\.0\.1 sni=- protocol=TLSv1\.3 .* result="ok"' "$PEER_LOG" ||
 		fail "no TLS session in the peer's log: $(cat "$PEER_LOG")"
 }
+
+@test "MX: a null MX fails 556 5.1.10 (RFC 7505)" {
+	world_zone 'nullmx.test MX 0 .'
+	run -0 --separate-stderr in_world smtp-send bob@example.org someone@nullmx.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'someone@nullmx.test failed 556 5.1.10 "Recipient address has null MX" host=- tls=none'
+}
+
+@test "MX: an address literal with -t verify: checked against the address's IP SAN, no SNI" {
+	make_ca
+	make_leaf 127.0.0.2 IP:127.0.0.2 "$BATS_TEST_TMPDIR/cert.pem" "$BATS_TEST_TMPDIR/key.pem"
+	world_peer 2 CERTFILE="$BATS_TEST_TMPDIR/cert.pem" KEYFILE="$BATS_TEST_TMPDIR/key.pem" UCSPITLS= \
+		-- tls-wrap -n smtp-recv
+	run --separate-stderr in_world smtp-send -t verify -C "$BATS_TEST_TMPDIR/ca.pem" bob@example.org \
+		'alice@[127.0.0.2]' <"$BATS_TEST_TMPDIR/message"
+	# (smtp-recv does not take mail for a literal: what matters is the TLS that got that far.)
+	assert_output --regexp '^alice@\[127\.0\.0\.2\] [a-z]+ [0-9]{3} .* host=\[127\.0\.0\.2\]\[127\.0\.0\.2\] tls=TLSv1\.3/TLS_[A-Z0-9_]+/verified$'
+	wait_until 50 grep -q ' sni=' "$PEER_LOG"
+	assert_log 'tls-wrap: [0-9]+ client=127\.0\.0\.1 sni=- protocol=TLSv1\.3 .*' "$PEER_LOG"
+}
+
+@test "MX: at most 5 addresses are tried (Postfix's smtp_mx_address_limit)" {
+	world_zone 'many.test MX 10 m2.many.test' 'm2.many.test A 127.0.0.2' \
+		'many.test MX 20 m3.many.test' 'm3.many.test A 127.0.0.3' \
+		'many.test MX 30 m4.many.test' 'm4.many.test A 127.0.0.4' \
+		'many.test MX 40 m5.many.test' 'm5.many.test A 127.0.0.5' \
+		'many.test MX 50 m6.many.test' 'm6.many.test A 127.0.0.6' \
+		'many.test MX 60 m7.many.test' 'm7.many.test A 127.0.0.7'
+	run -111 --separate-stderr in_world smtp-send bob@example.org someone@many.test <"$BATS_TEST_TMPDIR/message"
+	assert_output --regexp '^someone@many\.test deferred 421 4\.4\.1 ".*m6\.many\.test\[127\.0\.0\.6\]:25: Connection refused" host=m6\.many\.test\[127\.0\.0\.6\] tls=none$'
+	refute_output --partial m7.many.test
+	assert_stderr_line 'smtp-send: domain=many\.test: 1 more addresses not tried: addresses tried 5'
+}
+
+@test "MX: at most 2 sessions that got a greeting (Postfix's smtp_mx_session_limit)" {
+	world_zone 'three.test MX 10 m2.three.test' 'm2.three.test A 127.0.0.2' \
+		'three.test MX 20 m3.three.test' 'm3.three.test A 127.0.0.3' \
+		'three.test MX 30 m4.three.test' 'm4.three.test A 127.0.0.4'
+	local n
+	for n in 2 3 4; do
+		world_peer $n PEER_LOG="$WORLD_DIR/rec$n" -- "$PYTHON" "$TESTLIB/smtp_peer.py" ehlo421
+	done
+	run -111 --separate-stderr in_world smtp-send bob@example.org someone@three.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'someone@three.test deferred 421 4.3.2 "m2.three.test[127.0.0.2] said: 421 peer.test shutting down; m3.three.test[127.0.0.3] said: 421 peer.test shutting down" host=m3.three.test[127.0.0.3] tls=none'
+	assert_stderr_line 'smtp-send: domain=three\.test: 1 more addresses not tried: sessions held 2'
+	# m4 saw only world_peer's probe.
+	run -0 grep -c CONNECT "$WORLD_DIR/rec4"
+	assert_output 1
+}
+
+@test "MX: the attempt's deadline (-T attempt=) cuts a slow host short, and no more are tried" {
+	world_peer 2 PEER_LOG="$WORLD_DIR/rec2" -- "$PYTHON" "$TESTLIB/smtp_peer.py" silent
+	world_peer 3 PEER_LOG="$WORLD_DIR/rec3" -- "$PYTHON" "$TESTLIB/smtp_peer.py" silent
+	run -111 --separate-stderr in_world smtp-send -T greeting=600,attempt=1 bob@example.org \
+		alice@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'alice@example.test deferred 421 4.4.2 "timeout with mx2.example.test[127.0.0.2] while waiting for the greeting; the delivery attempt'"'"'s time limit was reached" host=mx2.example.test[127.0.0.2] tls=none'
+	run -0 grep -c CONNECT "$WORLD_DIR/rec3"
+	assert_output 1
+}
