@@ -153,6 +153,11 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 		enum smtpc_open_result res;
 		int greeted = 0;
 
+		size_t pending = 0;
+		for (size_t j = 0; j < n; j++)
+			pending += r[j].status == SMTPC_PENDING;
+		if (!pending)
+			break;	/* a session that broke after deciding them all */
 		if (i == SMTP_ADDRESS_LIMIT || sessions == SMTP_SESSION_LIMIT) {
 			note(c, "domain=%s: %zu more addresses not tried: %s %d", route->domain,
 			     na - i, i == SMTP_ADDRESS_LIMIT ? "addresses tried" : "sessions held",

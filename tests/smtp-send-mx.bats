@@ -200,3 +200,13 @@ smarthost_world_peer() {
 	run -0 grep -c CONNECT "$WORLD_DIR/rec3"
 	assert_output 1
 }
+
+@test "MX: a session that ended after deciding every recipient: no next MX is contacted" {
+	world_peer 2 PEER_DATA='250 2.0.0 thanks' -- "$PYTHON" "$TESTLIB/smtp_peer.py" smtp
+	world_peer 3 PEER_LOG="$WORLD_DIR/rec3" -- "$PYTHON" "$TESTLIB/smtp_peer.py" smtp
+	run -111 --separate-stderr in_world smtp-send bob@example.org alice@example.test <"$BATS_TEST_TMPDIR/message"
+	assert_output 'alice@example.test deferred 451 4.5.0 "mx2.example.test[127.0.0.2] sent an unexpected reply to DATA: 250 thanks" host=mx2.example.test[127.0.0.2] tls=none'
+	# mx3 saw only world_peer's probe.
+	run -0 grep -c CONNECT "$WORLD_DIR/rec3"
+	assert_output 1
+}
