@@ -291,7 +291,7 @@ slow_write() {
 			assert_count 0 file_count "$QUEUEDIR/msg"
 			assert_count 1 msg_count "$alice"
 			f=$(maildir_files "$alice")
-			assert_delivered "$f" sender@remote.test alice@example.test "$orig"
+			assert_delivered "$f" sender@remote.test alice@example.test "$orig" alice@example.test
 			rm -f "$f"
 		else
 			killed=$((killed + 1))

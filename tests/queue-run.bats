@@ -51,7 +51,7 @@ assert_finished() {
 	run -0 inject "$FROM" alice@example.test <"$MSG"
 	run_queue
 	assert_only_in alice
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" alice@example.test
 	assert_finished
 }
 
@@ -77,14 +77,14 @@ assert_finished() {
 	id=$(queued_id)
 	run_queue
 	assert_log "queue-run: $(re_escape "$id") from=<> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "" alice@example.test "$MSG" alice@example.test
 }
 
 @test "alias: postmaster@ goes to alice, Delivered-To is the mailbox address" {
 	run -0 inject "$FROM" postmaster@example.test <"$MSG"
 	run_queue
 	assert_only_in alice
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" postmaster@example.test
 	assert_finished
 }
 
@@ -92,8 +92,8 @@ assert_finished() {
 	run -0 inject "$FROM" team@example.test <"$MSG"
 	run_queue
 	assert_only_in alice bob
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
-	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" team@example.test
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG" team@example.test
 	assert_finished
 }
 
@@ -101,8 +101,8 @@ assert_finished() {
 	run -0 inject "$FROM" all@example.test <"$MSG"
 	run_queue
 	assert_only_in alice bob carol
-	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG"
-	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG" all@example.test
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG" all@example.test
 	assert_finished
 }
 
@@ -148,7 +148,7 @@ ab_layout() {
 		run -0 inject "$FROM" a@example.test <"$MSG"
 		run_queue
 		assert_count 1 msg_count "$(mailbox a)"
-		assert_delivered "$(maildir_files "$(mailbox a)")" "$FROM" a@example.test "$MSG"
+		assert_delivered "$(maildir_files "$(mailbox a)")" "$FROM" a@example.test "$MSG" a@example.test
 		refute_log ".*result=failed.*" "$LOG"
 		assert_finished
 	done
@@ -198,7 +198,7 @@ ab_layout() {
 	run -0 inject "$FROM" anything@other.test <"$MSG"
 	run_queue
 	assert_only_in bob
-	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox bob)")" "$FROM" bob@example.test "$MSG" anything@other.test
 	assert_finished
 }
 
@@ -213,7 +213,7 @@ ab_layout() {
 	run -0 inject "$FROM" alice+news@example.test <"$MSG"
 	run_queue
 	assert_only_in alice
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" alice+news@example.test
 	assert_finished
 }
 
@@ -237,7 +237,7 @@ ab_layout() {
 	run_queue
 	assert_count 1 msg_count "$(mailbox carol)"
 	assert_count 1 msg_count "$(mailbox bob)"
-	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox carol)")" "$FROM" carol@example.test "$MSG" bob+lists@example.test
 	assert_finished
 }
 
@@ -308,7 +308,7 @@ ab_layout() {
 	run -0 inject "$FROM" ALICE@Example.TEST <"$MSG"
 	run_queue
 	assert_only_in alice
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" ALICE@Example.TEST
 }
 
 @test "alias targets are resolved case-insensitively: upper@ -> Alice@Example.TEST" {
@@ -316,7 +316,7 @@ ab_layout() {
 	run -0 inject "$FROM" upper@example.test <"$MSG"
 	run_queue
 	assert_only_in alice bob
-	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox alice)")" "$FROM" alice@example.test "$MSG" upper@example.test
 	assert_finished
 }
 
@@ -363,7 +363,7 @@ ab_layout() {
 	run_queue
 	assert_count 1 msg_count "$(mailbox dave)"
 	assert_only_in bob
-	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG" dave@example.test
 	assert_finished
 }
 
@@ -466,7 +466,7 @@ records() {
 	make_userdb 'mailbox dave@example.test x example.test/dave/'
 	run_queue
 	assert_count 1 msg_count "$(mailbox dave)"
-	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG"
+	assert_delivered "$(maildir_files "$(mailbox dave)")" "$FROM" dave@example.test "$MSG" dave@example.test
 	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone (the remote target is pending)"
 }
 
