@@ -33,7 +33,7 @@ struct ctx {
 	struct userdb *u;
 	const char *delims;
 	const char *postmaster;	/* rc->postmaster */
-	int postmaster_tried;	/* the fallback is taken once per recipient */
+	int in_postmaster;	/* expanding the postmaster address: no fallback from within it */
 	struct targets mine;	/* its targets, merged into the caller's at the end */
 	struct memo memo;
 	unsigned long lookups;
@@ -298,9 +298,8 @@ static int postmaster_fallback(struct ctx *c, const char *key, size_t n)
 	char first[USERDB_KEY_MAX];
 	const char *pm = c->postmaster;
 
-	if (c->postmaster_tried)
+	if (c->in_postmaster)
 		return 0;
-	c->postmaster_tried = 1;
 	if (!pm || !*pm) {
 		memcpy(first, "postmaster@", 11);
 		int r = userdb_first_domain(c->u, first + 11, sizeof first - 11);
@@ -311,7 +310,10 @@ static int postmaster_fallback(struct ctx *c, const char *key, size_t n)
 	size_t len = strlen(pm);
 	if (len == n && !strncasecmp(pm, key, n))
 		return 0;
-	return expand(c, pm, len);
+	c->in_postmaster = 1;
+	int r = expand(c, pm, len);
+	c->in_postmaster = 0;
+	return r;
 }
 
 static int expand(struct ctx *c, const char *rcpt, size_t n)

@@ -172,7 +172,8 @@ int userdb_maildir_safe(const char *maildir, size_t n)
 /*
  * The database holds every password hash, so it is never readable by all: a new one gets
  * USERDB_MODE, and a replacement the mode, owner and group of the file it replaces (an admin's
- * chmod or chgrp survives a recompile), as far as the user compiling may set them.
+ * chmod or chgrp survives a recompile), as far as the user compiling may set them; when the
+ * group cannot be kept, only the owner may read it.
  */
 static int keep_access(int fd, const char *path)
 {
@@ -180,9 +181,10 @@ static int keep_access(int fd, const char *path)
 
 	if (stat(path, &old) < 0)
 		return errno == ENOENT ? fchmod(fd, USERDB_MODE) == 0 : 0;
-	if (fchown(fd, old.st_uid, old.st_gid) < 0)
-		(void)fchown(fd, (uid_t)-1, old.st_gid);	/* not root: at least the group */
-	return fchmod(fd, old.st_mode & 0777 & ~(mode_t)0007) == 0;
+	mode_t mode = old.st_mode & 0777 & ~(mode_t)0007;
+	if (fchown(fd, old.st_uid, old.st_gid) < 0 && fchown(fd, (uid_t)-1, old.st_gid) < 0)
+		mode &= 0700;	/* the old group's access must not go to our own group instead */
+	return fchmod(fd, mode) == 0;
 }
 
 int userdb_make_start(struct userdb_make *m, const char *path)

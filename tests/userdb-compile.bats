@@ -295,3 +295,17 @@ EOF
 	run -0 stat -c '%a %u %g' "$dir/out.cdb"
 	assert_output "600 $NOBODY_UID $NOBODY_GID"
 }
+
+@test "a replacement whose group the compiling user cannot set is readable by its owner alone" {
+	make_private_dir
+	local dir=$PRIVATE_DIR/db
+	mkdir "$dir"
+	users_txt >"$dir/users.txt"
+	chown -R "$NOBODY_UID:$NOBODY_GID" "$dir"
+	run -0 as_nobody "$PRIVATE_DIR/bin/userdb-compile" -f "$dir/users.txt" "$dir/out.cdb"
+	chgrp 0 "$dir/out.cdb"	# a group nobody is not in
+	chmod 0640 "$dir/out.cdb"
+	run -0 as_nobody "$PRIVATE_DIR/bin/userdb-compile" -f "$dir/users.txt" "$dir/out.cdb"
+	run -0 stat -c '%a %u %g' "$dir/out.cdb"
+	assert_output "600 $NOBODY_UID $NOBODY_GID"
+}

@@ -160,3 +160,10 @@ setup() {
 		postmaster@first.test
 	assert_output 'postmaster@first.test	failed	postmaster@first.test	5.1.1 unknown user'
 }
+
+@test "an alias naming the postmaster of two domains without one: one mailbox, no failure" {
+	make_userdb 'domain third.test' 'domain fourth.test' \
+		'alias both@example.test postmaster@third.test,postmaster@fourth.test'
+	run -0 userdb-lookup both@example.test
+	assert_output 'both@example.test	mailbox	alice@example.test	example.test/alice/	0'
+}
