@@ -3,10 +3,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "deadline.h"
 
 void buf_init(struct buf *b, int fd, char *space, size_t cap)
 {
@@ -19,26 +19,13 @@ void buf_init(struct buf *b, int fd, char *space, size_t cap)
 	b->deadline_ms = 0;
 }
 
-long long buf_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-int buf_expired(const struct buf *b)
-{
-	return b->deadline_ms > 0 && buf_now_ms() >= b->deadline_ms;
-}
-
 /* The longest the next read may wait: the per-read timeout or what is left of the deadline,
    whichever is shorter; 0 for no limit, -1 when the deadline has passed. */
 static int read_wait(const struct buf *b)
 {
 	if (b->deadline_ms <= 0)
 		return b->timeout_ms;
-	long long left = b->deadline_ms - buf_now_ms();
+	long long left = b->deadline_ms - deadline_now_ms();
 	if (left <= 0)
 		return -1;
 	if (b->timeout_ms > 0 && b->timeout_ms < left)

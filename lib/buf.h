@@ -10,9 +10,9 @@
  * unwelcome. A buffer is used for reading or for writing, never both.
  * A read buffer may carry a deadline per read (timeout_ms > 0): a read that waits longer fails
  * with ETIMEDOUT; so may a write buffer, for each wait until the fd takes more bytes (a peer
- * that stops reading). It may also carry a total deadline (deadline_ms > 0, on buf_now_ms's clock),
- * which bounds a whole exchange however its bytes trickle in: no read waits past it, and once
- * it has passed buf_fill fails with ETIMEDOUT at once (buf_expired tells which one ran out).
+ * that stops reading). It may also carry a total deadline (deadline_ms > 0, on
+ * deadline_now_ms's clock), which bounds a whole exchange however its bytes trickle in: no
+ * read waits past it, and once it has passed buf_fill fails with ETIMEDOUT at once.
  */
 
 struct buf {
@@ -24,7 +24,7 @@ struct buf {
 	int timeout_ms;	/* 0: wait forever */
 	struct buf *flush_first;	/* read: flushed before each read, so that replies go out
 					   before we wait for more commands (PIPELINING) */
-	long long deadline_ms;	/* read: 0, or no read past this instant of buf_now_ms() */
+	long long deadline_ms;	/* read: 0, or no read past this instant of deadline_now_ms() */
 };
 #define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0, 0 }
 
@@ -32,10 +32,6 @@ void buf_init(struct buf *b, int fd, char *space, size_t cap);
 
 /* Reads more input. Returns bytes added, 0 at end of file, -1 with errno set. */
 ssize_t buf_fill(struct buf *b);
-/* Milliseconds on a clock that is never set back (CLOCK_MONOTONIC), for deadline_ms. */
-long long buf_now_ms(void);
-/* 1 if b's total deadline has passed. */
-int buf_expired(const struct buf *b);
 /* Unread bytes, and consuming them. */
 #define buf_unread(b) ((b)->len - (b)->pos)
 #define buf_peek(b) ((b)->x + (b)->pos)

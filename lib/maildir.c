@@ -98,7 +98,9 @@ static int mark_folder(const char *maildir)
 	if (fd < 0)
 		return 0;
 	close(fd);
-	return 1;
+	/* Durable, or after a crash the folder would be a quota root of its own. */
+	path[n] = 0;
+	return sync_dir_at(AT_FDCWD, path);
 }
 
 int maildir_make(const char *maildir)
@@ -363,35 +365,58 @@ static int header_value(char *out, size_t size, const char *s)
 }
 
 /* Moves tmp/NAME to new/NAME,S=<size> and makes it durable; why gets the new name. */
+/* The message's place in new/: NEW and NEWDIR (PATH_MAX bytes each). */
+struct placed {
+	char new[PATH_MAX];
+	char newdir[PATH_MAX];
+};
+
+/* Links tmp into new/ (the message is visible, not yet durable) and removes tmp. */
+static enum maildir_result place(const struct maildir_delivery *d, const char *tmp,
+				 const char *name, unsigned long long size, struct placed *p,
+				 char *why, size_t whylen)
+{
+	snprintf(p->newdir, sizeof p->newdir, "%s/new", d->maildir);
+	if (snprintf(p->new, sizeof p->new, "%s/%s,S=%llu", p->newdir, name, size) >=
+	    (int)sizeof p->new) {
+		unlink(tmp);
+		return fail(why, whylen, ENAMETOOLONG, "unable to link into", p->newdir);
+	}
+	if (link(tmp, p->new) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return fail(why, whylen, e, "unable to link into", p->newdir);
+	}
+	unlink(tmp);
+	return MAILDIR_OK;
+}
+
+/* Flushes new/: only then is the message delivered. */
+static enum maildir_result make_durable(const struct maildir_delivery *d, const struct placed *p,
+					char *why, size_t whylen)
+{
+	if (!sync_dir_at(AT_FDCWD, p->newdir)) {
+		/* The file is in new/ but may not survive a crash: say temporary, a repeat is safe. */
+		int e = errno;
+		unlink(p->new);
+		return fail(why, whylen, e, "unable to sync", p->newdir);
+	}
+	snprintf(why, whylen, "%s", p->new + strlen(d->maildir) + 1);
+	return MAILDIR_OK;
+}
+
 static enum maildir_result commit(const struct maildir_delivery *d, const char *tmp,
 				  const char *name, unsigned long long size, char *why,
 				  size_t whylen)
 {
-	char new[PATH_MAX], newdir[PATH_MAX];
+	struct placed p;
+	enum maildir_result r = place(d, tmp, name, size, &p, why, whylen);
 
-	snprintf(newdir, sizeof newdir, "%s/new", d->maildir);
-	if (snprintf(new, sizeof new, "%s/%s,S=%llu", newdir, name, size) >= (int)sizeof new) {
-		unlink(tmp);
-		return fail(why, whylen, ENAMETOOLONG, "unable to link into", newdir);
-	}
-	if (link(tmp, new) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return fail(why, whylen, e, "unable to link into", newdir);
-	}
-	unlink(tmp);
-	if (!sync_dir_at(AT_FDCWD, newdir)) {
-		/* The file is in new/ but may not survive a crash: say temporary, a repeat is safe. */
-		int e = errno;
-		unlink(new);
-		return fail(why, whylen, e, "unable to sync", newdir);
-	}
-	snprintf(why, whylen, "%s", new + strlen(d->maildir) + 1);
-	return MAILDIR_OK;
+	return r == MAILDIR_OK ? make_durable(d, &p, why, whylen) : r;
 }
 
 /*
- * The quota step, under the root's lock: the check against the usage, the move into new/, and
+ * The quota step, under the root's lock: the check against the usage, the link into new/, and
  * the line added to maildirsize, so that concurrent deliveries see each other's messages. A
  * Maildir without a quota still gets its line when it has a maildirsize (Dovecot's, say).
  */
@@ -407,10 +432,10 @@ static enum maildir_result commit_counted(const struct maildir_delivery *d, cons
 		unlink(tmp);
 		return fail(why, whylen, e, "unable to find the quota root of", d->maildir);
 	}
+	/* Without a quota of ours, only a maildirsize already there (Dovecot's) needs the step. */
 	struct stat st;
-	int sized = snprintf(path, sizeof path, "%s/maildirsize", root) < (int)sizeof path &&
-		    stat(path, &st) == 0;
-	if (!d->quota && !sized)
+	if (!d->quota && (snprintf(path, sizeof path, "%s/maildirsize", root) >= (int)sizeof path ||
+			  stat(path, &st) < 0))
 		return commit(d, tmp, name, size, why, whylen);
 	int lock = maildir_quota_lock(root);
 	if (lock < 0 && d->quota) {
@@ -432,16 +457,19 @@ static enum maildir_result commit_counted(const struct maildir_delivery *d, cons
 			 d->overquota_permanent ? "5.2.2" : "4.2.2", q.count, q.count_limit);
 		r = d->overquota_permanent ? MAILDIR_PERM : MAILDIR_TEMP;
 	}
+	struct placed p;
 	if (r != MAILDIR_OK) {
 		unlink(tmp);
 	} else {
-		r = commit(d, tmp, name, size, why, whylen);
+		r = place(d, tmp, name, size, &p, why, whylen);
 		if (r == MAILDIR_OK)
 			maildir_quota_add(root, size);	/* a cache: a failure only costs a rescan */
 	}
 	if (lock >= 0)
 		close(lock);
-	return r;
+	/* The flush of new/ outside the lock: deliveries to one mailbox need not wait on each
+	   other's. If it fails, maildirsize counts one message too many until its next rebuild. */
+	return r == MAILDIR_OK ? make_durable(d, &p, why, whylen) : r;
 }
 
 enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, off_t off,

@@ -39,6 +39,7 @@ struct ctx {
 	unsigned long lookups;
 	int depth;
 	int loop;		/* an alias was met while it was being expanded */
+	unsigned long cut;	/* expansions cut short at RESOLVE_DEPTH_MAX so far */
 	int over;		/* a bound was passed: the recipient fails as a whole */
 };
 
@@ -218,10 +219,13 @@ static int expand(struct ctx *c, const char *rcpt, size_t n);
 static int expand_alias(struct ctx *c, const char *rcpt, size_t n, const char *key, size_t klen,
 			const char *targets, size_t tlen)
 {
-	if (c->depth == RESOLVE_DEPTH_MAX)
+	if (c->depth == RESOLVE_DEPTH_MAX) {
+		c->cut++;
 		return add_failed(c, rcpt, n, "5.4.6 alias expansion too deep");
+	}
 	if (!memo_set(&c->memo, key, klen, MEMO_EXPANDING))
 		return -1;
+	unsigned long cut = c->cut;
 	c->depth++;
 	int r = 1;
 	for (size_t i = 0; i < tlen && r > 0 && !c->over; i += strlen(targets + i) + 1) {
@@ -237,7 +241,8 @@ static int expand_alias(struct ctx *c, const char *rcpt, size_t n, const char *k
 		}
 	}
 	c->depth--;
-	if (r > 0 && !memo_set(&c->memo, key, klen, MEMO_EXPANDED))
+	/* Cut short somewhere below: met again nearer the top, it is expanded again, deeper. */
+	if (r > 0 && !memo_set(&c->memo, key, klen, c->cut == cut ? MEMO_EXPANDED : MEMO_NONE))
 		return -1;
 	return r;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "die.h"
 #include "inject.h"
 #include "log.h"
@@ -114,7 +115,7 @@ void smtp_data(struct session *s)
 	   for every SMTP_DATA_RATE bytes received, so that a big message on a slow (but not
 	   absurdly slow) link gets the time it needs, while no client holds its slot longer than
 	   SMTP_DATA_TIMEOUT + DATABYTES / SMTP_DATA_RATE seconds (each read also has SMTP_TIMEOUT). */
-	long long start = buf_now_ms();
+	long long start = deadline_now_ms();
 	unsigned long long wire = 0;
 	for (;;) {
 		if (buf_unread(&s->in) == 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "deadline.h"
 #include "die.h"
 #include "getln.h"
 #include "log.h"
@@ -524,7 +525,7 @@ int read_line(struct session *s, char *line, size_t max, size_t *len, int auth)
 {
 	/* Each read has SMTP_TIMEOUT, and the whole line SMTP_COMMAND_TIMEOUT: a client that sends
 	   a byte now and then, never ending its line, would otherwise hold its slot for ever. */
-	s->in.deadline_ms = buf_now_ms() + (long long)s->c->command_timeout * 1000;
+	s->in.deadline_ms = deadline_in((unsigned)s->c->command_timeout);
 	enum getln_result r = getln(&s->in, line, max, len, '\n');
 	s->in.deadline_ms = 0;
 
@@ -599,12 +600,13 @@ int session_run(struct session *s)
 			command(s, line);
 		}
 		/* An AUTH line holds a password, encoded, and so may a line refused before its verb
-		   was known: keep no copy of any line, in line (CR LF and NUL included) or anywhere
-		   in the input buffer, where AUTH LOGIN's own lines went through too; and none on
-		   the stack where AUTH's work went on. */
-		explicit_bzero(line, len + 3 < max + 1 ? len + 3 : max + 1);
-		buf_wipe_consumed(&s->in);
-		if (secret)
+		   was known: keep no copy of such a line, in line (CR LF and NUL included) or
+		   anywhere in the input buffer, where AUTH LOGIN's own lines went through too; and
+		   none on the stack where AUTH's work went on. Other lines hold nothing secret. */
+		if (secret) {
+			explicit_bzero(line, len + 3 < max + 1 ? len + 3 : max + 1);
+			buf_wipe_consumed(&s->in);
 			wipe_stack();
+		}
 	}
 }
