@@ -31,6 +31,7 @@ LIB_SRCS = \
 	lib/maildir.c \
 	lib/maildir_quota.c \
 	lib/password.c \
+	lib/pool.c \
 	lib/queue_read.c \
 	lib/queue_write.c \
 	lib/resolve.c \
@@ -41,6 +42,7 @@ LIB_SRCS = \
 	lib/smtp_options.c \
 	lib/sql.c \
 	lib/sync.c \
+	lib/tcprules.c \
 	lib/temp.c \
 	lib/tls_client.c \
 	lib/ucspitls.c \
@@ -59,6 +61,7 @@ PROGS = \
 	queue-run \
 	smtp-recv \
 	smtp-send \
+	tls-server \
 	tls-wrap \
 	userdb-admin \
 	userdb-compile \
@@ -84,10 +87,21 @@ smtp-recv_OBJS = \
 smtp-recv_LIBS = -lcdb
 smtp-send_OBJS = cmd/smtp-send/main.o
 smtp-send_LIBS = -lssl -lcrypto -lresolv
+tls-server_OBJS = \
+	cmd/tls-server/main.o \
+	cmd/tls-server/master.o \
+	cmd/tls-server/worker.o \
+	cmd/tls-wrap/keys.o \
+	cmd/tls-wrap/privilege.o \
+	cmd/tls-wrap/relay.o \
+	cmd/tls-wrap/serve.o
+tls-server_LIBS = -lssl -lcrypto -lcdb
 tls-wrap_OBJS = \
 	cmd/tls-wrap/main.o \
 	cmd/tls-wrap/keys.o \
-	cmd/tls-wrap/relay.o
+	cmd/tls-wrap/privilege.o \
+	cmd/tls-wrap/relay.o \
+	cmd/tls-wrap/serve.o
 tls-wrap_LIBS = -lssl -lcrypto
 userdb-admin_OBJS = cmd/userdb-admin/main.o
 userdb-admin_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt

@@ -25,8 +25,33 @@ void reply(struct session *s, const char *line)
 	if (!buf_puts(&s->out, line) || !buf_put(&s->out, "\r\n", 2)) {
 		log_line("%ld disconnect client=%s reason=\"write error: %s\" messages=%lu exit=111",
 			 (long)getpid(), s->c->remoteip, strerror(errno), s->messages);
-		exit(EXIT_TEMP);
+		session_exit(s, EXIT_TEMP);
 	}
+}
+
+void session_exit(struct session *s, int code)
+{
+	if (s->done)
+		longjmp(*s->done, code + 1);
+	exit(code);
+}
+
+void session_clear(struct session *s)
+{
+	struct sa sender = s->sender, rcpts = s->rcpts;
+
+	memset(s, 0, sizeof *s);
+	s->sender = sender;
+	s->rcpts = rcpts;
+	s->db.fd = -1;
+}
+
+void session_close(struct session *s)
+{
+	if (s->db_open)
+		userdb_close(&s->db);
+	s->db_open = 0;
+	session_reset(s);
 }
 
 void session_end(struct session *s, const char *line, int code)
@@ -40,7 +65,7 @@ void session_end(struct session *s, const char *line, int code)
 	log_escape(why, sizeof why, line ? line : "", line ? strlen(line) : 0);
 	log_line("%ld disconnect client=%s messages=%lu%s%s%s exit=%d", (long)getpid(),
 		 s->c->remoteip, s->messages, line ? " reply=\"" : "", why, line ? "\"" : "", code);
-	exit(code);
+	session_exit(s, code);
 }
 
 void error(struct session *s, const char *line)
@@ -151,7 +176,7 @@ static void do_starttls(struct session *s, const char *arg)
 	if (!ucspitls_start(&s->tls)) {
 		log_line("%ld disconnect client=%s reason=\"TLS handshake failed\" messages=%lu exit=0",
 			 (long)getpid(), s->c->remoteip, s->messages);
-		exit(0);
+		session_exit(s, 0);
 	}
 	if (!session_tls_details(s))
 		s->tls_protocol = s->tls_cipher = "unknown";	/* on, though not said how */

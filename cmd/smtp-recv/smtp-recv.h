@@ -2,6 +2,7 @@
 #ifndef SMTP_RECV_H
 #define SMTP_RECV_H
 
+#include <setjmp.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -70,6 +71,8 @@ struct session {
 	const char *tls_protocol, *tls_cipher;
 	char authuser[256];	/* after AUTH: the user, lower-cased; "" before */
 	unsigned long auth_failures;
+	jmp_buf *done;		/* under tls-server: where the session's end goes (longjmp with
+				   the exit code + 1); 0: the end is the process's exit */
 };
 
 /* session.c: the command loop; returns the exit code. */
@@ -83,6 +86,12 @@ void session_reset(struct session *s);
 int session_tls_details(struct session *s);
 /* Ends the session after a last reply, with a log line. */
 _Noreturn void session_end(struct session *s, const char *line, int code);
+/* Ends the session with code: exit, or back to the loop of sessions (s->done). */
+_Noreturn void session_exit(struct session *s, int code);
+/* Before a session: everything of the one before forgotten (the buffers' memory is kept). */
+void session_clear(struct session *s);
+/* After a session: what it opened is closed. */
+void session_close(struct session *s);
 /* A reply that counts as an error; too many end the session. */
 void error(struct session *s, const char *line);
 /* Reads a command line, or with auth an AUTH response, into line (NUL-terminated, CRLF gone);

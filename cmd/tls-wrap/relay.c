@@ -142,6 +142,9 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 	int client_done = 0, prog_done = 0;
 	long long last = now_ms();
 
+	/* Nothing left over from an earlier session of the same process (tls-server). */
+	down.off = down.len = up.off = up.len = 0;
+
 	nonblocking(to_prog);
 	nonblocking(from_prog);
 	while (!(prog_done && up.len == 0)) {

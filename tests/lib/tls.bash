@@ -14,6 +14,11 @@
 #                                 SNI "-": no TLS at all, only what the server sends
 #   plain_chat PORT < LINES       a cleartext SMTP client: the greeting, then each line of stdin
 #                                 and its reply
+#   start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]
+#                                 tls-server as start_server starts tcpserver
+#   from_chat SOURCE-IP PORT < LINES
+#                                 plain_chat from another loopback address ("EOF": closed)
+#   from_read SOURCE-IP PORT      all the server sends until it closes, from that address
 
 make_cert() {
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -134,4 +139,73 @@ make_leaf() {
 	openssl x509 -req -in "$BATS_TEST_TMPDIR/leaf.csr" -CA "$BATS_TEST_TMPDIR/ca.pem" \
 		-CAkey "$BATS_TEST_TMPDIR/ca.key" -CAcreateserial -days 2 \
 		-extfile "$BATS_TEST_TMPDIR/leaf.ext" -out "$3" 2>/dev/null || fail "openssl: signing"
+}
+
+# start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]: tls-server on 127.0.0.1 on a free
+# port, as start_server does it for tcpserver (SERVER_PORT, SERVER_PID, SERVER_LOG; stop_server
+# stops it, its workers and their programs).
+start_tls_server() {
+	local vars=() opts=() try
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		case $1 in
+		-*) opts+=("$1") ;;
+		*) vars+=("$1") ;;
+		esac
+		shift
+	done
+	shift
+	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
+	for try in 1 2 3 4 5; do
+		SERVER_PORT=$(free_port)
+		env -u RELAYCLIENT "${vars[@]}" "$BIN/tls-server" "${opts[@]}" 127.0.0.1 "$SERVER_PORT" "$@" \
+			</dev/null >/dev/null 2>>"$SERVER_LOG" 3>&- &
+		SERVER_PID=$!
+		if wait_until 50 server_up; then
+			return 0
+		fi
+		stop_server
+	done
+	echo "start_tls_server: tls-server did not come up; $SERVER_LOG:" >&2
+	cat "$SERVER_LOG" >&2
+	return 1
+}
+
+# from_chat SOURCE-IP PORT < LINES: plain_chat from another loopback address; a connection
+# closed before the greeting prints "EOF".
+from_chat() {
+	"$PYTHON" - "$@" 3<&0 <<'PY'
+import os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10,
+                             source_address=(sys.argv[1], 0))
+f = s.makefile("rb")
+def reply():
+    while True:
+        r = f.readline().decode().rstrip("\r\n")
+        if not r:
+            print("EOF")
+            sys.exit(0)
+        print(r)
+        if r[3:4] != "-":
+            return
+reply()
+for line in os.fdopen(3).read().splitlines():
+    s.sendall(line.encode() + b"\r\n")
+    reply()
+PY
+}
+
+# from_read SOURCE-IP PORT: all the server sends until it closes, from another loopback address.
+from_read() {
+	"$PYTHON" - "$@" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10,
+                             source_address=(sys.argv[1], 0))
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+PY
 }

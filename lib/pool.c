@@ -1,0 +1,208 @@
+/* postroom: ISC license, see LICENSE. */
+#define _GNU_SOURCE	/* close_range */
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+extern char **environ;
+
+int pool_pair(int sv[2])
+{
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0;
+}
+
+union control {
+	struct cmsghdr align;
+	char space[CMSG_SPACE(sizeof(int) * POOL_FDS_MAX)];
+};
+
+int pool_send(int fd, const struct pool_session *s)
+{
+	union control c;
+	struct iovec iov = { .iov_base = (void *)s->env, .iov_len = s->len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (s->nfd > POOL_FDS_MAX || s->len > POOL_ENV_MAX) {
+		errno = EINVAL;
+		return 0;
+	}
+	/* A message of no bytes would read as end of file at the other end. */
+	if (!s->len)
+		iov.iov_base = (void *)"", iov.iov_len = 1;
+	if (s->nfd) {
+		memset(&c, 0, sizeof c);
+		m.msg_control = c.space;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * s->nfd);
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int) * s->nfd);
+		memcpy(CMSG_DATA(h), s->fd, sizeof(int) * s->nfd);
+	}
+	ssize_t w;
+	while ((w = sendmsg(fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return w >= 0;
+}
+
+/* Closes what a refused message brought, so that nothing leaks. */
+static int refuse(struct pool_session *s)
+{
+	for (size_t i = 0; i < s->nfd; i++)
+		close(s->fd[i]);
+	s->nfd = 0;
+	errno = EPROTO;
+	return 0;
+}
+
+int pool_receive(int fd, struct pool_session *s)
+{
+	union control c;
+	struct iovec iov = { .iov_base = s->env, .iov_len = sizeof s->env };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = c.space, .msg_controllen = sizeof c.space };
+	ssize_t r;
+
+	s->nfd = 0;
+	s->len = 0;
+	while ((r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return 0;
+	if (r == 0) {
+		errno = 0;
+		return 0;
+	}
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof got);
+			if (s->nfd < POOL_FDS_MAX)
+				s->fd[s->nfd++] = got;
+			else
+				close(got);	/* more than any session has: refused below */
+		}
+	}
+	if (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
+		return refuse(s);
+	s->len = (size_t)r;
+	if (s->len == 1 && s->env[0] == 0)
+		s->len = 0;	/* pool_send's placeholder for no environment */
+	else if (s->env[s->len - 1] != 0)
+		return refuse(s);
+	return 1;
+}
+
+int pool_done(int fd, int code)
+{
+	unsigned char b = (unsigned char)code;
+	ssize_t w;
+
+	while ((w = send(fd, &b, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return w == 1;
+}
+
+int pool_wait(int fd)
+{
+	unsigned char b;
+	ssize_t r;
+
+	while ((r = recv(fd, &b, 1, 0)) < 0 && errno == EINTR)
+		;
+	if (r == 1)
+		return b;
+	if (r == 0)
+		errno = 0;
+	return -1;
+}
+
+int pool_fd_from_env(void)
+{
+	const char *v = getenv("POOLFD");
+	char *end;
+
+	if (!v || !*v)
+		return -1;
+	long fd = strtol(v, &end, 10);
+	if (*end || fd < 0 || fd > 65535 || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -2;
+	return (int)fd;
+}
+
+static char **saved_env;
+
+int pool_env_save(void)
+{
+	size_t n = 0;
+
+	while (environ[n])
+		n++;
+	saved_env = calloc(n + 1, sizeof *saved_env);
+	if (!saved_env)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(saved_env[i] = strdup(environ[i])))
+			return 0;
+	return 1;
+}
+
+int pool_install(struct pool_session *s)
+{
+	static char live[POOL_ENV_MAX];
+	static char fdvars[3][24];
+	static const char *const names[3] = { "SSLCTLFD", "SSLREADFD", "SSLWRITEFD" };
+
+	if (s->nfd != 2 && s->nfd != 5) {
+		errno = EPROTO;
+		return 0;
+	}
+	if (dup2(s->fd[0], 0) < 0 || dup2(s->fd[1], 1) < 0)
+		return 0;
+	for (size_t i = 0; i < 2; i++)
+		if (s->fd[i] > 1)
+			close(s->fd[i]);
+	if (saved_env) {
+		/* putenv keeps our pointers; nothing writes through them. */
+		clearenv();
+		for (char **e = saved_env; *e; e++)
+			if (putenv(*e) < 0)
+				return 0;
+	}
+	memcpy(live, s->env, s->len);
+	for (size_t i = 0; i < s->len; i += strlen(live + i) + 1)
+		if (strchr(live + i, '=') && putenv(live + i) < 0)
+			return 0;
+	for (size_t i = 2; i < s->nfd; i++) {
+		snprintf(fdvars[i - 2], sizeof fdvars[i - 2], "%s=%d", names[i - 2], s->fd[i]);
+		if (fcntl(s->fd[i], F_SETFD, 0) < 0 || putenv(fdvars[i - 2]) < 0)
+			return 0;
+	}
+	return 1;
+}
+
+int pool_release(int keep)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0)
+		return 0;
+	int ok = dup2(null, 0) >= 0 && dup2(null, 1) >= 0;
+	close(null);
+	/* Whatever the session left open (a queue file it was cut off in, the TLS descriptors it
+	   never used) goes with it. */
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range((unsigned)keep + 1, ~0U, 0);
+	return ok;
+}

@@ -1,0 +1,60 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef POOL_H
+#define POOL_H
+
+#include <stddef.h>
+
+/*
+ * Sessions handed to a server that stays up between them (tls-server(8) to smtp-recv, and to
+ * every server built on the same chain): the server is exec'd once, with POOLFD naming its end
+ * of a SOCK_SEQPACKET socket, and each session arrives on it as one message: the session's
+ * descriptors (SCM_RIGHTS) and its environment, "NAME=value\0" pairs. When the session is over
+ * the server closes every descriptor it was given and answers with one byte, its exit code for
+ * that session; then it waits for the next. End of file on POOLFD means there is no next.
+ * Actions return 1, or 0 with errno set; pool_receive returns 0 at end of file (errno 0).
+ */
+
+/* At most this many descriptors per session: the client's input and output (the same socket
+   twice, or the TLS layer's two pipes), then, for UCSPI-TLS, SSLCTLFD, SSLREADFD, SSLWRITEFD. */
+#define POOL_FDS_MAX 5
+/* A session's environment: the TCP variables and what tcprules adds. */
+#define POOL_ENV_MAX 8192
+
+struct pool_session {
+	int fd[POOL_FDS_MAX];
+	size_t nfd;
+	char env[POOL_ENV_MAX];	/* NAME=value\0 pairs, len bytes */
+	size_t len;
+};
+#define POOL_SESSION_ZERO { { -1, -1, -1, -1, -1 }, 0, { 0 }, 0 }
+
+/* A new socket pair for one server: 1, or 0 with errno set. */
+int pool_pair(int sv[2]);
+/* Sends the session s on fd; the descriptors stay open on our side. */
+int pool_send(int fd, const struct pool_session *s);
+/* Receives one session on fd into s, its descriptors close-on-exec; 0 with errno 0 at EOF.
+   A message with too many descriptors or an environment not made of whole pairs is EPROTO. */
+int pool_receive(int fd, struct pool_session *s);
+/* The session's exit code, one byte each way. pool_wait returns the code, or -1 (errno 0 at
+   end of file: the server is gone). */
+int pool_done(int fd, int code);
+int pool_wait(int fd);
+
+/* POOLFD from the environment: the descriptor (made close-on-exec, so that no program we run
+   gets it), -1 when unset, -2 when it names no open descriptor. */
+int pool_fd_from_env(void);
+
+/* A server that takes one session after another keeps its own environment (the run script's)
+   and gives each session that, plus the session's own pairs, nothing from the one before. */
+int pool_env_save(void);
+/*
+ * Makes session s this process's own: fd[0] and fd[1] on 0 and 1; with five descriptors, the
+ * UCSPI-TLS ones named by SSLCTLFD, SSLREADFD and SSLWRITEFD (and kept across exec); the saved
+ * environment, if any, restored; then the session's pairs set. The other descriptors are
+ * closed. The pairs stay valid until the next call.
+ */
+int pool_install(struct pool_session *s);
+/* After a session: /dev/null on 0 and 1, and every descriptor above 2 but keep closed. */
+int pool_release(int keep);
+
+#endif
