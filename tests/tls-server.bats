@@ -298,3 +298,22 @@ PY
 	run -100 --separate-stderr env POOLFD=77 smtp-recv </dev/null
 	assert_equal "$stderr" 'smtp-recv: fatal: POOLFD names no open descriptor'
 }
+
+@test "IPv6: tls-server listens on ::1, and the program sees IPv6 addresses" {
+	local port
+	port=$(free_port)
+	"$BIN/tls-server" -n ::1 "$port" "$SHOW" </dev/null >/dev/null 2>"$T/v6.log" 3>&- &
+	track_pid $!
+	read6() {
+		"$PYTHON" - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("::1", int(sys.argv[1])), timeout=10)
+sys.stdout.write(s.makefile().read())
+PY
+	}
+	wait_until 50 read6 >/dev/null || fail "nothing answers on [::1]:$port: $(cat "$T/v6.log")"
+	run -0 read6
+	assert_line 'TCPREMOTEIP=::1'
+	assert_line 'TCPLOCALIP=::1'
+	assert_line "TCPLOCALPORT=$port"
+}
