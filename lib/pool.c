@@ -137,6 +137,8 @@ int pool_fd_from_env(void)
 	long fd = strtol(v, &end, 10);
 	if (*end || fd < 0 || fd > 65535 || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -2;
+	/* Ours alone: a program we run must not take some descriptor of its own for it. */
+	unsetenv("POOLFD");
 	return (int)fd;
 }
 

@@ -40,8 +40,8 @@ int pool_receive(int fd, struct pool_session *s);
 int pool_done(int fd, int code);
 int pool_wait(int fd);
 
-/* POOLFD from the environment: the descriptor (made close-on-exec, so that no program we run
-   gets it), -1 when unset, -2 when it names no open descriptor. */
+/* POOLFD from the environment: the descriptor (made close-on-exec, and POOLFD unset, so that
+   no program we run gets either), -1 when unset, -2 when it names no open descriptor. */
 int pool_fd_from_env(void);
 
 /* A server that takes one session after another keeps its own environment (the run script's)

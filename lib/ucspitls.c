@@ -46,10 +46,14 @@ int ucspitls_required(void)
 	return mode && !strcmp(mode, "!");
 }
 
-/* Reads the "NAME=value\0...\0" reply into the environment; 1 if it held anything. */
+/* Reads the "NAME=value\0...\0" reply into the environment; 1 if it held anything. The pairs
+   stay in x, which the environment points into (putenv): setenv would keep a copy of each, for
+   good, in a process that serves one session after another (tls-server), and the client chooses
+   some of them (the SNI name). A session's environment is made anew before the next one's
+   details overwrite x (pool_install). */
 static int read_details(int fd)
 {
-	char x[4096];
+	static char x[4096];
 	size_t len = 0;
 
 	while (len < sizeof x) {
@@ -70,13 +74,9 @@ static int read_details(int fd)
 		size_t n = strnlen(pair, len - i);
 		if (i + n == len)
 			break;	/* cut short: not a whole pair */
-		char *eq = strchr(pair, '=');
 		/* Only the TLS layer's own names: the reply must not reach into other settings. */
-		if (eq && !strncmp(pair, "SSL_", 4)) {
-			*eq = 0;
-			if (setenv(pair, eq + 1, 1) == 0)
-				any = 1;
-		}
+		if (strchr(pair, '=') && !strncmp(pair, "SSL_", 4) && putenv(pair) == 0)
+			any = 1;
 		i += n + 1;
 	}
 	return any;

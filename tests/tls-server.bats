@@ -317,3 +317,64 @@ PY
 	assert_line 'TCPLOCALIP=::1'
 	assert_line "TCPLOCALPORT=$port"
 }
+
+# The AUTH exchange's secrets where a session ends in the middle of it (the last refusal allowed
+# ends the session from deep inside AUTH): nothing of them left in the smtp-recv that serves the
+# next session.
+@test "a session ended inside AUTH leaves no trace of the password in the smtp-recv that stays (PLAIN and LOGIN)" {
+	start_tls_server SMTP_AUTH_PLAINTEXT=1 SMTP_AUTH_MAXFAIL=1 \
+		CHECKPASSWORD="$BIN/checkpassword-mysql -d 0 true" -n -c1 -- "$BIN/smtp-recv"
+	local worker recv
+	worker=$(pgrep -P "$SERVER_PID")
+	recv=$(pgrep -P "$worker")
+	[ -n "$recv" ] || fail "no smtp-recv"
+	run -0 "$PYTHON" - "$SERVER_PORT" "$recv" <<'PY'
+import base64, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+password = b"TopSecretPW42"
+plain = base64.b64encode(b"\0alice@example.test\0" + password)
+login = base64.b64encode(password)
+def session(lines):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    out = []
+    def reply():
+        while True:
+            line = f.readline()
+            out.append(line.decode().strip())
+            if not line or line[3:4] != b"-":
+                return
+    reply()
+    for l in lines:
+        s.sendall(l + b"\r\n")
+        reply()
+    # Until smtp-recv closes: the session is over.
+    out += [l.strip() for l in f.read().decode().splitlines()]
+    s.close()
+    return out
+print(session([b"EHLO c.example.org", b"AUTH PLAIN " + plain])[-1])
+print(session([b"EHLO c.example.org", b"AUTH LOGIN " + base64.b64encode(b"alice@example.test"),
+               login])[-1])
+# Both sessions are over (smtp-recv closed them); a third is served by the same smtp-recv.
+print(session([b"QUIT"])[-1])
+traces = [password] + [t[i:i + 8] for t in (plain[24:], login) for i in range(len(t) - 7)]
+with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+    for line in maps:
+        fields = line.split()
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        if fields[1][0] != "r" or "[v" in line or hi - lo > 1 << 28:
+            continue
+        try:
+            mem.seek(lo)
+            region = mem.read(hi - lo)
+        except OSError:
+            continue
+        for t in traces:
+            if t in region:
+                print("found %s in %s" % (t.decode(), line.strip()))
+print("scanned")
+PY
+	assert_output "$(printf '421 4.7.0 too many failed authentications, closing connection\n421 4.7.0 too many failed authentications, closing connection\n221 2.0.0 bye\nscanned')"
+	run -0 recv_pids
+	assert_equal "$(printf '%s\n' "${lines[@]}" | sort -u)" "$recv"
+}

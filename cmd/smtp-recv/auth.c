@@ -27,6 +27,15 @@
 /* What an AUTH line can hold once decoded: longer credentials are refused, not misread. */
 #define DECODED_MAX (AUTH_LINE_MAX / 4 * 3)
 
+/* Every buffer an AUTH exchange's secrets pass through, in one place, so that a session that
+   ends in the middle of one (a longjmp past the wipes below, under tls-server) is wiped by
+   auth_wipe before the next session. */
+static struct {
+	char line[AUTH_LINE_MAX + 1];		/* a response line, base64 */
+	char plain[DECODED_MAX];		/* PLAIN's decoded credentials */
+	char user[DECODED_MAX], pass[DECODED_MAX];	/* LOGIN's */
+} secrets;
+
 int auth_offered(const struct session *s)
 {
 	return s->c->checkpassword && !s->authuser[0] && (s->tls_protocol || s->c->auth_plaintext);
@@ -100,13 +109,13 @@ static enum verdict checkpassword(struct session *s, const char *user, size_t ul
 static int response(struct session *s, const char *prompt, const char *initial, char *out,
 		    size_t max, size_t *n)
 {
-	static char line[AUTH_LINE_MAX + 1];
+	char *line = secrets.line;
 	size_t len;
 	int ok = 0;
 
 	if (!initial) {
 		reply(s, prompt);
-		if (!read_line(s, line, sizeof line - 1, &len, 1))
+		if (!read_line(s, line, sizeof secrets.line - 1, &len, 1))
 			goto done;	/* refused, perhaps for its length: still a password */
 		initial = line;
 	}
@@ -199,27 +208,32 @@ static void plain_credentials(struct session *s, const char *x, size_t n)
 
 static void auth_plain(struct session *s, const char *initial)
 {
-	static char x[DECODED_MAX];
+	char *x = secrets.plain;
 	size_t n;
 
-	if (response(s, "334 ", initial, x, sizeof x, &n))
+	if (response(s, "334 ", initial, x, sizeof secrets.plain, &n))
 		plain_credentials(s, x, n);
-	explicit_bzero(x, sizeof x);
+	explicit_bzero(x, sizeof secrets.plain);
 }
 
 static void auth_login(struct session *s, const char *initial)
 {
-	static char user[DECODED_MAX], pass[DECODED_MAX];
+	char *user = secrets.user, *pass = secrets.pass;
 	size_t ulen, plen;
 
-	if (!response(s, "334 VXNlcm5hbWU6", initial, user, sizeof user, &ulen))	/* "Username:" */
+	if (!response(s, "334 VXNlcm5hbWU6", initial, user, sizeof secrets.user, &ulen))	/* "Username:" */
 		return;
-	if (!response(s, "334 UGFzc3dvcmQ6", 0, pass, sizeof pass, &plen)) {	/* "Password:" */
-		explicit_bzero(pass, sizeof pass);
+	if (!response(s, "334 UGFzc3dvcmQ6", 0, pass, sizeof secrets.pass, &plen)) {	/* "Password:" */
+		explicit_bzero(pass, sizeof secrets.pass);
 		return;
 	}
 	check(s, "LOGIN", user, ulen, pass, plen);
-	explicit_bzero(pass, sizeof pass);
+	explicit_bzero(pass, sizeof secrets.pass);
+}
+
+void auth_wipe(void)
+{
+	explicit_bzero(&secrets, sizeof secrets);
 }
 
 void do_auth(struct session *s, const char *arg)

@@ -108,6 +108,8 @@ void smtp_data(struct session *s)
 		reply(s, "451 4.3.0 temporary queue failure");
 		return;
 	}
+	/* Dropped by session_close if the session ends before the message does. */
+	s->message = &j;
 	reply(s, "354 go ahead, end with <CRLF>.<CRLF>");
 	received(s, &j);
 
@@ -127,6 +129,7 @@ void smtp_data(struct session *s)
 			if (r <= 0) {
 				/* Mid-message end of input: nothing is queued, nobody to tell. */
 				int timedout = r < 0 && errno == ETIMEDOUT;
+				s->message = 0;
 				inject_abort(&j);
 				session_end(s, timedout ? "421 4.4.2 timeout in DATA, closing connection" : 0,
 					    0);
@@ -144,6 +147,7 @@ void smtp_data(struct session *s)
 			inject_put(&j, decoded, n);
 		if (r == DATA_BARE) {
 			/* Where this message ends can no longer be known for sure: stop here. */
+			s->message = 0;
 			inject_abort(&j);
 			session_end(s, "521 5.5.2 bare CR or LF in the message data, closing connection",
 				    0);
@@ -153,6 +157,7 @@ void smtp_data(struct session *s)
 	}
 
 	if (toobig || d.toolong) {
+		s->message = 0;
 		inject_abort(&j);
 		char line[200];
 		if (toobig)
@@ -165,6 +170,7 @@ void smtp_data(struct session *s)
 	} else {
 		struct inject_result res;
 		char line[400];
+		s->message = 0;
 		inject_finish(&j, s->sender.s, s->rcpts.s, s->nrcpt, &res);
 		if (res.ok) {
 			s->messages++;

@@ -141,11 +141,13 @@ int main(int argc, char **argv)
 		}
 		if (!pool_install(&ps))
 			die_sys_code(EXIT_TEMP, "unable to take a session");
-		int code = setjmp(done);
-		if (code == 0)
-			code = one_session(&s, &c, &done) + 1;
+		int code;
+		if (setjmp(done) == 0)
+			code = one_session(&s, &c, &done);
+		else
+			code = s.exit_code;	/* session_exit's */
 		session_close(&s);
-		if (!pool_release(pool) || !pool_done(pool, code - 1))
+		if (!pool_release(pool) || !pool_done(pool, code))
 			die_sys_code(EXIT_TEMP, "unable to end a session");
 	}
 }

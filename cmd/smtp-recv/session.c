@@ -31,9 +31,10 @@ void reply(struct session *s, const char *line)
 
 void session_exit(struct session *s, int code)
 {
-	if (s->done)
-		longjmp(*s->done, code + 1);
-	exit(code);
+	if (!s->done)
+		exit(code);
+	s->exit_code = code;
+	longjmp(*s->done, 1);
 }
 
 void session_clear(struct session *s)
@@ -46,12 +47,21 @@ void session_clear(struct session *s)
 	s->db.fd = -1;
 }
 
+static void wipe_stack(void);
+
+/* Under tls-server the process outlives its sessions: nothing of one may reach the next. */
 void session_close(struct session *s)
 {
+	if (s->message)
+		inject_abort(s->message);
+	s->message = 0;
 	if (s->db_open)
 		userdb_close(&s->db);
 	s->db_open = 0;
 	session_reset(s);
+	explicit_bzero(s->inspace, sizeof s->inspace);
+	auth_wipe();
+	wipe_stack();
 }
 
 void session_end(struct session *s, const char *line, int code)
@@ -585,11 +595,14 @@ int read_line(struct session *s, char *line, size_t max, size_t *len, int auth)
  * Overwrites the stack below the command loop's frame. What the calls for a command left there
  * stays after they return, registers included: the dynamic linker's lazy binding saves every
  * vector register on the stack, and memchr and memcpy leave input in them (32 bytes of an AUTH
- * line were seen there, under the sanitizers' build). Far more than those calls use.
+ * line were seen there, under the sanitizers' build). Far more than those calls use. Called
+ * from the loop after an AUTH line, and after each session served under tls-server, from the
+ * loop of sessions, whose frame is above the command loop's.
  */
 static void __attribute__((noinline)) wipe_stack(void)
 {
-	char below[65536];
+	/* session_run's own frame (its line buffer) and what AUTH's calls put below it. */
+	char below[SMTP_LINE_LIMIT + 65536];
 
 	explicit_bzero(below, sizeof below);
 	__asm__ __volatile__("" : : "r"(below) : "memory");

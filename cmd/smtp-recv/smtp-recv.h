@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "inject.h"
 #include "resolve.h"
 #include "sa.h"
 #include "ucspitls.h"
@@ -71,8 +72,10 @@ struct session {
 	const char *tls_protocol, *tls_cipher;
 	char authuser[256];	/* after AUTH: the user, lower-cased; "" before */
 	unsigned long auth_failures;
-	jmp_buf *done;		/* under tls-server: where the session's end goes (longjmp with
-				   the exit code + 1); 0: the end is the process's exit */
+	jmp_buf *done;		/* under tls-server: where the session's end goes (longjmp, the
+				   code in exit_code); 0: the end is the process's exit */
+	int exit_code;
+	struct inject *message;	/* DATA's message, while it is being queued */
 };
 
 /* session.c: the command loop; returns the exit code. */
@@ -90,7 +93,8 @@ _Noreturn void session_end(struct session *s, const char *line, int code);
 _Noreturn void session_exit(struct session *s, int code);
 /* Before a session: everything of the one before forgotten (the buffers' memory is kept). */
 void session_clear(struct session *s);
-/* After a session: what it opened is closed. */
+/* After a session: what it opened is closed, an unfinished message dropped, and whatever held
+   its secrets (the input buffer, AUTH's buffers, the stack below) wiped. */
 void session_close(struct session *s);
 /* A reply that counts as an error; too many end the session. */
 void error(struct session *s, const char *line);
@@ -104,6 +108,8 @@ int open_userdb(struct session *s);
 
 /* auth.c: SMTP AUTH (RFC 4954) through a checkpassword program. */
 int auth_offered(const struct session *s);
+/* Overwrites every buffer that held credentials. */
+void auth_wipe(void);
 void do_auth(struct session *s, const char *arg);
 /* SMTP_SENDER_LOGIN: 1 if an authenticated user may use this sender, else 0 (reply said). */
 int sender_allowed(struct session *s, const char *sender, size_t n);

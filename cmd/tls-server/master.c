@@ -13,14 +13,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "die.h"
 #include "log.h"
 #include "tls-server.h"
 
-struct workers {
-	struct worker_status *w;	/* pid and busy, one per live worker */
-	size_t n;
+struct worker {
+	pid_t pid;
+	int busy;
+	int served;	/* it took a client once at least */
 };
+struct workers {
+	struct worker *w;	/* one per live worker */
+	size_t n;
+	long long hold_until;	/* no fork before this instant (deadline_now_ms) */
+};
+
+/* A worker that fails before it serves anyone (its program cannot be started: no such file, a
+   process limit) would be forked again at once, in a loop: wait this long first, as
+   s6-supervise does for a service that dies at once. */
+#define SPAWN_HOLD_MS 1000
 
 static size_t idle(const struct workers *t)
 {
@@ -31,7 +43,7 @@ static size_t idle(const struct workers *t)
 	return k;
 }
 
-static struct worker_status *find(struct workers *t, pid_t pid)
+static struct worker *find(struct workers *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (t->w[i].pid == pid)
@@ -56,7 +68,7 @@ static int spawn(const struct server *srv, struct workers *t, int status_read, i
 		sigprocmask(SIG_SETMASK, &none, 0);
 		worker_run(srv);
 	}
-	t->w[t->n++] = (struct worker_status){ .pid = pid, .busy = 0 };
+	t->w[t->n++] = (struct worker){ .pid = pid };
 	return 1;
 }
 
@@ -66,9 +78,12 @@ static void reap(struct workers *t)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct worker_status *w = find(t, pid);
+		struct worker *w = find(t, pid);
 		if (!w)
 			continue;
+		int failed = WIFSIGNALED(status) || WEXITSTATUS(status);
+		if (failed && !w->served)
+			t->hold_until = deadline_now_ms() + SPAWN_HOLD_MS;
 		*w = t->w[--t->n];
 		if (WIFSIGNALED(status))
 			log_line("trouble: worker %ld killed by signal %d", (long)pid, WTERMSIG(status));
@@ -84,9 +99,11 @@ static void read_status(struct workers *t, int fd)
 	/* Each message is one write of its whole size: a read takes whole ones. */
 	if (read(fd, &m, sizeof m) != sizeof m)
 		return;
-	struct worker_status *w = find(t, m.pid);
-	if (w)
+	struct worker *w = find(t, m.pid);
+	if (w) {
 		w->busy = m.busy;
+		w->served |= m.busy;
+	}
 }
 
 /* Told to stop: no new client from now on. The idle workers (and their programs) are gone
@@ -115,7 +132,7 @@ void master_run(const struct server *srv, int status_read)
 {
 	static struct workers t;
 	sigset_t sigs;
-	int backoff = -1;	/* after a failed fork, wait a second before the next */
+	int backoff;		/* poll's timeout: -1, or until hold_until */
 
 	t.w = calloc(srv->max, sizeof *t.w);
 	if (!t.w)
@@ -131,12 +148,17 @@ void master_run(const struct server *srv, int status_read)
 		die_sys_code(EXIT_TEMP, "unable to make a signalfd");
 
 	for (;;) {
+		long long now = deadline_now_ms();
 		backoff = -1;
-		while (t.n < srv->max && idle(&t) == 0)
-			if (!spawn(srv, &t, status_read, sigfd)) {
-				backoff = 1000;
-				break;
-			}
+		if (now < t.hold_until)
+			backoff = (int)(t.hold_until - now);
+		else
+			while (t.n < srv->max && idle(&t) == 0)
+				if (!spawn(srv, &t, status_read, sigfd)) {
+					t.hold_until = now + SPAWN_HOLD_MS;
+					backoff = SPAWN_HOLD_MS;
+					break;
+				}
 		struct pollfd p[2] = { { .fd = status_read, .events = POLLIN },
 				       { .fd = sigfd, .events = POLLIN } };
 		if (poll(p, 2, backoff) < 0 && errno != EINTR)

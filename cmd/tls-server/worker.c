@@ -68,6 +68,8 @@ static int program_start(struct program *p)
 		int null = open("/dev/null", O_RDWR);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || fcntl(sv[1], F_SETFD, 0) < 0)
 			_exit(EXIT_TEMP);
+		if (null > 1)
+			close(null);
 		snprintf(v, sizeof v, "%d", sv[1]);
 		if (setenv("POOLFD", v, 1) < 0)
 			_exit(EXIT_TEMP);
@@ -81,25 +83,33 @@ static int program_start(struct program *p)
 	return 1;
 }
 
-/* The program has gone (it crashed, or was killed, between two sessions): reaped. */
+/* The program is done with (end of file on its socket) or has gone (it crashed, or was
+   killed): reaped, and a death by signal, perhaps a parser's crash, logged. */
 static void program_gone(struct program *p)
 {
+	int status = 0;
+
 	if (p->chan >= 0)
 		close(p->chan);
 	p->chan = -1;
-	while (waitpid(p->pid, 0, 0) < 0 && errno == EINTR)
+	while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (WIFSIGNALED(status))
+		log_line("trouble: %s (pid %ld) killed by signal %d", p->argv[0], (long)p->pid,
+			 WTERMSIG(status));
 }
 
-/* Hands the session over; a program found gone is started afresh once, so that the client
-   does not pay for it. */
+/* Hands the session over; a program that has gone is started afresh, so that the client does
+   not pay for it. */
 static int pool_start(struct program *p, const struct pool_session *ps)
 {
-	if (pool_send(p->chan, ps))
-		return 1;
-	log_line("trouble: unable to hand a session to %s: %s; starting it again", p->argv[0],
-		 strerror(errno));
-	program_gone(p);
+	if (p->chan >= 0) {
+		if (pool_send(p->chan, ps))
+			return 1;
+		log_line("trouble: unable to hand a session to %s: %s; starting it again",
+			 p->argv[0], strerror(errno));
+		program_gone(p);
+	}
 	if (program_start(p) && pool_send(p->chan, ps))
 		return 1;
 	log_line("trouble: unable to hand a session to %s: %s", p->argv[0], strerror(errno));

@@ -38,13 +38,25 @@ void session_log(struct session *s, int tls, int code)
 			 s->bytes_in, s->bytes_out, s->failure[0] ? why : "ok", code);
 }
 
+/* A session that could not be set up, for want of descriptors or memory: logged, and 111 for
+   that session alone (under tls-server the worker goes on with the next). */
+static int trouble(struct session *s, int tls, const char *what)
+{
+	log_line("%ld client=%s trouble: unable to %s: %s", (long)getpid(), s->client, what,
+		 strerror(errno));
+	session_log(s, tls, EXIT_TEMP);
+	return EXIT_TEMP;
+}
+
 /* Appends NAME=value\0 to the session's environment: 1, or 0 when it does not fit. */
 static int env_add(struct pool_session *ps, const char *pair)
 {
 	size_t n = strlen(pair) + 1;
 
-	if (ps->len + n > sizeof ps->env)
+	if (ps->len + n > sizeof ps->env) {
+		errno = E2BIG;
 		return 0;
+	}
 	memcpy(ps->env + ps->len, pair, n);
 	ps->len += n;
 	return 1;
@@ -78,9 +90,9 @@ static int implicit_tls(struct session *s, const struct serve_options *o, struct
 	size_t n = tls_details(s, details, DETAILS_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!env_add(ps, details[i]))
-			die(EXIT_TEMP, "the session's environment is too large");
+			return trouble(s, 1, "set the session's environment");
 	if (!pipes(down, up))
-		die_sys_code(EXIT_TEMP, "unable to make a pipe");
+		return trouble(s, 1, "make a pipe");
 	ps->fd[0] = down[0];
 	ps->fd[1] = up[1];
 	ps->nfd = 2;
@@ -121,12 +133,14 @@ static int starttls(struct session *s, const struct serve_options *o, struct pro
 	int ctl[2], down[2], up[2];
 	char request;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
-		die_sys_code(EXIT_TEMP, "unable to make a socket pair");
-	if (!pipes(down, up))
-		die_sys_code(EXIT_TEMP, "unable to make a pipe");
 	if (!getenv("UCSPITLS") && !env_add(ps, "UCSPITLS="))
-		die(EXIT_TEMP, "the session's environment is too large");
+		return trouble(s, 0, "set the session's environment");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+		return trouble(s, 0, "make a socket pair");
+	if (!pipes(down, up)) {
+		close(ctl[0]), close(ctl[1]);
+		return trouble(s, 0, "make a pipe");
+	}
 	ps->fd[0] = s->net_in;
 	ps->fd[1] = s->net_out;
 	ps->fd[2] = ctl[1];
