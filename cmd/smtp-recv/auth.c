@@ -130,7 +130,7 @@ static int response(struct session *s, const char *prompt, const char *initial, 
 		error(s, "501 5.5.2 cannot decode the response");
 	}
 done:
-	explicit_bzero(line, sizeof line);	/* the password, encoded */
+	explicit_bzero(line, sizeof secrets.line);	/* the password, encoded */
 	return ok;
 }
 
