@@ -60,8 +60,13 @@ void session_close(struct session *s)
 	s->db_open = 0;
 	session_reset(s);
 	explicit_bzero(s->inspace, sizeof s->inspace);
-	auth_wipe();
-	wipe_stack();
+	/* A session that ended (longjmp) inside AUTH, or while a line that may be one was read or
+	   refused, skipped the command loop's wipe: do it here, and AUTH's buffers with it. The
+	   others, QUIT's among them, left nothing there. */
+	if (s->unwiped) {
+		auth_wipe();
+		wipe_stack();
+	}
 }
 
 void session_end(struct session *s, const char *line, int code)
@@ -629,12 +634,16 @@ int session_run(struct session *s)
 	for (;;) {
 		const char *arg;
 		int secret = 1;	/* a refused line may have been an AUTH */
+		/* Until the line is known to hold nothing secret, a session that ends (under
+		   tls-server) is wiped whole by session_close. */
+		s->unwiped = 1;
 		if (!read_line(s, line, max, &len, 0))
 			;	/* refused */
 		else if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg))
 			error(s, "500 5.5.2 line too long");
 		else {
 			secret = is_verb(line, "AUTH", &arg);
+			s->unwiped = secret;
 			command(s, line);
 		}
 		/* An AUTH line holds a password, encoded, and so may a line refused before its verb

@@ -75,6 +75,7 @@ struct session {
 	jmp_buf *done;		/* under tls-server: where the session's end goes (longjmp, the
 				   code in exit_code); 0: the end is the process's exit */
 	int exit_code;
+	int unwiped;		/* the line in hand may hold a secret not wiped yet */
 	struct inject *message;	/* DATA's message, while it is being queued */
 };
 
