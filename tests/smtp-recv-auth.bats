@@ -346,7 +346,7 @@ EOF
 # rest of that command), reads the process's memory through /proc/PID/maps and /proc/PID/mem
 # and prints "found ..." for each trace of the password, then "scanned".
 auth_memory() {
-	"$PYTHON" - "$1" "$BIN/smtp-recv" <<'PY'
+	TESTLIB=$TESTLIB "$PYTHON" - "$1" "$BIN/smtp-recv" <<'PY'
 import base64, os, re, subprocess, sys
 mech, prog = sys.argv[1:3]
 password = b"alice-demo"
@@ -377,22 +377,10 @@ while not re.search(rb"\r\n235 [^\r]*\r\n$", out):
     if not chunk:
         sys.exit("smtp-recv ended: " + out[-300:].decode(errors="replace"))
     out += chunk
-with open("/proc/%d/maps" % p.pid) as maps, open("/proc/%d/mem" % p.pid, "rb", 0) as mem:
-    for line in maps:
-        fields = line.split()
-        lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        # Skip what cannot hold our data: unreadable, the kernel's pages, and the sanitizers'
-        # huge reserved ranges.
-        if fields[1][0] != "r" or "[v" in line or hi - lo > 1 << 28:
-            continue
-        try:
-            mem.seek(lo)
-            region = mem.read(hi - lo)
-        except OSError:
-            continue
-        for t in [password] + traces:
-            if t in region:
-                print("found %s in %s" % (t.decode(), line.strip()))
+sys.path.insert(0, os.environ["TESTLIB"])
+from memscan import scan
+for line in scan(p.pid, [password] + traces):
+    print(line)
 print("scanned")
 p.kill()
 p.wait()

@@ -328,8 +328,8 @@ PY
 	worker=$(pgrep -P "$SERVER_PID")
 	recv=$(pgrep -P "$worker")
 	[ -n "$recv" ] || fail "no smtp-recv"
-	run -0 "$PYTHON" - "$SERVER_PORT" "$recv" <<'PY'
-import base64, socket, sys, time
+	TESTLIB=$TESTLIB run -0 "$PYTHON" - "$SERVER_PORT" "$recv" <<'PY'
+import base64, os, socket, sys
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 password = b"TopSecretPW42"
 plain = base64.b64encode(b"\0alice@example.test\0" + password)
@@ -358,20 +358,10 @@ print(session([b"EHLO c.example.org", b"AUTH LOGIN " + base64.b64encode(b"alice@
 # Both sessions are over (smtp-recv closed them); a third is served by the same smtp-recv.
 print(session([b"QUIT"])[-1])
 traces = [password] + [t[i:i + 8] for t in (plain[24:], login) for i in range(len(t) - 7)]
-with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
-    for line in maps:
-        fields = line.split()
-        lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        if fields[1][0] != "r" or "[v" in line or hi - lo > 1 << 28:
-            continue
-        try:
-            mem.seek(lo)
-            region = mem.read(hi - lo)
-        except OSError:
-            continue
-        for t in traces:
-            if t in region:
-                print("found %s in %s" % (t.decode(), line.strip()))
+sys.path.insert(0, os.environ["TESTLIB"])
+from memscan import scan
+for line in scan(pid, traces):
+    print(line)
 print("scanned")
 PY
 	assert_output "$(printf '421 4.7.0 too many failed authentications, closing connection\n421 4.7.0 too many failed authentications, closing connection\n221 2.0.0 bye\nscanned')"

@@ -9,6 +9,8 @@
 #   start_server [VAR=V...] [-TCPSERVER-OPTION...] -- PROG [ARG...]  (options in one word: -xFILE)
 #                             tcpserver -HR on 127.0.0.1:$SERVER_PORT (a free port) running
 #                             PROG with VAR=V in its environment, stderr to $SERVER_LOG
+#   start_listening NAME SERVER... -- [VAR=V...] [-OPTION...] -- PROG [ARG...]
+#                             the same for any server that takes "OPTIONS HOST PORT PROG"
 #   stop_server               kills the sessions and what they run, then tcpserver, by pid; a
 #                             test file that starts a server loads lib/common at the top level
 #                             (not in setup) and calls it in its own teardown, with
@@ -77,7 +79,20 @@ server_up() {
 }
 
 start_server() {
-	local vars=() opts=() try
+	start_listening tcpserver tcpserver -HR -l 0 -- "$@"
+}
+
+# start_listening NAME SERVER... -- [VAR=V...] [-OPTION...] -- PROG [ARG...]: start_server's
+# work for any server taking "OPTIONS HOST PORT PROG" (tcpserver, tls-server): SERVER... on
+# 127.0.0.1 and a free port, the options after SERVER's own.
+start_listening() {
+	local name=$1 server=() vars=() opts=() try
+	shift
+	while [ "$1" != -- ]; do
+		server+=("$1")
+		shift
+	done
+	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		case $1 in
 		-*) opts+=("$1") ;;
@@ -90,7 +105,7 @@ start_server() {
 	# The port may be taken between free_port and the bind: try a few.
 	for try in 1 2 3 4 5; do
 		SERVER_PORT=$(free_port)
-		env -u RELAYCLIENT "${vars[@]}" tcpserver -HR -l 0 "${opts[@]}" 127.0.0.1 "$SERVER_PORT" "$@" \
+		env -u RELAYCLIENT "${vars[@]}" "${server[@]}" "${opts[@]}" 127.0.0.1 "$SERVER_PORT" "$@" \
 			</dev/null >/dev/null 2>>"$SERVER_LOG" 3>&- &
 		SERVER_PID=$!
 		if wait_until 50 server_up; then
@@ -98,7 +113,7 @@ start_server() {
 		fi
 		stop_server
 	done
-	echo "start_server: tcpserver did not come up; $SERVER_LOG:" >&2
+	echo "start_server: $name did not come up; $SERVER_LOG:" >&2
 	cat "$SERVER_LOG" >&2
 	return 1
 }

@@ -11,7 +11,8 @@
 #                                 cipher and certificate subject
 #   tls_read PORT [SNI [MAX-VERSION]]
 #                                 implicit TLS: prints all the server sends, then the same;
-#                                 SNI "-": no TLS at all, only what the server sends
+#                                 SNI "-": no TLS at all, only what the server sends;
+#                                 from the address SOURCE_IP when it is set
 #   plain_chat PORT < LINES       a cleartext SMTP client: the greeting, then each line of stdin
 #                                 and its reply
 #   start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]
@@ -81,7 +82,7 @@ PY
 # then "TLS <version> <cipher> <subject>". MAX-VERSION: TLSv1_2 to refuse TLS 1.3.
 tls_read() {
 	"$PYTHON" - "$@" <<'PY'
-import socket, ssl, subprocess, sys
+import os, socket, ssl, subprocess, sys
 port = int(sys.argv[1])
 sni = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -89,7 +90,9 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 if len(sys.argv) > 3:
     ctx.maximum_version = getattr(ssl.TLSVersion, sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
+source = os.environ.get("SOURCE_IP")
+s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                             source_address=(source, 0) if source else None)
 if sni != "-":
     s = ctx.wrap_socket(s, server_hostname=sni)
 data = b""
@@ -141,33 +144,11 @@ make_leaf() {
 		-extfile "$BATS_TEST_TMPDIR/leaf.ext" -out "$3" 2>/dev/null || fail "openssl: signing"
 }
 
-# start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]: tls-server on 127.0.0.1 on a free
-# port, as start_server does it for tcpserver (SERVER_PORT, SERVER_PID, SERVER_LOG; stop_server
-# stops it, its workers and their programs).
+# start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]: tls-server as start_server starts
+# tcpserver (SERVER_PORT, SERVER_PID, SERVER_LOG; stop_server stops it, its workers and their
+# programs).
 start_tls_server() {
-	local vars=() opts=() try
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		case $1 in
-		-*) opts+=("$1") ;;
-		*) vars+=("$1") ;;
-		esac
-		shift
-	done
-	shift
-	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
-	for try in 1 2 3 4 5; do
-		SERVER_PORT=$(free_port)
-		env -u RELAYCLIENT "${vars[@]}" "$BIN/tls-server" "${opts[@]}" 127.0.0.1 "$SERVER_PORT" "$@" \
-			</dev/null >/dev/null 2>>"$SERVER_LOG" 3>&- &
-		SERVER_PID=$!
-		if wait_until 50 server_up; then
-			return 0
-		fi
-		stop_server
-	done
-	echo "start_tls_server: tls-server did not come up; $SERVER_LOG:" >&2
-	cat "$SERVER_LOG" >&2
-	return 1
+	start_listening tls-server "$BIN/tls-server" -- "$@"
 }
 
 # from_chat SOURCE-IP PORT < LINES: plain_chat from another loopback address; a connection
@@ -194,18 +175,7 @@ for line in os.fdopen(3).read().splitlines():
 PY
 }
 
-# from_read SOURCE-IP PORT: all the server sends until it closes, from another loopback address.
+# from_read SOURCE-IP PORT: all the server sends until it closes, from that address.
 from_read() {
-	"$PYTHON" - "$@" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10,
-                             source_address=(sys.argv[1], 0))
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode())
-PY
+	SOURCE_IP=$1 tls_read "$2" -
 }
