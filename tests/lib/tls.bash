@@ -14,7 +14,8 @@
 #                                 SNI "-": no TLS at all, only what the server sends;
 #                                 from the address SOURCE_IP when it is set
 #   plain_chat PORT < LINES       a cleartext SMTP client: the greeting, then each line of stdin
-#                                 and its reply
+#                                 and its reply ("EOF" when the server closed); from the address
+#                                 SOURCE_IP when it is set
 #   start_tls_server [VAR=V...] [-OPTION...] -- PROG [ARG...]
 #                                 tls-server as start_server starts tcpserver
 #   from_chat SOURCE-IP PORT < LINES
@@ -114,11 +115,16 @@ plain_chat() {
 	# The script comes on stdin: the lines to send, on fd 3.
 	"$PYTHON" - "$@" 3<&0 <<'PY'
 import os, socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+source = os.environ.get("SOURCE_IP")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10,
+                             source_address=(source, 0) if source else None)
 f = s.makefile("rb")
 def reply():
     while True:
         r = f.readline().decode().rstrip("\r\n")
+        if not r:
+            print("EOF")
+            sys.exit(0)
         print(r)
         if r[3:4] != "-":
             return
@@ -151,28 +157,9 @@ start_tls_server() {
 	start_listening tls-server "$BIN/tls-server" -- "$@"
 }
 
-# from_chat SOURCE-IP PORT < LINES: plain_chat from another loopback address; a connection
-# closed before the greeting prints "EOF".
+# from_chat SOURCE-IP PORT < LINES: plain_chat from another loopback address.
 from_chat() {
-	"$PYTHON" - "$@" 3<&0 <<'PY'
-import os, socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10,
-                             source_address=(sys.argv[1], 0))
-f = s.makefile("rb")
-def reply():
-    while True:
-        r = f.readline().decode().rstrip("\r\n")
-        if not r:
-            print("EOF")
-            sys.exit(0)
-        print(r)
-        if r[3:4] != "-":
-            return
-reply()
-for line in os.fdopen(3).read().splitlines():
-    s.sendall(line.encode() + b"\r\n")
-    reply()
-PY
+	SOURCE_IP=$1 plain_chat "$2"
 }
 
 # from_read SOURCE-IP PORT: all the server sends until it closes, from that address.
