@@ -1,8 +1,8 @@
 /* postroom: ISC license, see LICENSE. */
 #define _GNU_SOURCE	/* close_range */
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -200,7 +200,8 @@ int pool_release(int keep)
 	if (null < 0)
 		return 0;
 	int ok = dup2(null, 0) >= 0 && dup2(null, 1) >= 0;
-	close(null);
+	if (null > 1)
+		close(null);
 	/* Whatever the session left open (a queue file it was cut off in, the TLS descriptors it
 	   never used) goes with it. */
 	if (keep > 3)

@@ -1,9 +1,10 @@
 /* postroom: ISC license, see LICENSE. */
 /*
  * smtp-recv: an SMTP server on stdin and stdout, for tcpserver (or s6-tcpserver) to run once per
- * connection, or for tls-server to run once and hand one connection after another (POOLFD). It decides what it may accept (our domains, known users, relaying only for
- * RELAYCLIENT) and answers 250 to DATA only once the queue holds the message durably. It never
- * looks up DNS, never touches a mailbox, and holds no key: those are other programs' steps.
+ * connection, or for tls-server to run once and hand one connection after another (POOLFD). It
+ * decides what it may accept (our domains, known users, relaying only for RELAYCLIENT) and
+ * answers 250 to DATA only once the queue holds the message durably. It never looks up DNS,
+ * never touches a mailbox, and holds no key: those are other programs' steps.
  */
 #include <errno.h>
 #include <setjmp.h>
