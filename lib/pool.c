@@ -18,9 +18,11 @@ int pool_pair(int sv[2])
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0;
 }
 
+/* Room for one descriptor more than a session may bring, so that a message with too many is
+   seen whole (not cut short by the kernel, which would close the rest unseen) and refused. */
 union control {
 	struct cmsghdr align;
-	char space[CMSG_SPACE(sizeof(int) * POOL_FDS_MAX)];
+	char space[CMSG_SPACE(sizeof(int) * (POOL_FDS_MAX + 1))];
 };
 
 int pool_send(int fd, const struct pool_session *s)
@@ -80,6 +82,7 @@ int pool_receive(int fd, struct pool_session *s)
 		errno = 0;
 		return 0;
 	}
+	int excess = 0;
 	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
 		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -87,13 +90,15 @@ int pool_receive(int fd, struct pool_session *s)
 		for (size_t i = 0; i < n; i++) {
 			int got;
 			memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof got);
-			if (s->nfd < POOL_FDS_MAX)
+			if (s->nfd < POOL_FDS_MAX) {
 				s->fd[s->nfd++] = got;
-			else
+			} else {
 				close(got);	/* more than any session has: refused below */
+				excess = 1;
+			}
 		}
 	}
-	if (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
+	if (excess || (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)))
 		return refuse(s);
 	s->len = (size_t)r;
 	if (s->len == 1 && s->env[0] == 0)

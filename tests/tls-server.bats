@@ -119,6 +119,25 @@ EOF
 	assert_equal "$(printf '%s\n' "${lines[@]}" | sort -u | wc -l)" 1
 }
 
+@test "UCSPITLS from a rule is that client's: TLS required from 127.0.0.2, not from the next client" {
+	rules '127.0.0.2:allow,UCSPITLS="!"' ':allow'
+	start_tls_server -n -c1 "-x$T/rules.cdb" -- "$BIN/smtp-recv"
+	run -0 from_chat 127.0.0.2 "$SERVER_PORT" <<'EOF'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+QUIT
+EOF
+	assert_line '530 5.7.0 must issue a STARTTLS command first'
+	run -0 from_chat 127.0.0.1 "$SERVER_PORT" <<'EOF'
+EHLO client.example.org
+MAIL FROM:<bob@example.org>
+QUIT
+EOF
+	assert_line '250 2.1.0 sender ok'
+	run -0 recv_pids
+	assert_equal "$(printf '%s\n' "${lines[@]}" | sort -u | wc -l)" 1
+}
+
 @test "STARTTLS injection: what was pipelined after STARTTLS is thrown away, in a reused smtp-recv too" {
 	start_tls_server -n -c1 -- "$BIN/smtp-recv"
 	local i
@@ -257,9 +276,10 @@ PY
 	kill -TERM "$SERVER_PID"
 	wait "$SERVER_PID" || fail "tls-server exited $?"
 	SERVER_PID=
+	# Gone by the time the master is: it waits for its idle workers, each for its program.
 	local p
 	for p in $workers $programs; do
-		wait_until 50 sh -c "! kill -0 $p 2>/dev/null" || fail "process $p is still there"
+		! kill -0 "$p" 2>/dev/null || fail "process $p outlived the master"
 	done
 	run -1 port_answers "$SERVER_PORT"
 }
@@ -303,7 +323,7 @@ PY
 	local port
 	port=$(free_port)
 	"$BIN/tls-server" -n ::1 "$port" "$SHOW" </dev/null >/dev/null 2>"$T/v6.log" 3>&- &
-	track_pid $!
+	SERVER_PID=$!	# stop_server stops it, its workers and their programs
 	read6() {
 		"$PYTHON" - "$port" <<'PY'
 import socket, sys
@@ -319,9 +339,9 @@ PY
 }
 
 # The AUTH exchange's secrets where a session ends in the middle of it (the last refusal allowed
-# ends the session from deep inside AUTH): nothing of them left in the smtp-recv that serves the
-# next session.
-@test "a session ended inside AUTH leaves no trace of the password in the smtp-recv that stays (PLAIN and LOGIN)" {
+# ends the session from deep inside AUTH), and credentials that came as an unknown command
+# (after AUTH was refused): nothing of them left in the smtp-recv that serves the next session.
+@test "a session ended inside AUTH, or credentials sent after a refused AUTH, leave no trace in the smtp-recv that stays" {
 	start_tls_server SMTP_AUTH_PLAINTEXT=1 SMTP_AUTH_MAXFAIL=1 \
 		CHECKPASSWORD="$BIN/checkpassword-mysql -d 0 true" -n -c1 -- "$BIN/smtp-recv"
 	local worker recv
@@ -334,6 +354,8 @@ port, pid = int(sys.argv[1]), int(sys.argv[2])
 password = b"TopSecretPW42"
 plain = base64.b64encode(b"\0alice@example.test\0" + password)
 login = base64.b64encode(password)
+password2 = b"AnotherSecret77"
+plain2 = base64.b64encode(b"\0bob@example.test\0" + password2)
 def session(lines):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     f = s.makefile("rb")
@@ -355,16 +377,39 @@ def session(lines):
 print(session([b"EHLO c.example.org", b"AUTH PLAIN " + plain])[-1])
 print(session([b"EHLO c.example.org", b"AUTH LOGIN " + base64.b64encode(b"alice@example.test"),
                login])[-1])
+# AUTH refused in a transaction, and the credentials sent anyway: an unknown command to us.
+print(session([b"EHLO c.example.org", b"MAIL FROM:<a@example.org>", b"AUTH PLAIN",
+               plain2, b"QUIT"])[-1])
 # Both sessions are over (smtp-recv closed them); a third is served by the same smtp-recv.
 print(session([b"QUIT"])[-1])
-traces = [password] + [t[i:i + 8] for t in (plain[24:], login) for i in range(len(t) - 7)]
+traces = [password, password2] + [t[i:i + 8] for t in (plain[24:], login, plain2[20:])
+                                  for i in range(len(t) - 7)]
 sys.path.insert(0, os.environ["TESTLIB"])
 from memscan import scan
 for line in scan(pid, traces):
     print(line)
 print("scanned")
 PY
-	assert_output "$(printf '421 4.7.0 too many failed authentications, closing connection\n421 4.7.0 too many failed authentications, closing connection\n221 2.0.0 bye\nscanned')"
+	assert_output "$(printf '421 4.7.0 too many failed authentications, closing connection\n421 4.7.0 too many failed authentications, closing connection\n221 2.0.0 bye\n221 2.0.0 bye\nscanned')"
 	run -0 recv_pids
 	assert_equal "$(printf '%s\n' "${lines[@]}" | sort -u)" "$recv"
+}
+
+@test "smtp-recv refuses a session that brings more descriptors than any has: exit 111" {
+	run -111 --separate-stderr "$PYTHON" - "$BIN/smtp-recv" <<'PY'
+import os, socket, subprocess, sys
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+p = subprocess.Popen([sys.argv[1]], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL,
+                     env=dict(os.environ, POOLFD=str(theirs.fileno())))
+theirs.close()
+null = [os.open("/dev/null", os.O_RDWR) for _ in range(6)]
+socket.send_fds(ours, [b"X_ONE=1\0"], null)
+try:
+    sys.exit(p.wait(timeout=10))
+except subprocess.TimeoutExpired:
+    p.kill()
+    sys.exit("smtp-recv took the session")
+PY
+	assert_equal "$stderr" 'smtp-recv: fatal: unable to receive a session: Protocol error'
 }

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,8 @@ void session_clear(struct session *s)
 {
 	struct sa sender = s->sender, rcpts = s->rcpts;
 
-	memset(s, 0, sizeof *s);
+	/* Not the command line's buffer: session_close wiped what the last session used of it. */
+	memset(s, 0, offsetof(struct session, line));
 	s->sender = sender;
 	s->rcpts = rcpts;
 	s->db.fd = -1;
@@ -59,14 +61,15 @@ void session_close(struct session *s)
 		userdb_close(&s->db);
 	s->db_open = 0;
 	session_reset(s);
+	/* Any line may have held a secret: credentials sent after a refused AUTH come as an
+	   unknown command, and a session that ended (longjmp) inside AUTH skipped the command
+	   loop's wipe. So every place a line went: the input buffer, the command line's buffer as
+	   far as the session used it, AUTH's buffers, and the stack. */
 	explicit_bzero(s->inspace, sizeof s->inspace);
-	/* A session that ended (longjmp) inside AUTH, or while a line that may be one was read or
-	   refused, skipped the command loop's wipe: do it here, and AUTH's buffers with it. The
-	   others, QUIT's among them, left nothing there. */
-	if (s->unwiped) {
-		auth_wipe();
-		wipe_stack();
-	}
+	explicit_bzero(s->line, s->line_used);
+	s->line_used = 0;
+	auth_wipe();
+	wipe_stack();
 }
 
 void session_end(struct session *s, const char *line, int code)
@@ -568,6 +571,10 @@ int read_line(struct session *s, char *line, size_t max, size_t *len, int auth)
 	s->in.deadline_ms = deadline_in((unsigned)s->c->command_timeout);
 	enum getln_result r = getln(&s->in, line, max, len, '\n');
 	s->in.deadline_ms = 0;
+	/* How much of the command line's buffer a session wiped at its end must cover. */
+	size_t used = *len + 3 < max + 1 ? *len + 3 : max + 1;
+	if (line == s->line && used > s->line_used)
+		s->line_used = used;
 
 	if (r == GETLN_ERR && errno == ETIMEDOUT)
 		session_end(s, *len ? "421 4.4.2 command not completed in time, closing connection"
@@ -602,12 +609,12 @@ int read_line(struct session *s, char *line, size_t max, size_t *len, int auth)
  * vector register on the stack, and memchr and memcpy leave input in them (32 bytes of an AUTH
  * line were seen there, under the sanitizers' build). Far more than those calls use. Called
  * from the loop after an AUTH line, and after each session served under tls-server, from the
- * loop of sessions, whose frame is above the command loop's.
+ * loop of sessions, whose frame is above the command loop's (the line itself is in the
+ * session, not on the stack).
  */
 static void __attribute__((noinline)) wipe_stack(void)
 {
-	/* session_run's own frame (its line buffer) and what AUTH's calls put below it. */
-	char below[SMTP_LINE_LIMIT + 65536];
+	char below[65536];
 
 	explicit_bzero(below, sizeof below);
 	__asm__ __volatile__("" : : "r"(below) : "memory");
@@ -615,8 +622,7 @@ static void __attribute__((noinline)) wipe_stack(void)
 
 int session_run(struct session *s)
 {
-	/* AUTH's initial response may be longer than a command (RFC 4954 section 4). */
-	char line[SMTP_LINE_LIMIT + 1];
+	char *line = s->line;
 	size_t max = s->c->line_max > AUTH_LINE_MAX ? s->c->line_max : AUTH_LINE_MAX;
 	char greeting[300];
 	size_t len;
@@ -634,16 +640,12 @@ int session_run(struct session *s)
 	for (;;) {
 		const char *arg;
 		int secret = 1;	/* a refused line may have been an AUTH */
-		/* Until the line is known to hold nothing secret, a session that ends (under
-		   tls-server) is wiped whole by session_close. */
-		s->unwiped = 1;
 		if (!read_line(s, line, max, &len, 0))
 			;	/* refused */
 		else if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg))
 			error(s, "500 5.5.2 line too long");
 		else {
 			secret = is_verb(line, "AUTH", &arg);
-			s->unwiped = secret;
 			command(s, line);
 		}
 		/* An AUTH line holds a password, encoded, and so may a line refused before its verb

@@ -75,8 +75,12 @@ struct session {
 	jmp_buf *done;		/* under tls-server: where the session's end goes (longjmp, the
 				   code in exit_code); 0: the end is the process's exit */
 	int exit_code;
-	int unwiped;		/* the line in hand may hold a secret not wiped yet */
 	struct inject *message;	/* DATA's message, while it is being queued */
+	/* Last, so that session_clear can leave it alone: the command line (AUTH's initial
+	   response may be longer than a command, RFC 4954 section 4), and how much of it the
+	   session has used. */
+	size_t line_used;
+	char line[SMTP_LINE_LIMIT + 1];
 };
 
 /* session.c: the command loop; returns the exit code. */
@@ -94,8 +98,9 @@ _Noreturn void session_end(struct session *s, const char *line, int code);
 _Noreturn void session_exit(struct session *s, int code);
 /* Before a session: everything of the one before forgotten (the buffers' memory is kept). */
 void session_clear(struct session *s);
-/* After a session: what it opened is closed, an unfinished message dropped, and whatever held
-   its secrets (the input buffer, AUTH's buffers, the stack below) wiped. */
+/* After a session: what it opened is closed, an unfinished message dropped, and whatever may
+   have held a secret (the input buffer, the command line, AUTH's buffers, the stack below)
+   wiped. */
 void session_close(struct session *s);
 /* A reply that counts as an error; too many end the session. */
 void error(struct session *s, const char *line);

@@ -84,7 +84,7 @@ static int exec_start(struct program *p, const struct pool_session *ps)
 
 	p->pid = fork();
 	if (p->pid < 0) {
-		log_line("fatal: unable to fork: %s", strerror(errno));
+		log_line("trouble: unable to fork: %s", strerror(errno));
 		return 0;
 	}
 	if (p->pid > 0)

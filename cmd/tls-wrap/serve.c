@@ -62,6 +62,17 @@ static int env_add(struct pool_session *ps, const char *pair)
 	return 1;
 }
 
+/* 1 when the session's environment sets name (a rule of tcprules may), or ours does. */
+static int env_sets(const struct pool_session *ps, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < ps->len; i += strlen(ps->env + i) + 1)
+		if (!strncmp(ps->env + i, name, n) && ps->env[i + n] == '=')
+			return 1;
+	return getenv(name) != 0;
+}
+
 /* Pipes for the program's cleartext (down: client to program, up: program to client); ours
    are close-on-exec, and so are the program's until the program is given them. */
 static int pipes(int down[2], int up[2])
@@ -133,7 +144,7 @@ static int starttls(struct session *s, const struct serve_options *o, struct pro
 	int ctl[2], down[2], up[2];
 	char request;
 
-	if (!getenv("UCSPITLS") && !env_add(ps, "UCSPITLS="))
+	if (!env_sets(ps, "UCSPITLS") && !env_add(ps, "UCSPITLS="))
 		return trouble(s, 0, "set the session's environment");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
 		return trouble(s, 0, "make a socket pair");

@@ -120,15 +120,20 @@ start_listening() {
 
 stop_server() {
 	[ -n "${SERVER_PID:-}" ] || return 0
-	local child
-	# tcpserver's sessions, and what they run (smtp-recv under tls-wrap), then tcpserver.
+	local child pids=()
+	# tcpserver's sessions (tls-server's workers), and what they run (smtp-recv), then the
+	# server; and until they are all gone, since only the server is ours to wait for.
 	for child in $(pgrep -P "$SERVER_PID"); do
+		pids+=("$child" $(pgrep -P "$child"))
 		pkill -TERM -P "$child" 2>/dev/null || true
 		kill -TERM "$child" 2>/dev/null || true
 	done
 	kill -TERM "$SERVER_PID" 2>/dev/null || true
 	wait "$SERVER_PID" 2>/dev/null || true
 	SERVER_PID=
+	for child in "${pids[@]}"; do
+		wait_until 50 sh -c "! kill -0 $child 2>/dev/null" || kill -KILL "$child" 2>/dev/null || true
+	done
 }
 
 start_tcpserver() {
