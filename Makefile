@@ -23,6 +23,7 @@ LIB_SRCS = \
 	lib/dns.c \
 	lib/dns_mx.c \
 	lib/dns_record.c \
+	lib/dsn.c \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
@@ -32,6 +33,7 @@ LIB_SRCS = \
 	lib/maildir_quota.c \
 	lib/password.c \
 	lib/pool.c \
+	lib/queue_admin.c \
 	lib/queue_read.c \
 	lib/queue_write.c \
 	lib/resolve.c \
@@ -56,8 +58,13 @@ PROGS = \
 	checkpassword-mysql \
 	maildir-deliver \
 	mx-lookup \
+	queue-flush \
+	queue-hold \
 	queue-init \
 	queue-inject \
+	queue-list \
+	queue-release \
+	queue-remove \
 	queue-run \
 	smtp-recv \
 	smtp-send \
@@ -72,13 +79,18 @@ checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 mx-lookup_OBJS = cmd/mx-lookup/main.o
 mx-lookup_LIBS = -lresolv
+queue-flush_OBJS = cmd/queue-flush/main.o
+queue-hold_OBJS = cmd/queue-hold/main.o
 queue-init_OBJS = cmd/queue-init/main.o
 queue-inject_OBJS = cmd/queue-inject/main.o
+queue-list_OBJS = cmd/queue-list/main.o
+queue-release_OBJS = cmd/queue-release/main.o
+queue-remove_OBJS = cmd/queue-remove/main.o
 queue-run_OBJS = \
 	cmd/queue-run/main.o \
 	cmd/queue-run/deliver.o \
 	cmd/queue-run/schedule.o
-queue-run_LIBS = -lcdb
+queue-run_LIBS = -lcdb -lssl -lcrypto -lresolv
 smtp-recv_OBJS = \
 	cmd/smtp-recv/main.o \
 	cmd/smtp-recv/auth.o \

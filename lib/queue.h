@@ -11,16 +11,26 @@
 
 /*
  * The queue (queue(5)). QUEUEDIR holds msg/ (queued messages), tmp/ (files being written where
- * O_TMPFILE is not available),
- * bounce/ (messages whose recipients all have a final answer, some of them a failure) and the
- * FIFO trigger. A queue file is
+ * O_TMPFILE is not available), hold/ (messages an administrator put on hold: queue-hold(8)),
+ * bounce/ (where earlier versions left finished messages with failures; queue-run moves them
+ * back to msg/ to send their notices) and the FIFO trigger. A queue file is
  *     "PRQ1 " <message length, 20 digits> "\n"   the header, QUEUE_HEADER_LEN bytes
  *     message                                     LF line ends, as handed to queue-inject
- *     envelope                                    F<sender>\0 T<rcpt>\0 ... \0 (qmail-queue's)
+ *     envelope                                    F<sender>\0 [E<envid>\0] [H<ret>\0]
+ *                                                 then per recipient T<rcpt>\0 [N<notify>\0]
+ *                                                 [O<orcpt>\0], then \0 (qmail-queue's, with the
+ *                                                 DSN parameters of RFC 3461 as given in SMTP)
  *     records                                     D<mailbox>\0 delivered
  *                                                 X<mailbox>\t<reason>\0 delivery failed for good
  *                                                 R<address>\t<reason>\0 address did not resolve
  *                                                 P<address>\t<reason>\0 earlier versions' failure
+ *                                                 S<address>\t<reply>\0 a remote peer took it
+ *                                                 J<address>\t<reply>\0 remote failure for good
+ *                                                 L<address>\t<reason>\0 the last temporary failure
+ *                                                 N<address>\t<id>\0 the sender was sent a notice
+ *                                                   (DSN) of its final state, queued as id
+ *                                                 W<address>\t<id>\0 the sender was warned that it
+ *                                                   is late (a "delayed" DSN), queued as id
  * and its mtime is the time of its next delivery attempt. A record names a target by its kind
  * (the type letter) and its address, so that no failure can hide a delivery to a mailbox of the
  * same address. P, written before X and R told the two apart, counts as an R only: a mailbox it
@@ -76,6 +86,18 @@ enum envelope_result envelope_copy(struct buf *in, struct queue_new *q);
 #define QUEUE_REC_FAILED 'X'		/* delivery to a mailbox failed permanently */
 #define QUEUE_REC_UNRESOLVED 'R'	/* an address resolved to a failure (unknown user, loop) */
 #define QUEUE_REC_LEGACY 'P'		/* read, never written: a failure of either kind */
+#define QUEUE_REC_SENT 'S'		/* a remote peer accepted the recipient */
+#define QUEUE_REC_REJECTED 'J'		/* a remote peer refused it for good, or it expired */
+#define QUEUE_REC_LAST 'L'		/* the last temporary failure: not final; the latest counts */
+#define QUEUE_REC_NOTIFIED 'N'		/* a DSN of the final state went to the sender */
+#define QUEUE_REC_WARNED 'W'		/* a "delayed" DSN went to the sender */
+
+/* The DSN parameters of a recipient (RFC 3461 section 4), as stored. */
+#define QUEUE_NOTIFY_SUCCESS 1u
+#define QUEUE_NOTIFY_FAILURE 2u
+#define QUEUE_NOTIFY_DELAY 4u
+#define QUEUE_NOTIFY_NEVER 8u
+#define QUEUE_NOTIFY_DEFAULT (QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY)	/* none given */
 
 struct queue_record {
 	char type;		/* one of QUEUE_REC_* */
@@ -91,7 +113,11 @@ struct queue_msg {
 	struct sa env;			/* envelope and records, as on disk */
 	size_t valid_len;		/* env up to the last whole record */
 	const char *sender;
+	const char *envid;		/* ENVID as given (xtext), or 0 */
+	int ret_hdrs;			/* RET=HDRS */
 	const char **rcpt;
+	const char **orcpt;		/* per recipient: ORCPT as given ("rfc822;xtext"), or 0 */
+	unsigned *notify;		/* per recipient: QUEUE_NOTIFY_* (QUEUE_NOTIFY_DEFAULT if none) */
 	size_t nrcpt;
 	struct queue_record *rec;
 	size_t nrec;
@@ -105,6 +131,15 @@ struct queue_msg {
  * process is delivering it), ENOENT (gone), EPROTO (not a queue file).
  */
 int queue_msg_open(struct queue_msg *m, int dirfd, const char *id);
+/* Reads dir/ID (dir: "msg" or "hold") without a lock and read-only, for tools that only look
+   (queue-list); records added meanwhile are simply not seen. Same errors but EWOULDBLOCK. */
+int queue_msg_peek(struct queue_msg *m, int dirfd, const char *dir, const char *id);
+/* The latest record of one of types for target (its reason), or 0. */
+const struct queue_record *queue_msg_latest(const struct queue_msg *m, const char *types,
+					    const char *target);
+/* "NEVER", "SUCCESS,FAILURE,DELAY" (any case, any order): QUEUE_NOTIFY_* bits, or 0 when it
+   is not a valid NOTIFY value. */
+unsigned queue_notify_parse(const char *s);
 /*
  * The type of target's record, among those whose type is in types (the record types of one kind
  * of target, e.g. "DX" for a mailbox), or 0 if it has none yet.

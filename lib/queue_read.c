@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +14,7 @@
 #include "sync.h"
 
 /* The record types a queue file may hold (queue.h). */
-#define RECORD_TYPES "DXRP"
+#define RECORD_TYPES "DXRPSJLNW"
 
 static int fail(struct queue_msg *m, int e)
 {
@@ -39,7 +40,31 @@ static int read_rest(int fd, off_t off, struct sa *out)
 	}
 }
 
-/* Splits the envelope into sender and recipients, then the records; EPROTO if it is not whole. */
+/* Grows the per-recipient arrays to hold one more. */
+static int rcpt_room(struct queue_msg *m, size_t *cap)
+{
+	if (m->nrcpt < *cap)
+		return 1;
+	size_t n = *cap ? *cap * 2 : 8;
+	const char **r = realloc(m->rcpt, n * sizeof *r);
+	if (r)
+		m->rcpt = r;
+	const char **o = realloc(m->orcpt, n * sizeof *o);
+	if (o)
+		m->orcpt = o;
+	unsigned *f = realloc(m->notify, n * sizeof *f);
+	if (f)
+		m->notify = f;
+	if (!r || !o || !f)
+		return 0;
+	*cap = n;
+	return 1;
+}
+
+/*
+ * Splits the envelope into sender, recipients and their DSN parameters, then the records;
+ * 0 (EPROTO) if it is not whole, -1 when out of memory.
+ */
 static int parse(struct queue_msg *m)
 {
 	char *s = m->env.s, *end = s + m->env.len;
@@ -51,18 +76,44 @@ static int parse(struct queue_msg *m)
 	if (!nul)
 		return 0;
 	m->sender = s + 1;
-	for (s = nul + 1; s < end && *s == 'T'; s = nul + 1) {
+	for (s = nul + 1; s < end && *s; s = nul + 1) {
 		nul = memchr(s, 0, (size_t)(end - s));
 		if (!nul)
 			return 0;
-		if (m->nrcpt == cap) {
-			cap = cap ? cap * 2 : 8;
-			const char **r = realloc(m->rcpt, cap * sizeof *r);
-			if (!r)
+		switch (*s) {
+		case 'E':
+			if (m->nrcpt)
+				return 0;
+			m->envid = s + 1;
+			break;
+		case 'H':
+			if (m->nrcpt)
+				return 0;
+			m->ret_hdrs = !strcasecmp(s + 1, "HDRS");
+			break;
+		case 'T':
+			if (!rcpt_room(m, &cap))
 				return -1;
-			m->rcpt = r;
+			m->rcpt[m->nrcpt] = s + 1;
+			m->orcpt[m->nrcpt] = 0;
+			m->notify[m->nrcpt] = QUEUE_NOTIFY_DEFAULT;
+			m->nrcpt++;
+			break;
+		case 'N':
+			if (!m->nrcpt)
+				return 0;
+			m->notify[m->nrcpt - 1] = queue_notify_parse(s + 1);
+			if (!m->notify[m->nrcpt - 1])
+				m->notify[m->nrcpt - 1] = QUEUE_NOTIFY_DEFAULT;
+			break;
+		case 'O':
+			if (!m->nrcpt)
+				return 0;
+			m->orcpt[m->nrcpt - 1] = s + 1;
+			break;
+		default:
+			return 0;
 		}
-		m->rcpt[m->nrcpt++] = s + 1;
 	}
 	if (s == end || *s != 0 || m->nrcpt == 0)
 		return 0;
@@ -96,9 +147,78 @@ static int parse(struct queue_msg *m)
 	return 1;
 }
 
+unsigned queue_notify_parse(const char *s)
+{
+	unsigned bits = 0;
+
+	if (!strcasecmp(s, "NEVER"))
+		return QUEUE_NOTIFY_NEVER;
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		if (n == 7 && !strncasecmp(s, "SUCCESS", 7))
+			bits |= QUEUE_NOTIFY_SUCCESS;
+		else if (n == 7 && !strncasecmp(s, "FAILURE", 7))
+			bits |= QUEUE_NOTIFY_FAILURE;
+		else if (n == 5 && !strncasecmp(s, "DELAY", 5))
+			bits |= QUEUE_NOTIFY_DELAY;
+		else
+			return 0;
+		s += n;
+		if (*s == ',' && !*++s)
+			return 0;
+	}
+	return bits;
+}
+
+/* Reads the header, envelope and records of the open m->fd; 0 with errno. */
+static int load(struct queue_msg *m, const struct stat *st)
+{
+	char header[QUEUE_HEADER_LEN];
+
+	ssize_t r = pread(m->fd, header, sizeof header, 0);
+	if (r < 0)
+		return fail(m, errno);
+	if (r != QUEUE_HEADER_LEN || memcmp(header, "PRQ1 ", 5) || header[25] != '\n' ||
+	    !scan_ullong(header + 5, 20, &m->msglen) ||
+	    m->msglen > (unsigned long long)st->st_size)
+		return fail(m, EPROTO);
+	m->env_off = (off_t)(QUEUE_HEADER_LEN + m->msglen);
+	if (!read_rest(m->fd, m->env_off, &m->env) || !sa_terminate(&m->env))
+		return fail(m, errno);
+	int p = parse(m);
+	if (p <= 0)
+		return fail(m, p < 0 ? ENOMEM : EPROTO);
+	return 1;
+}
+
+int queue_msg_peek(struct queue_msg *m, int dirfd, const char *dir, const char *id)
+{
+	char path[QUEUE_ID_MAX + 16];
+	struct stat st;
+
+	*m = (struct queue_msg)QUEUE_MSG_ZERO;
+	if (strlen(id) >= sizeof m->id || strchr(id, '/') || id[0] == '.')
+		return fail(m, EPROTO);
+	strcpy(m->id, id);
+	snprintf(path, sizeof path, "%s/%s", dir, id);
+	m->fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0 || fstat(m->fd, &st) < 0)
+		return fail(m, errno);
+	return load(m, &st);
+}
+
+const struct queue_record *queue_msg_latest(const struct queue_msg *m, const char *types,
+					    const char *target)
+{
+	for (size_t i = m->nrec; i-- > 0;)
+		if (strchr(types, m->rec[i].type) && !strcmp(m->rec[i].target, target))
+			return &m->rec[i];
+	return 0;
+}
+
 int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
 {
-	char path[QUEUE_ID_MAX + 8], header[QUEUE_HEADER_LEN];
+	char path[QUEUE_ID_MAX + 8];
 	struct stat st;
 
 	*m = (struct queue_msg)QUEUE_MSG_ZERO;
@@ -119,20 +239,7 @@ int queue_msg_open(struct queue_msg *m, int dirfd, const char *id)
 	if (st.st_nlink == 0 || fstatat(dirfd, path, &now, 0) < 0 || now.st_ino != st.st_ino ||
 	    now.st_dev != st.st_dev)
 		return fail(m, ENOENT);
-	ssize_t r = pread(m->fd, header, sizeof header, 0);
-	if (r < 0)
-		return fail(m, errno);
-	if (r != QUEUE_HEADER_LEN || memcmp(header, "PRQ1 ", 5) || header[25] != '\n' ||
-	    !scan_ullong(header + 5, 20, &m->msglen) ||
-	    m->msglen > (unsigned long long)st.st_size)
-		return fail(m, EPROTO);
-	m->env_off = (off_t)(QUEUE_HEADER_LEN + m->msglen);
-	if (!read_rest(m->fd, m->env_off, &m->env) || !sa_terminate(&m->env))
-		return fail(m, errno);
-	int p = parse(m);
-	if (p <= 0)
-		return fail(m, p < 0 ? ENOMEM : EPROTO);
-	return 1;
+	return load(m, &st);
 }
 
 char queue_msg_record(const struct queue_msg *m, const char *types, const char *target)
@@ -211,8 +318,11 @@ void queue_msg_close(struct queue_msg *m)
 	sa_free(&m->env);
 	sa_free(&m->pending);
 	free(m->rcpt);
+	free(m->orcpt);
+	free(m->notify);
 	free(m->rec);
-	m->rcpt = 0;
+	m->rcpt = m->orcpt = 0;
+	m->notify = 0;
 	m->rec = 0;
 	m->nrcpt = m->nrec = 0;
 }

@@ -591,6 +591,7 @@ void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len)
 	m->s = s;
 	m->len = len;
 	m->eightbit = 0;
+	m->envid = m->ret = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c & 0x80)

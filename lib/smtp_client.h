@@ -88,6 +88,8 @@ struct smtpc_msg {
 	size_t len;
 	unsigned long long size;	/* RFC 1870 section 3: CRLF line ends, no dot-stuffing, no final dot */
 	int eightbit;			/* some byte above 127 */
+	const char *envid;		/* DSN (RFC 3461): ENVID as given (xtext), or 0 */
+	const char *ret;		/* DSN: "FULL" or "HDRS", or 0 */
 };
 void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len);
 
@@ -100,6 +102,10 @@ enum smtpc_status {
 
 struct smtpc_rcpt {
 	const char *addr;
+	const char *notify;		/* DSN: NOTIFY as given ("SUCCESS,FAILURE", "NEVER"), or 0 */
+	const char *orcpt;		/* DSN: ORCPT as given ("rfc822;xtext"), or 0 */
+	int dsn_passed;			/* set when the peer that accepted it offered DSN: the
+					   parameters went on, and so did the duty to notify */
 	enum smtpc_status status;
 	struct smtpc_reply reply;	/* the reply that decided it */
 	char where[SMTPC_WHERE_MAX];	/* "NAME[ADDRESS]" of the host that decided it, or "-" */
@@ -115,6 +121,7 @@ struct smtpc_rcpt {
 #define SMTPC_AUTH_PLAIN 32u
 #define SMTPC_AUTH_LOGIN 64u
 #define SMTPC_ENHANCED 128u
+#define SMTPC_DSN 256u
 
 struct smtpc {
 	const struct smtpc_config *c;

@@ -1,0 +1,10 @@
+/* postroom: ISC license, see LICENSE. */
+/* Placeholder until written. */
+#include "die.h"
+
+const char *PROG = "queue-flush";
+
+int main(void)
+{
+	die(EXIT_TEMP, "not written yet");
+}

@@ -1,0 +1,3 @@
+/* postroom: ISC license, see LICENSE. */
+/* Placeholder until written. */
+#include "queue.h"
