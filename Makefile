@@ -89,6 +89,8 @@ queue-remove_OBJS = cmd/queue-remove/main.o
 queue-run_OBJS = \
 	cmd/queue-run/main.o \
 	cmd/queue-run/deliver.o \
+	cmd/queue-run/notify.o \
+	cmd/queue-run/remote.o \
 	cmd/queue-run/schedule.o
 queue-run_LIBS = -lcdb -lssl -lcrypto -lresolv
 smtp-recv_OBJS = \
@@ -184,9 +186,12 @@ RUNTIME ?= $(CURDIR)/run
 SMTP_PORT ?= 2525
 SUBMISSION_PORT ?= 2587
 SMTPS_PORT ?= 2465
+SMARTHOST ?=
+SMARTHOST_AUTH ?=
 run: deps all
 	@RUNTIME=$(RUNTIME) BIN=$(CURDIR)/$(BIN) SMTP_PORT=$(SMTP_PORT) \
-		SUBMISSION_PORT=$(SUBMISSION_PORT) SMTPS_PORT=$(SMTPS_PORT) etc/postroom-run start
+		SUBMISSION_PORT=$(SUBMISSION_PORT) SMTPS_PORT=$(SMTPS_PORT) \
+		SMARTHOST=$(SMARTHOST) SMARTHOST_AUTH=$(SMARTHOST_AUTH) etc/postroom-run start
 
 stop:
 	@RUNTIME=$(RUNTIME) etc/postroom-run stop

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,31 +120,20 @@ static void explain(struct inject_result *r, int code)
 	}
 }
 
-static int put_envelope(struct buf *b, const char *sender, const char *rcpts, size_t nrcpt)
+static int put_envelope(struct buf *b, const char *sender, const char *items, size_t len)
 {
-	if (!buf_put(b, "F", 1) || !buf_put(b, sender, strlen(sender) + 1))
-		return 0;
-	for (size_t i = 0; i < nrcpt; i++) {
-		size_t n = strlen(rcpts);
-		if (!buf_put(b, "T", 1) || !buf_put(b, rcpts, n + 1))
-			return 0;
-		rcpts += n + 1;
-	}
-	return buf_put(b, "", 1) && buf_flush(b);
+	return buf_put(b, "F", 1) && buf_put(b, sender, strlen(sender) + 1) &&
+	       buf_put(b, items, len) && buf_put(b, "", 1) && buf_flush(b);
 }
 
-static void finish_inprocess(struct inject *j, const char *sender, const char *rcpts,
-			     size_t nrcpt, struct inject_result *r)
+static void finish_inprocess(struct inject *j, const char *sender, const char *items,
+			     size_t len, struct inject_result *r)
 {
 	int ok = !j->write_errno && queue_new_envelope(&j->q, "F", 1) &&
-		 queue_new_envelope(&j->q, sender, strlen(sender) + 1);
-	for (size_t i = 0; ok && i < nrcpt; i++) {
-		size_t n = strlen(rcpts);
-		ok = queue_new_envelope(&j->q, "T", 1) && queue_new_envelope(&j->q, rcpts, n + 1);
-		rcpts += n + 1;
-	}
+		 queue_new_envelope(&j->q, sender, strlen(sender) + 1) &&
+		 queue_new_envelope(&j->q, items, len) && queue_new_envelope(&j->q, "", 1);
 	if (ok)
-		ok = queue_new_envelope(&j->q, "", 1) && queue_new_commit(&j->q);
+		ok = queue_new_commit(&j->q);
 	else
 		queue_new_abort(&j->q);
 	if (ok) {
@@ -157,11 +147,11 @@ static void finish_inprocess(struct inject *j, const char *sender, const char *r
 	say(r, 0, 1, text);
 }
 
-void inject_finish(struct inject *j, const char *sender, const char *rcpts, size_t nrcpt,
+void inject_finish(struct inject *j, const char *sender, const char *items, size_t items_len,
 		   struct inject_result *r)
 {
 	if (!j->external) {
-		finish_inprocess(j, sender, rcpts, nrcpt, r);
+		finish_inprocess(j, sender, items, items_len, r);
 		return;
 	}
 	/* A program that stopped reading early (a filter saying no) is not an error yet: its exit
@@ -172,7 +162,7 @@ void inject_finish(struct inject *j, const char *sender, const char *rcpts, size
 	char space[4096];
 	struct buf env;
 	buf_init(&env, j->envfd, space, sizeof space);
-	if (!put_envelope(&env, sender, rcpts, nrcpt) && !j->write_errno)
+	if (!put_envelope(&env, sender, items, items_len) && !j->write_errno)
 		j->write_errno = errno;
 	close(j->envfd);
 
@@ -222,4 +212,116 @@ void inject_abort(struct inject *j)
 	kill(j->pid, SIGTERM);
 	while (waitpid(j->pid, 0, 0) < 0 && errno == EINTR)
 		;
+}
+
+/* --- envelope items -------------------------------------------------------------------------- */
+
+int inject_item(struct sa *items, char type, const char *s, size_t n)
+{
+	int upper = type == 'H' || type == 'N';
+
+	if (!sa_ready(items, n + 2) || !sa_catc(items, type))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		items->s[items->len++] = upper && s[i] >= 'a' && s[i] <= 'z' ? s[i] - 'a' + 'A' : s[i];
+	return sa_cat0(items);
+}
+
+const char *inject_item_next(const char *items, size_t len, size_t *pos, char type)
+{
+	while (*pos < len) {
+		const char *item = items + *pos;
+		const char *nul = memchr(item, 0, len - *pos);
+		size_t n = nul ? (size_t)(nul - item) : len - *pos;
+		*pos += n + 1;
+		if (nul && item[0] == type)
+			return item + 1;
+	}
+	return 0;
+}
+
+/* Is s[0..n) the word w, in any case? */
+static int word_is(const char *s, size_t n, const char *w)
+{
+	return n == strlen(w) && !strncasecmp(s, w, n);
+}
+
+int inject_ret_ok(const char *s, size_t n)
+{
+	return word_is(s, n, "FULL") || word_is(s, n, "HDRS");
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * xtext (RFC 3461 section 4): xchar ("!" to "~" but "+" and "=") or "+" and two upper-case hex
+ * digits, standing for printable ASCII (RFC 3461 4.2 and 4.4, "graphic and white space"): "!"
+ * to "~", or a space ("+20").
+ */
+static int xtext_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+') {
+			if (n - i < 3 || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
+				return 0;
+			c = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
+			i += 2;
+			if (c == ' ')
+				continue;
+		} else if (c == '=') {
+			return 0;
+		}
+		if (c < '!' || c > '~')
+			return 0;
+	}
+	return 1;
+}
+
+int inject_envid_ok(const char *s, size_t n)
+{
+	return n >= 1 && n <= INJECT_ENVID_MAX && xtext_ok(s, n);
+}
+
+int inject_notify_ok(const char *s, size_t n)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	unsigned seen = 0;
+
+	if (word_is(s, n, "NEVER"))
+		return 1;
+	for (size_t i = 0; i <= n;) {
+		size_t w = 0;
+		while (i + w < n && s[i + w] != ',')
+			w++;
+		size_t k = 0;
+		while (k < 3 && !word_is(s + i, w, words[k]))
+			k++;
+		if (k == 3 || (seen & (1u << k)))
+			return 0;	/* unknown, empty, NEVER among others, or twice */
+		seen |= 1u << k;
+		i += w + 1;
+	}
+	return 1;
+}
+
+int inject_orcpt_ok(const char *s, size_t n)
+{
+	/* atext (RFC 5322 3.2.3) but "=", which no ESMTP value may hold (RFC 5321 4.1.2) */
+	static const char atext[] = "!#$%&'*+-/?^_`{|}~";
+	size_t t = 0;
+
+	if (n > INJECT_ORCPT_MAX)
+		return 0;
+	while (t < n && s[t] != ';') {
+		unsigned char c = (unsigned char)s[t];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr(atext, c))))
+			return 0;
+		t++;
+	}
+	return t > 0 && t + 1 < n && xtext_ok(s + t + 1, n - t - 1);
 }

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "queue.h"
+#include "sa.h"
 
 /*
  * Handing a message to the queue: in-process through lib/queue, or, when a program is named
@@ -40,10 +41,42 @@ struct inject_result {
 /* Starts a message. program 0 or "": in-process. Returns 1, or 0 with errno set. */
 int inject_start(struct inject *j, const char *queuedir, const char *program);
 void inject_put(struct inject *j, const char *s, size_t n);
-/* Ends the message with its envelope (recipients: n NUL-terminated strings in a row). */
-void inject_finish(struct inject *j, const char *sender, const char *rcpts, size_t nrcpt,
+/*
+ * Ends the message with its envelope: F<sender>\0, items[0..items_len), the final \0. items
+ * is the rest of the envelope as queue(5) has it, made with inject_item: [E<envid>\0]
+ * [H<ret>\0], then for each recipient T<rcpt>\0 [N<notify>\0] [O<orcpt>\0]; without DSN
+ * parameters, T<rcpt>\0 for each recipient: qmail-queue's envelope. The caller has checked
+ * them (the in-process queue takes them as they are; queue-inject checks them again).
+ */
+void inject_finish(struct inject *j, const char *sender, const char *items, size_t items_len,
 		   struct inject_result *r);
 /* Drops the message: nothing is queued. */
 void inject_abort(struct inject *j);
+
+/*
+ * Envelope items (queue(5)): the recipients, and the DSN parameters of RFC 3461 section 4 as the
+ * client gave them. Actions return 1, or 0 with errno set; checks return 1 when s[0..n) is valid.
+ */
+#define INJECT_ENVID_MAX 100	/* RFC 3461 4.4: ENVID, as given (xtext) */
+#define INJECT_ORCPT_MAX 500	/* RFC 3461 4.2: ORCPT's value, "addr-type;xtext" */
+#define INJECT_NOTIFY_MAX 21	/* "SUCCESS,FAILURE,DELAY" */
+
+/* Appends type, s[0..n) and a NUL to items; the values of 'H' (RET) and 'N' (NOTIFY) are
+   upper-cased, as queue(5) stores them. */
+int inject_item(struct sa *items, char type, const char *s, size_t n);
+/* The value of the next item of type at or after *pos in items[0..len) (NUL-terminated), *pos
+   moved past it; 0 when there is none. */
+const char *inject_item_next(const char *items, size_t len, size_t *pos, char type);
+
+/* RET: FULL or HDRS, in any case. */
+int inject_ret_ok(const char *s, size_t n);
+/* ENVID: xtext of 1 to INJECT_ENVID_MAX characters, standing for printable ASCII (spaces too). */
+int inject_envid_ok(const char *s, size_t n);
+/* NOTIFY: NEVER alone, or a comma list of SUCCESS, FAILURE and DELAY, each at most once; any
+   case. */
+int inject_notify_ok(const char *s, size_t n);
+/* ORCPT: addr-type ";" xtext, at most INJECT_ORCPT_MAX characters; addr-type an atom, the xtext
+   not empty and standing for printable ASCII (spaces too). */
+int inject_orcpt_ok(const char *s, size_t n);
 
 #endif

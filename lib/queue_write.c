@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -196,11 +197,80 @@ static int address_ok(const char *s, size_t n)
 	return 1;
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* xtext (RFC 3461 section 4), not empty, standing for printable ASCII: "!" to "~", or a space. */
+static int xtext_ok(const char *s, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+') {
+			if (n - i < 3 || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
+				return 0;
+			c = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
+			i += 2;
+			if (c == ' ')
+				continue;
+		} else if (c == '=') {
+			return 0;
+		}
+		if (c < '!' || c > '~')
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The value of a DSN item (queue.h) as smtp-recv stores it: E an xtext ENVID, H FULL or HDRS,
+ * N NEVER or a list of SUCCESS, FAILURE, DELAY (each once; any case, as queue_read takes
+ * them), O addr-type;xtext. A filter in front of queue-inject passes them on as they are.
+ */
+static int dsn_item_ok(char type, const char *s, size_t n)
+{
+	switch (type) {
+	case 'E':
+		return xtext_ok(s, n);
+	case 'H':
+		return (n == 4 && (!strncasecmp(s, "FULL", 4) || !strncasecmp(s, "HDRS", 4)));
+	case 'N': {
+		unsigned bits = queue_notify_parse(s);
+		/* queue_notify_parse takes a word twice; the list may not hold one twice. */
+		size_t words = 1;
+		for (size_t i = 0; i < n; i++)
+			words += s[i] == ',';
+		return bits && words == (size_t)__builtin_popcount(bits);
+	}
+	case 'O': {
+		size_t t = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "0123456789!#$%&'*+-/?^_`{|}~");
+		return t > 0 && t < n && s[t] == ';' && xtext_ok(s + t + 1, n - t - 1);
+	}
+	}
+	return 0;
+}
+
+/* A bit for each DSN item type, to see that none comes twice for its owner. */
+static unsigned item_bit(char type)
+{
+	return type == 'E' ? 1u : type == 'H' ? 2u : type == 'N' ? 4u : 8u;
+}
+
+/*
+ * F<sender>, then E and H (each at most once), then for each recipient T<rcpt> followed by its
+ * N and O (each at most once), then the empty field: anything else, or out of its place, is a
+ * syntax error (qmail-queue's 91).
+ */
 enum envelope_result envelope_copy(struct buf *in, struct queue_new *q)
 {
 	char field[QUEUE_ADDR_MAX + 2];	/* type byte, address, NUL */
 	size_t len;
 	int nrcpt = 0;
+	unsigned seen = 0;	/* the DSN items of the sender, then of the last recipient */
 
 	for (int first = 1;; first = 0) {
 		switch (getln(in, field, sizeof field, &len, '\0')) {
@@ -218,14 +288,35 @@ enum envelope_result envelope_copy(struct buf *in, struct queue_new *q)
 				return ENVELOPE_SYNTAX;
 			break;
 		}
-		if (field[0] != (first ? 'F' : 'T'))
+		char type = field[0];
+		const char *value = field + 1;
+		size_t n = len - 2;
+		if (first != (type == 'F'))
 			return ENVELOPE_SYNTAX;
-		if (!first && len == 2)
-			return ENVELOPE_SYNTAX;	/* an empty recipient */
-		if (!address_ok(field + 1, len - 2))
-			return ENVELOPE_SYNTAX;
-		if (!first)
+		switch (type) {
+		case 'F':
+			break;
+		case 'T':
+			if (n == 0)
+				return ENVELOPE_SYNTAX;	/* an empty recipient */
 			nrcpt++;
+			seen = 0;
+			break;
+		case 'E':
+		case 'H':
+		case 'N':
+		case 'O':
+			/* E and H belong to the sender (before any T), N and O to a recipient. */
+			if ((type == 'E' || type == 'H') != (nrcpt == 0) || (seen & item_bit(type)) ||
+			    !dsn_item_ok(type, value, n))
+				return ENVELOPE_SYNTAX;
+			seen |= item_bit(type);
+			break;
+		default:
+			return ENVELOPE_SYNTAX;
+		}
+		if (!address_ok(value, n))
+			return ENVELOPE_SYNTAX;
 		if (!queue_new_envelope(q, field, len))
 			return ENVELOPE_WRITE;
 	}

@@ -217,6 +217,8 @@ static void ehlo_line(struct smtpc *s, const char *t, size_t n)
 		s->ext |= SMTPC_STARTTLS;
 	} else if (!strcasecmp(kw, "ENHANCEDSTATUSCODES")) {
 		s->ext |= SMTPC_ENHANCED;
+	} else if (!strcasecmp(kw, "DSN")) {
+		s->ext |= SMTPC_DSN;
 	} else if (!strcasecmp(kw, "AUTH") && t[k] == ' ') {
 		while (argn) {
 			size_t w = 0;
@@ -636,8 +638,52 @@ static void decide(struct smtpc *s, struct smtpc_rcpt *r, const struct smtpc_rep
 	r->reply = *why;
 	r->status = why->code / 100 == 2 ? SMTPC_DELIVERED
 		    : why->code / 100 == 5 ? SMTPC_FAILED : SMTPC_DEFERRED;
+	/* RFC 3461 section 5.2: a peer with DSN that took the message takes the duty to notify
+	   with it; without DSN, a "relayed" notice is ours to send (NOTIFY=SUCCESS). */
+	r->dsn_passed = r->status == SMTPC_DELIVERED && (s->ext & SMTPC_DSN);
 	snprintf(r->where, sizeof r->where, "%s[%s]", s->host, s->addr);
 	smtpc_tls_desc(s, r->tls, sizeof r->tls);
+}
+
+/*
+ * A DSN parameter (RFC 3461 section 4) is sent when the peer offers DSN and the value is one
+ * that cannot break the command: 1 to max characters, "!" to "~" but "=" (an esmtp-value,
+ * RFC 5321 section 4.1.2). smtp-recv and queue-inject check the values fully before they are
+ * queued; a value that fails here is left out, and the peer applies its default.
+ */
+static int dsn_value_ok(const char *v, size_t max)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if (v[n] < '!' || v[n] > '~' || v[n] == '=')
+			return 0;
+	return n >= 1 && n <= max;
+}
+
+/* " RET=... ENVID=..." for MAIL, or "" (out: at least 128 bytes). */
+static void mail_dsn(const struct smtpc *s, const struct smtpc_msg *m, char *out, size_t size)
+{
+	size_t o = 0;
+
+	*out = 0;
+	if (!(s->ext & SMTPC_DSN))
+		return;
+	if (m->ret && dsn_value_ok(m->ret, 4))
+		o += (size_t)snprintf(out + o, size - o, " RET=%s", m->ret);
+	if (m->envid && dsn_value_ok(m->envid, 100) && o < size)
+		snprintf(out + o, size - o, " ENVID=%s", m->envid);
+}
+
+/* "RCPT TO:<addr>", with NOTIFY= and ORCPT= when the peer offers DSN. */
+static int queue_rcpt(struct smtpc *s, const struct smtpc_rcpt *x)
+{
+	int dsn = !!(s->ext & SMTPC_DSN);
+	int notify = dsn && x->notify && dsn_value_ok(x->notify, 21);
+	int orcpt = dsn && x->orcpt && dsn_value_ok(x->orcpt, 500);
+
+	return queue_cmd(s, "RCPT TO:<%s>%s%s%s%s", x->addr, notify ? " NOTIFY=" : "",
+			 notify ? x->notify : "", orcpt ? " ORCPT=" : "", orcpt ? x->orcpt : "");
 }
 
 /* Sends the message: CRLF line ends, dot-stuffed, a last line without LF ended, then the dot. */
@@ -689,19 +735,20 @@ static int transaction(struct smtpc *s, const char *sender, const struct smtpc_m
 	int pipe = !!(s->ext & SMTPC_PIPELINING);
 	struct smtpc_reply mail, rr, data;
 	size_t accepted = 0;
-	char size[32] = "";
+	char size[32] = "", dsn[128];
 	int mail_ok;
 
 	if (s->ext & SMTPC_SIZE)
 		snprintf(size, sizeof size, " SIZE=%llu", m->size);
-	if (!queue_cmd(s, "MAIL FROM:<%s>%s%s%s", sender, size,
+	mail_dsn(s, m, dsn, sizeof dsn);
+	if (!queue_cmd(s, "MAIL FROM:<%s>%s%s%s%s", sender, size,
 		       m->eightbit && (s->ext & SMTPC_8BITMIME) ? " BODY=8BITMIME" : "",
-		       utf8 ? " SMTPUTF8" : ""))
+		       utf8 ? " SMTPUTF8" : "", dsn))
 		return 0;
 	s->dirty = 1;
 	if (pipe) {
 		for (size_t j = 0; j < k; j++)
-			if (!queue_cmd(s, "RCPT TO:<%s>", r[idx[j]].addr))
+			if (!queue_rcpt(s, &r[idx[j]]))
 				return 0;
 		if (!queue_cmd(s, "DATA") || !flush_out(s, s->c->t.mail, "sending MAIL FROM"))
 			return 0;
@@ -718,7 +765,7 @@ static int transaction(struct smtpc *s, const char *sender, const struct smtpc_m
 		return 1;
 	for (size_t j = 0; j < k; j++) {
 		struct smtpc_rcpt *x = &r[idx[j]];
-		if (!pipe && (!queue_cmd(s, "RCPT TO:<%s>", x->addr) ||
+		if (!pipe && (!queue_rcpt(s, x) ||
 			      !flush_out(s, s->c->t.rcpt, "sending RCPT TO")))
 			return 0;
 		if (!read_reply(s, s->c->t.rcpt, &rr, 0, "sending RCPT TO"))

@@ -88,8 +88,10 @@ struct smtpc_msg {
 	size_t len;
 	unsigned long long size;	/* RFC 1870 section 3: CRLF line ends, no dot-stuffing, no final dot */
 	int eightbit;			/* some byte above 127 */
-	const char *envid;		/* DSN (RFC 3461): ENVID as given (xtext), or 0 */
-	const char *ret;		/* DSN: "FULL" or "HDRS", or 0 */
+	/* DSN (RFC 3461), sent on MAIL only to a peer that offers DSN, and only a value of
+	   printable ASCII without "=" or a space (else it is left out): */
+	const char *envid;		/* ENVID as given (xtext, at most 100), or 0 */
+	const char *ret;		/* "FULL" or "HDRS", or 0 */
 };
 void smtpc_msg_init(struct smtpc_msg *m, const char *s, size_t len);
 
@@ -102,10 +104,12 @@ enum smtpc_status {
 
 struct smtpc_rcpt {
 	const char *addr;
-	const char *notify;		/* DSN: NOTIFY as given ("SUCCESS,FAILURE", "NEVER"), or 0 */
-	const char *orcpt;		/* DSN: ORCPT as given ("rfc822;xtext"), or 0 */
-	int dsn_passed;			/* set when the peer that accepted it offered DSN: the
-					   parameters went on, and so did the duty to notify */
+	/* DSN, sent on RCPT as smtpc_msg's are on MAIL: */
+	const char *notify;		/* NOTIFY as given ("SUCCESS,FAILURE", "NEVER"), or 0 */
+	const char *orcpt;		/* ORCPT as given ("rfc822;xtext", at most 500), or 0 */
+	int dsn_passed;			/* set with SMTPC_DELIVERED when the peer offered DSN: the
+					   parameters went on, and so did the duty to notify (RFC
+					   3461 5.2); 0 for any other status or peer */
 	enum smtpc_status status;
 	struct smtpc_reply reply;	/* the reply that decided it */
 	char where[SMTPC_WHERE_MAX];	/* "NAME[ADDRESS]" of the host that decided it, or "-" */

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -95,13 +96,80 @@ static void tried_add(char *tried, size_t size, const char *why)
 	str_copy(tried + len, size - len, why);
 }
 
-/* The result is out (route->decided), then the session that gave it ends. */
+/* The result is out (route->decided), then the session that gave it ends, or is kept. */
 static void finish(const struct smtp_route *route, struct smtpc_rcpt *r, size_t n, struct smtpc *s)
 {
 	if (route->decided)
 		route->decided(route->decided_arg, r, n);
+	if (s && route->keep && s->fd >= 0 && !s->dirty) {
+		*route->keep = *s;
+		*route->kept = 1;
+		return;
+	}
 	if (s)
 		smtpc_close(s);
+}
+
+int smtp_route_mx(const struct dns_config *dc, const char *domain, struct mx_list *mx,
+		  struct smtpc_rcpt *r, size_t n)
+{
+	char why[512];
+	struct smtpc_reply w;
+
+	enum dns_status st = mx_lookup(dc, domain, mx, why, sizeof why);
+	if (st == DNS_OK)
+		return 1;
+	if (mx->null_mx)
+		/* RFC 7505 section 4.2, with RFC 7504's code. */
+		smtpc_reply_set(&w, 556, "5.1.10", "Recipient address has null MX");
+	else if (st == DNS_PERM)
+		smtpc_reply_set(&w, 550, "5.1.2", "%s", why);
+	else
+		smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
+	smtp_decide_all(r, n, &w, "-", st == DNS_PERM ? SMTPC_FAILED : SMTPC_DEFERRED);
+	return 0;
+}
+
+size_t smtp_relay_addresses(const char *host, int family, struct mx_address *a, size_t max,
+			    int *permanent, char *why, size_t whylen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *i;
+	size_t n = 0;
+
+	*permanent = 0;
+	memset(a, 0, sizeof *a);
+	str_copy(a->host, sizeof a->host, host);
+	if (inet_pton(AF_INET, host, &a->addr.v4) == 1 && family != AF_INET6) {
+		a->family = AF_INET;
+		return 1;
+	}
+	if (inet_pton(AF_INET6, host, &a->addr.v6) == 1 && family != AF_INET) {
+		a->family = AF_INET6;
+		return 1;
+	}
+	hints.ai_family = family;
+	int e = getaddrinfo(host, 0, &hints, &res);
+	if (e) {
+		*permanent = e == EAI_NONAME;
+		snprintf(why, whylen, "unable to find the address of %s: %s", host, gai_strerror(e));
+		return 0;
+	}
+	for (i = res; i && n < max; i = i->ai_next) {
+		memset(&a[n], 0, sizeof a[n]);
+		str_copy(a[n].host, sizeof a[n].host, host);
+		a[n].family = i->ai_family;
+		if (i->ai_family == AF_INET)
+			a[n].addr.v4 = ((struct sockaddr_in *)i->ai_addr)->sin_addr;
+		else if (i->ai_family == AF_INET6)
+			a[n].addr.v6 = ((struct sockaddr_in6 *)i->ai_addr)->sin6_addr;
+		else
+			continue;
+		n++;
+	}
+	freeaddrinfo(res);
+	if (!n)
+		snprintf(why, whylen, "%s has no address", host);
+	return n;
 }
 
 void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
@@ -187,6 +255,8 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 			use = &clear;
 		}
 		sessions += greeted;
+		if (res == SMTPC_OPEN_OK && route->reached)
+			*route->reached = 1;
 		if (res == SMTPC_OPEN_OK) {
 			if (smtpc_send(&s, sender, m, r, n)) {
 				finish(route, r, n, &s);

@@ -37,6 +37,13 @@ struct smtp_route {
 	   so that results are out even when the peer is slow to say goodbye; 0: none. */
 	void (*decided)(void *arg, const struct smtpc_rcpt *r, size_t n);
 	void *decided_arg;
+	/* Out, when not 0: *reached is set when some host took a transaction (greeted us and
+	   got to MAIL), so that a caller can tell a destination that is down from recipients
+	   that were refused; with keep, a session that ended well is moved into *keep instead
+	   of being closed (*kept set), for the caller to send the next message over. */
+	int *reached;
+	struct smtpc *keep;
+	int *kept;
 };
 
 /* Sets every recipient's status (never SMTPC_PENDING afterwards). The smarthost's credentials
@@ -48,6 +55,20 @@ void smtp_deliver(const struct smtpc_config *c, const struct smtp_route *route,
    ("-" when no host was reached). */
 void smtp_decide_all(struct smtpc_rcpt *r, size_t n, const struct smtpc_reply *why,
 		     const char *where, enum smtpc_status status);
+
+/*
+ * The route to a domain's MX hosts (mx_lookup into *mx, which the caller frees with
+ * mx_list_free): 1, or 0 when there is none, with every recipient of r decided: a null MX
+ * (556 5.1.10) or a name that does not exist (550 5.1.2) for good, a DNS failure (451 4.4.3)
+ * for later.
+ */
+int smtp_route_mx(const struct dns_config *dc, const char *domain, struct mx_list *mx,
+		  struct smtpc_rcpt *r, size_t n);
+
+/* A smarthost's addresses: a numeric one as it is, a name through the resolver (at most max).
+   Returns how many, or 0 with why set. */
+size_t smtp_relay_addresses(const char *host, int family, struct mx_address *a, size_t max,
+			    int *permanent, char *why, size_t whylen);
 
 /* 1 when the address (AF_INET/AF_INET6, network order) is one of this machine's interfaces'. */
 int smtp_own_address(int family, const void *addr);

@@ -22,6 +22,7 @@ teardown() {
 	for pid in $(runtime_procs | cut -d' ' -f1); do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+	stop_server
 	mariadb_teardown
 	common_teardown
 }
@@ -240,4 +241,19 @@ listen_overflows() {
 	assert_equal "$(listen_overflows)" "$before"
 	wait_until 300 sh -c '[ "$(ls "$1" | wc -l)" -ge 200 ]' _ "$RT/mail/example.test/alice/new" ||
 		fail "$(ls "$RT/mail/example.test/alice/new" | wc -l) of 200 delivered"
+}
+
+@test "make run SMARTHOST=: remote mail is relayed there, with the id of the relay's reply in the log" {
+	# The relay: the scripted peer on a free loopback port, recording what it takes.
+	start_server PEER_LOG="$BATS_TEST_TMPDIR/relay.log" -- "$PYTHON" "$TESTLIB/smtp_peer.py" smtp
+	local relay=$SERVER_PORT
+	run -0 make_run SMARTHOST="127.0.0.1:$relay"
+	assert_output --partial "queue-run relays it through 127.0.0.1:$relay"
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from alice@example.test --to someone@remote.example
+	wait_until 100 grep -q '^MSG ' "$BATS_TEST_TMPDIR/relay.log" ||
+		fail "nothing relayed: $(cat "$RT/log/queue-run/current")"
+	wait_until 50 grep -q 'to=<someone@remote.example> result=sent .*127\.0\.0\.1.* 250 2\.0\.0 ok: got it' \
+		"$RT/log/queue-run/current" || fail "no result=sent line: $(cat "$RT/log/queue-run/current")"
+	wait_until 50 eval '[ "$(file_count "$RT/queue/msg")" = 0 ]'
 }

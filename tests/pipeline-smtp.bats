@@ -7,6 +7,7 @@
 # Loaded here, not in setup, so that the teardown below replaces the one lib/common defines.
 load lib/common
 load lib/smtp
+load lib/world
 
 setup() {
 	make_queue
@@ -19,7 +20,7 @@ setup() {
 
 teardown() {
 	stop_tcpserver
-	common_teardown
+	world_teardown
 }
 
 # swaks_send FROM TO [SWAKS-OPTION...]: the odd message through swaks to the server.
@@ -123,8 +124,10 @@ EOF
 	assert_line -n 2 'RCPT 250 2.1.5 recipient ok'
 	assert_line -n 3 --regexp '^DATA 250 2\.0\.0 ok: queued as '
 	local id=${lines[3]##* }
-	run -0 --separate-stderr queue-run -1
-	assert_regex "$stderr" "queue-run: $(re_escape "$id") from=<bob@example\.org> to=<someone@remote\.example> result=deferred .*reason=\"remote delivery not available yet\""
+	# The remote domain's MX refuses connections, in a world of its own (no query leaves).
+	world_start 'remote.example MX 10 mx.remote.example' 'mx.remote.example A 127.0.0.2'
+	run -0 --separate-stderr in_world queue-run -1
+	assert_regex "$stderr" "queue-run: $(re_escape "$id") from=<bob@example\.org> to=<someone@remote\.example> result=deferred .*reason=\"mx\.remote\.example\[127\.0\.0\.2\] 421 4\.4\.1 connect to .*: Connection refused tls=none\""
 	assert_count 1 file_count "$QUEUEDIR/msg"
 	[ -f "$QUEUEDIR/msg/$id" ]
 	run -0 queue_envelope "$id"

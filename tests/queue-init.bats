@@ -4,12 +4,12 @@
 
 load lib/common
 
-@test "queue-init creates DIR with tmp/ msg/ bounce/ and the FIFO trigger (mode 0622)" {
+@test "queue-init creates DIR with tmp/ msg/ bounce/ hold/ and the FIFO trigger (mode 0622)" {
 	q=$BATS_TEST_TMPDIR/q
 	umask 022
 	run --separate-stderr -0 queue-init "$q"
 	[ -z "$output" ] && [ -z "$stderr" ] || fail "queue-init printed something: $output$stderr"
-	for d in tmp msg bounce; do
+	for d in tmp msg bounce hold; do
 		[ -d "$q/$d" ] || fail "$q/$d is not a directory"
 		assert_count 0 file_count "$q/$d"
 	done
@@ -35,6 +35,7 @@ load lib/common
 	run -0 queue-init "$q"
 	[ -d "$q/tmp" ]
 	[ -d "$q/bounce" ]
+	[ -d "$q/hold" ]
 	[ -p "$q/trigger" ]
 }
 

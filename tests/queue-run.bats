@@ -6,11 +6,16 @@
 
 load lib/common
 load lib/aliases
+load lib/world
 
 FROM=sender@remote.test
 DELAY='delay=[0-9]+\.[0-9]{3}s'
 
 setup() {
+	# Remote addresses resolve in a world of their own, to a host that refuses connections: a
+	# remote target waits (421 4.4.1), and no query leaves the machine.
+	world_start 'remote.test MX 10 mx.remote.test' 'mx.remote.test A 127.0.0.2' \
+		'other.test MX 10 mx.remote.test'
 	make_queue
 	make_userdb
 	MSG=$BATS_TEST_TMPDIR/message
@@ -18,9 +23,13 @@ setup() {
 	LOG=$BATS_TEST_TMPDIR/queue-run.log
 }
 
-# run_queue [OPTION...]: queue-run -1, which must exit 0; its stderr goes to $LOG.
+teardown() {
+	world_teardown
+}
+
+# run_queue [OPTION...]: queue-run -1 in the world, which must exit 0; its stderr goes to $LOG.
 run_queue() {
-	run --separate-stderr -0 queue-run -1 "$@"
+	run --separate-stderr -0 in_world queue-run -1 "$@"
 	printf '%s\n' "$stderr" >"$LOG"
 }
 
@@ -39,6 +48,24 @@ assert_only_in() {
 		case " $* " in *" $u "*) want=1 ;; esac
 		assert_count "$want" msg_count "$MAILROOT/example.test/$u"
 	done
+}
+
+# assert_noticed ID: message ID finished with failures: it left the queue, and the one file in
+# msg/ is the notice to $FROM that says so (from <>, not yet sent: -1 looked at msg/ before).
+assert_noticed() {
+	local idre f
+	idre=$(re_escape "$1")
+	[ ! -e "$QUEUEDIR/msg/$1" ] || fail "msg/$1 is still there"
+	assert_count 0 file_count "$QUEUEDIR/bounce"
+	f=("$QUEUEDIR"/msg/*)
+	[ "${#f[@]}" -eq 1 ] && [ -f "${f[0]}" ] || fail "expected the notice alone in msg/, got ${#f[@]}"
+	assert_log "queue-run: $idre notice id=${f[0]##*/} to=<sender@remote\.test> recipients=[0-9]+ action=failed" "$LOG"
+	assert_log "queue-run: $idre done with failures" "$LOG"
+	# Its envelope: from <>, to the sender.
+	local len
+	len=$(head -n 1 "${f[0]}" | awk '{ print $2 + 0 }')
+	[ "$(tail -c +$((26 + len + 1)) "${f[0]}" | tr '\0' '|')" = "F|Tsender@remote.test||" ] ||
+		fail "the notice's envelope is $(tail -c +$((26 + len + 1)) "${f[0]}" | tr '\0' '|')"
 }
 
 # assert_finished: msg/ and bounce/ are empty.
@@ -106,31 +133,24 @@ assert_finished() {
 	assert_finished
 }
 
-@test "alias loop: loop1@ fails permanently (5.4.6), alice still delivered, message in bounce/" {
+@test "alias loop: loop1@ fails permanently (5.4.6), alice still delivered, the sender gets a notice" {
 	run -0 inject "$FROM" loop1@example.test alice@example.test <"$MSG"
 	id=$(queued_id)
-	cp "$QUEUEDIR/msg/$id" "$BATS_TEST_TMPDIR/queued"
 	run_queue
 	assert_only_in alice
-	assert_count 0 file_count "$QUEUEDIR/msg"
-	assert_count 1 file_count "$QUEUEDIR/bounce"
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing: $(ls "$QUEUEDIR/bounce")"
-	# bounce/ holds the queue file as it was, plus any records
-	cmp -s -n "$(stat -c %s "$BATS_TEST_TMPDIR/queued")" "$BATS_TEST_TMPDIR/queued" "$QUEUEDIR/bounce/$id" ||
-		fail "bounce/$id does not start with the queued file"
+	assert_noticed "$id"
 	idre=$(re_escape "$id")
 	assert_log "queue-run: $idre from=<sender@remote\.test> to=<loop1@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias loop\"" "$LOG"
 	assert_log "queue-run: $idre from=<sender@remote\.test> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
-	assert_log "queue-run: $idre bounce" "$LOG"
 	refute_log "queue-run: $idre done" "$LOG"
 }
 
-@test "alias loop alone: loop2@ -> bounce/, nothing delivered" {
+@test "alias loop alone: loop2@ fails, a notice, nothing delivered" {
 	run -0 inject "$FROM" loop2@example.test <"$MSG"
+	id=$(queued_id)
 	run_queue
 	assert_only_in
-	assert_count 0 file_count "$QUEUEDIR/msg"
-	assert_count 1 file_count "$QUEUEDIR/bounce"
+	assert_noticed "$id"
 	assert_log ".* result=failed .*reason=\"5\.4\.6 alias loop\"" "$LOG"
 }
 
@@ -165,7 +185,7 @@ ab_layout() {
 	id=$(queued_id)
 	run_queue
 	assert_only_in
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	assert_noticed "$id"
 	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<x@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias loop\"" "$LOG"
 }
 
@@ -174,7 +194,7 @@ ab_layout() {
 	make_userdb "${users[@]}"
 	run -0 inject "$FROM" c1@example.test bob@example.test <"$MSG"
 	# 10^10 paths: without expanding each alias once this would not end for hours
-	run --separate-stderr -0 timeout 10 queue-run -1
+	run --separate-stderr -0 in_world timeout 10 queue-run -1
 	printf '%s\n' "$stderr" >"$LOG"
 	assert_only_in alice bob
 	assert_log ".* to=<alice@example\.test> orig_to=<c1@example\.test> result=delivered .*" "$LOG"
@@ -188,8 +208,7 @@ ab_layout() {
 	id=$(queued_id)
 	run_queue
 	assert_only_in alice
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing: the partial remote targets stayed?"
-	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_noticed "$id"
 	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<wide@example\.test> result=failed $DELAY reason=\"5\.4\.6 alias expansion too large\"" "$LOG"
 	refute_log ".*result=deferred.*" "$LOG"
 }
@@ -259,9 +278,10 @@ ab_layout() {
 	chain+=("alias d16@example.test alice@example.test")
 	make_userdb "${chain[@]}"
 	run -0 inject "$FROM" d1@example.test bob@example.test <"$MSG"
+	id=$(queued_id)
 	run_queue
 	assert_only_in bob
-	assert_count 1 file_count "$QUEUEDIR/bounce"
+	assert_noticed "$id"
 	# (the line may name the address where expansion stopped, with orig_to=<d1@...>)
 	assert_log ".* (to=<d1@example\.test>|orig_to=<d1@example\.test>) result=failed .*" "$LOG"
 }
@@ -298,9 +318,10 @@ ab_layout() {
 
 @test "RECIPIENT_DELIMITER empty disables +tags: alice+news@ is unknown" {
 	run -0 inject "$FROM" alice+news@example.test <"$MSG"
+	id=$(queued_id)
 	RECIPIENT_DELIMITER= run_queue
 	assert_only_in
-	assert_count 1 file_count "$QUEUEDIR/bounce"
+	assert_noticed "$id"
 	assert_log ".* to=<alice\+news@example\.test> result=failed .*reason=\"5\.1\.1 unknown user\"" "$LOG"
 }
 
@@ -320,25 +341,33 @@ ab_layout() {
 	assert_finished
 }
 
-@test "unknown user: result=failed 5.1.1, message moved to bounce/, nothing delivered" {
+@test "unknown user: result=failed 5.1.1, a notice to the sender, nothing delivered" {
 	run -0 inject "$FROM" nosuchuser@example.test <"$MSG"
 	id=$(queued_id)
 	run_queue
 	assert_only_in
-	assert_count 0 file_count "$QUEUEDIR/msg"
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	assert_noticed "$id"
 	idre=$(re_escape "$id")
 	assert_log "queue-run: $idre from=<sender@remote\.test> to=<nosuchuser@example\.test> result=failed $DELAY reason=\"5\.1\.1 unknown user\"" "$LOG"
-	assert_log "queue-run: $idre bounce" "$LOG"
 }
 
-@test "a bounced message is not retried" {
+@test "a failed message is not tried again: the next pass tries the notice only" {
 	run -0 inject "$FROM" nosuchuser@example.test <"$MSG"
+	id=$(queued_id)
 	run_queue
-	id=$(ls "$QUEUEDIR/bounce")
-	cp "$QUEUEDIR/bounce/$id" "$BATS_TEST_TMPDIR/bounced"
 	run_queue
-	cmp "$BATS_TEST_TMPDIR/bounced" "$QUEUEDIR/bounce/$id"
+	refute_log ".*to=<nosuchuser@example\.test>.*" "$LOG"
+	assert_log "queue-run: [0-9-]+ from=<> to=<sender@remote\.test> result=deferred .*Connection refused.*" "$LOG"
+}
+
+@test "queue-run takes over what an earlier version left in bounce/: the sender gets its notice" {
+	run -0 inject "$FROM" nosuchuser@example.test <"$MSG"
+	id=$(queued_id)
+	printf 'Rnosuchuser@example.test\t5.1.1 unknown user\0' >>"$QUEUEDIR/msg/$id"
+	mv "$QUEUEDIR/msg/$id" "$QUEUEDIR/bounce/$id"
+	run_queue
+	assert_log "queue-run: $(re_escape "$id") moved from bounce/ to msg/: its notice is sent from there" "$LOG"
+	assert_noticed "$id"
 	refute_log ".*result=.*" "$LOG"
 }
 
@@ -385,7 +414,7 @@ ab_layout() {
 	[ -f "$QUEUEDIR/msg/$id" ] || fail "msg/$id is gone"
 	assert_count 0 file_count "$QUEUEDIR/bounce"
 	idre=$(re_escape "$id")
-	assert_log "queue-run: $idre from=<sender@remote\.test> to=<someone@remote\.test> result=deferred $DELAY reason=\"remote delivery not available yet\"" "$LOG"
+	assert_log "queue-run: $idre from=<sender@remote\.test> to=<someone@remote\.test> result=deferred $DELAY reason=\"mx\.remote\.test\[127\.0\.0\.2\] 421 4\.4\.1 connect to mx\.remote\.test\[127\.0\.0\.2\]:25: Connection refused tls=none\"" "$LOG"
 	assert_log "queue-run: $idre from=<sender@remote\.test> to=<alice@example\.test> result=delivered $DELAY" "$LOG"
 	refute_log "queue-run: $idre (done|bounce)" "$LOG"
 }
@@ -414,11 +443,15 @@ ab_layout() {
 }
 
 # records ID ENVELOPE-BYTES: the delivery records of msg/ID (what follows the message and the
-# envelope of ENVELOPE-BYTES bytes), NULs shown as \0 and tabs as \t.
+# envelope of ENVELOPE-BYTES bytes), NULs shown as \0 and tabs as \t; without the L (last
+# temporary failure) and N (notice sent) records, which tests/queue-remote.bats looks at.
 records() {
 	local f=$QUEUEDIR/msg/$1
 	tail -c +$((26 + $(stat -c %s "$MSG") + $2 + 1)) "$f" |
-		"$PYTHON" -c 'import sys; print(sys.stdin.buffer.read().decode("latin-1").replace("\\", "\\\\").replace("\0", "\\0").replace("\t", "\\t"))'
+		"$PYTHON" -c 'import sys
+recs = sys.stdin.buffer.read().decode("latin-1").split("\0")
+out = "".join(r + "\0" for r in recs[:-1] if r[:1] not in ("L", "N")) + recs[-1]
+print(out.replace("\\", "\\\\").replace("\0", "\\0").replace("\t", "\\t"))'
 }
 
 @test "delivery records: a delivered target is recorded as D<target>\\0 in the queue file" {
@@ -563,13 +596,13 @@ records() {
 	assert_log "queue-run: $(re_escape "$id") from=<sender@remote\.test> to=<carol@example\.test> result=deferred $DELAY reason=.*" "$LOG"
 }
 
-@test "over quota with OVERQUOTA=bounce -> failed, message in bounce/" {
+@test "over quota with OVERQUOTA=bounce -> failed, a notice to the sender" {
 	make_message "$BATS_TEST_TMPDIR/big" big-1 5000
 	run -0 inject "$FROM" carol@example.test alice@example.test <"$BATS_TEST_TMPDIR/big"
 	id=$(queued_id)
 	OVERQUOTA=bounce run_queue
 	assert_only_in alice
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "bounce/$id missing"
+	assert_noticed "$id"
 	assert_log ".* to=<carol@example\.test> result=failed .*" "$LOG"
 }
 
@@ -653,7 +686,7 @@ assert_same_deliveries() {
 	assert_log ".* to=<carol@example\.test> result=deferred .*" "$LOG"
 }
 
-@test "delivery program exit 100 -> failed, bounce/; exit 111 or 75 -> deferred, queued" {
+@test "delivery program exit 100 -> failed, a notice; exit 111 or 75 -> deferred, queued" {
 	printf '#!/bin/sh\ncat >/dev/null\nexit 100\n' >"$BATS_TEST_TMPDIR/perm"
 	printf '#!/bin/sh\ncat >/dev/null\nexit 111\n' >"$BATS_TEST_TMPDIR/temp"
 	printf '#!/bin/sh\ncat >/dev/null\nexit 75\n' >"$BATS_TEST_TMPDIR/other"
@@ -667,8 +700,7 @@ assert_same_deliveries() {
 	[ -f "$QUEUEDIR/msg/$id" ] || fail "exit 75: msg/$id is gone"
 	assert_log ".* to=<alice@example\.test> result=deferred .*" "$LOG"
 	run_queue -d "$BATS_TEST_TMPDIR/perm"
-	[ -f "$QUEUEDIR/bounce/$id" ] || fail "exit 100: bounce/$id missing"
-	assert_count 0 file_count "$QUEUEDIR/msg"
+	assert_noticed "$id"
 	assert_log ".* to=<alice@example\.test> result=failed .*" "$LOG"
 	assert_only_in
 }
@@ -683,7 +715,7 @@ assert_same_deliveries() {
 	echo new >"$QUEUEDIR/tmp/1795000000.000002.2"
 	touch -d '-37 hours' "$QUEUEDIR/tmp/1795000000.000001.1"
 	touch -d '-35 hours' "$QUEUEDIR/tmp/1795000000.000002.2"
-	start_group "$LOG" queue-run
+	start_group "$LOG" nsenter -t "$WORLD_PID" -n -m -- queue-run
 	old_gone() { [ ! -e "$QUEUEDIR/tmp/1795000000.000001.1" ]; }
 	wait_until 30 old_gone || fail "the 37-hour-old tmp file is still there after 3 s"
 	[ -e "$QUEUEDIR/tmp/1795000000.000002.2" ] || fail "the 35-hour-old tmp file was removed"
@@ -702,10 +734,10 @@ assert_same_deliveries() {
 @test "200 messages injected while queue-run runs are all delivered exactly once" {
 	origs=$BATS_TEST_TMPDIR/origs
 	make_messages "$origs" 200
-	start_group "$LOG" queue-run -c 4
+	start_group "$LOG" nsenter -t "$WORLD_PID" -n -m -- queue-run -c 4
 	qr=$BG_PID
 	wait_until 50 grep -q '^queue-run: start' "$LOG" || fail "no start line: $(cat "$LOG")"
-	assert_log "queue-run: start concurrency=4" "$LOG"
+	assert_log "queue-run: start concurrency=4 per_destination=20" "$LOG"
 	for i in $(seq 1 200); do
 		if [ $((i % 2)) -eq 0 ]; then to=alice@example.test; else to=bob@example.test; fi
 		inject "$FROM" "$to" <"$origs/$i" || fail "queue-inject of message $i failed"
@@ -727,9 +759,9 @@ assert_same_deliveries() {
 }
 
 @test "new mail is picked up by a running queue-run within a second" {
-	start_group "$LOG" queue-run
+	start_group "$LOG" nsenter -t "$WORLD_PID" -n -m -- queue-run
 	wait_until 50 grep -q '^queue-run: start' "$LOG" || fail "no start line"
-	assert_log "queue-run: start concurrency=10" "$LOG"
+	assert_log "queue-run: start concurrency=20 per_destination=20" "$LOG"
 	sleep 0.3 # queue-run is idle, waiting on the trigger
 	run -0 inject "$FROM" alice@example.test <"$MSG"
 	alice_has_one() { [ "$(msg_count "$(mailbox alice)")" -eq 1 ]; }
@@ -744,9 +776,9 @@ assert_same_deliveries() {
 	for i in $(seq 1 100); do
 		inject "$FROM" alice@example.test <"$origs/$i" || fail "queue-inject $i failed"
 	done
-	start_group "$BATS_TEST_TMPDIR/log1" queue-run -1 -c 5
+	start_group "$BATS_TEST_TMPDIR/log1" nsenter -t "$WORLD_PID" -n -m -- queue-run -1 -c 5
 	p1=$BG_PID
-	start_group "$BATS_TEST_TMPDIR/log2" queue-run -1 -c 5
+	start_group "$BATS_TEST_TMPDIR/log2" nsenter -t "$WORLD_PID" -n -m -- queue-run -1 -c 5
 	p2=$BG_PID
 	done1() { ! kill -0 "$p1" 2>/dev/null && ! kill -0 "$p2" 2>/dev/null; }
 	# reap them as they end
@@ -767,7 +799,7 @@ assert_same_deliveries() {
 	done
 	interrupted=0
 	for round in 1 2 3; do
-		start_group "$BATS_TEST_TMPDIR/log.$round" queue-run -c 4
+		start_group "$BATS_TEST_TMPDIR/log.$round" nsenter -t "$WORLD_PID" -n -m -- queue-run -c 4
 		qr=$BG_PID
 		base=$(msg_count "$(mailbox alice)")
 		# wait for some deliveries of this round, then crash
@@ -796,7 +828,7 @@ assert_same_deliveries() {
 @test "usage error: exit 100, one stderr line starting queue-run:" {
 	run --separate-stderr -100 queue-run -x
 	assert_one_stderr_line queue-run
-	assert_equal "$stderr" "queue-run: usage: queue-run [-1] [-c concurrency] [-d program]"
+	assert_equal "$stderr" "queue-run: usage: queue-run [-1] [-c concurrency] [-p per-destination] [-d program]"
 }
 
 @test "usage error: -c without a number, or a bad number -> 100" {
@@ -847,7 +879,7 @@ SH
 	chmod +x "$BATS_TEST_TMPDIR/chatty"
 	make_message "$MSG" big-1 300000
 	run -0 inject "$FROM" alice@example.test <"$MSG"
-	run --separate-stderr -0 timeout 60 queue-run -1 -d "$BATS_TEST_TMPDIR/chatty"
+	run --separate-stderr -0 in_world timeout 60 queue-run -1 -d "$BATS_TEST_TMPDIR/chatty"
 	printf '%s\n' "$stderr" >"$LOG"
 	assert_finished
 	cmp "$MSG" "$MAILROOT/example.test/chatty-got"

@@ -49,10 +49,10 @@ hello
 .
 QUIT
 EOF
-	assert_line -n 9 '554 5.7.1 relay access denied'
-	assert_line -n 11 '235 2.7.0 authentication successful'
-	assert_line -n 12 '250 2.1.0 sender ok'
-	assert_line -n 13 '250 2.1.5 recipient ok'
+	assert_line -n 10 '554 5.7.1 relay access denied'
+	assert_line -n 12 '235 2.7.0 authentication successful'
+	assert_line -n 13 '250 2.1.0 sender ok'
+	assert_line -n 14 '250 2.1.5 recipient ok'
 	assert_line --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
 	assert_stderr_line "smtp-recv: [0-9]+ auth ok client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
 	assert_stderr_line "smtp-recv: [0-9]+ [0-9]+-[0-9]{6}-[0-9]+ accepted from=<alice@example\.test> to=<someone@remote\.example> nrcpt=1 size=[0-9]+ client=192\.0\.2\.7 tls=TLSv1\.3 user=alice@example\.test"
@@ -75,8 +75,8 @@ MAIL FROM:<bob@example.org> AUTH=$box
 RSET
 MAIL FROM:<bob@example.org> AUTH=<> SIZE=100
 EOF
-	assert_line -n 8 '250 2.1.0 sender ok'
-	assert_line -n 10 '250 2.1.0 sender ok'
+	assert_line -n 9 '250 2.1.0 sender ok'
+	assert_line -n 11 '250 2.1.0 sender ok'
 }
 
 @test "AUTH PLAIN after a 334, AUTH LOGIN with and without an initial response" {
@@ -86,8 +86,8 @@ AUTH PLAIN
 $(b64 'bob@example.test\0bob@example.test\0bob-demo')
 QUIT
 EOF
-	assert_line -n 8 '334 '
-	assert_line -n 9 '235 2.7.0 authentication successful'
+	assert_line -n 9 '334 '
+	assert_line -n 10 '235 2.7.0 authentication successful'
 	run -0 --separate-stderr smtp_session <<EOF
 EHLO c.example.org
 AUTH LOGIN
@@ -95,18 +95,18 @@ $(b64 'bob@example.test')
 $(b64 'bob-demo')
 QUIT
 EOF
-	assert_line -n 8 '334 VXNlcm5hbWU6'
-	assert_line -n 9 '334 UGFzc3dvcmQ6'
-	assert_line -n 10 '235 2.7.0 authentication successful'
+	assert_line -n 9 '334 VXNlcm5hbWU6'
+	assert_line -n 10 '334 UGFzc3dvcmQ6'
+	assert_line -n 11 '235 2.7.0 authentication successful'
 	run -0 --separate-stderr smtp_session <<EOF
 EHLO c.example.org
 AUTH LOGIN $(b64 'Bob@Example.TEST')
 $(b64 'bob-demo')
 MAIL FROM:<bob@example.test>
 EOF
-	assert_line -n 8 '334 UGFzc3dvcmQ6'
-	assert_line -n 9 '235 2.7.0 authentication successful'
-	assert_line -n 10 '250 2.1.0 sender ok'
+	assert_line -n 9 '334 UGFzc3dvcmQ6'
+	assert_line -n 10 '235 2.7.0 authentication successful'
+	assert_line -n 11 '250 2.1.0 sender ok'
 }
 
 @test "a wrong password: 535 5.7.8, logged without the password; SMTP_AUTH_MAXFAIL failures close" {
@@ -116,10 +116,10 @@ AUTH PLAIN $(b64 '\0alice@example.test\0guess-one')
 AUTH PLAIN $(b64 '\0nobody@example.test\0guess-two')
 NOOP
 EOF
-	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
 	assert_line -n 9 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 10 '421 4.7.0 too many failed authentications, closing connection'
-	assert_equal "${#lines[@]}" 11
+	assert_line -n 10 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 11 '421 4.7.0 too many failed authentications, closing connection'
+	assert_equal "${#lines[@]}" 12
 	assert_stderr_line "smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\""
 	assert_stderr_line "smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user=\"nobody@example\.test\""
 	[[ $stderr != *guess-* ]] || fail "a password is in the log"
@@ -131,8 +131,8 @@ AUTH PLAIN $(b64 '\0alice@example.test\0y')
 AUTH PLAIN $(b64 '\0alice@example.test\0z')
 NOOP
 EOF
-	assert_line -n 10 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 11 '421 4.7.0 too many failed authentications, closing connection'
+	assert_line -n 11 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 12 '421 4.7.0 too many failed authentications, closing connection'
 }
 
 @test "AUTH refusals: no TLS 538, no EHLO 503, twice 503, in a transaction 503, unknown mechanism 504" {
@@ -140,7 +140,7 @@ EOF
 EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
-	assert_line -n 7 '538 5.7.11 encryption required for authentication: STARTTLS first'
+	assert_line -n 8 '538 5.7.11 encryption required for authentication: STARTTLS first'
 	run -0 --separate-stderr smtp_session <<EOF
 HELO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
@@ -154,14 +154,14 @@ AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
 	assert_line -n 2 '503 5.5.1 send EHLO first'
-	assert_line -n 11 '503 5.5.1 AUTH not allowed during a mail transaction'
-	assert_line -n 12 '250 2.0.0 ok'
-	assert_line -n 13 '504 5.5.4 unrecognized authentication mechanism'
-	assert_line -n 14 '501 5.5.4 syntax: AUTH mechanism [initial-response]'
-	assert_line -n 15 '235 2.7.0 authentication successful'
-	assert_line -n 16 '503 5.5.1 already authenticated'
+	assert_line -n 12 '503 5.5.1 AUTH not allowed during a mail transaction'
+	assert_line -n 13 '250 2.0.0 ok'
+	assert_line -n 14 '504 5.5.4 unrecognized authentication mechanism'
+	assert_line -n 15 '501 5.5.4 syntax: AUTH mechanism [initial-response]'
+	assert_line -n 16 '235 2.7.0 authentication successful'
+	assert_line -n 17 '503 5.5.1 already authenticated'
 	run -0 --separate-stderr smtp_session CHECKPASSWORD= <<<$'EHLO c.example.org\nAUTH PLAIN'
-	assert_line -n 7 '502 5.5.1 AUTH not available'
+	assert_line -n 8 '502 5.5.1 AUTH not available'
 }
 
 @test "malformed responses: cancel 501, bad base64 501, no NULs 501, another authorization id 535" {
@@ -175,13 +175,13 @@ AUTH PLAIN $(b64 'bob@example.test\0alice@example.test\0alice-demo')
 AUTH PLAIN =
 AUTH PLAIN $(b64 '\0\0alice-demo')
 EOF
-	assert_line -n 8 '334 VXNlcm5hbWU6'
-	assert_line -n 9 '501 5.0.0 authentication cancelled'
-	assert_line -n 10 '501 5.5.2 cannot decode the response'
-	assert_line -n 11 '501 5.5.2 malformed PLAIN response'
-	assert_line -n 12 "535 5.7.8 the authorization identity must be the user's own"
-	assert_line -n 13 '501 5.5.2 malformed PLAIN response'
-	assert_line -n 14 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 9 '334 VXNlcm5hbWU6'
+	assert_line -n 10 '501 5.0.0 authentication cancelled'
+	assert_line -n 11 '501 5.5.2 cannot decode the response'
+	assert_line -n 12 '501 5.5.2 malformed PLAIN response'
+	assert_line -n 13 "535 5.7.8 the authorization identity must be the user's own"
+	assert_line -n 14 '501 5.5.2 malformed PLAIN response'
+	assert_line -n 15 '535 5.7.8 authentication credentials invalid'
 }
 
 @test "a long AUTH line is taken up to 12288 bytes; credentials over 512 bytes are refused" {
@@ -192,26 +192,26 @@ AUTH PLAIN $(b64 "\\0alice@example.test\\0$long")
 NOOP $long
 QUIT
 EOF
-	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 9 '500 5.5.2 line too long'
-	assert_line -n 10 '221 2.0.0 bye'
+	assert_line -n 9 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 10 '500 5.5.2 line too long'
+	assert_line -n 11 '221 2.0.0 bye'
 	local huge=$(head -c 13000 /dev/zero | tr '\0' A)
 	run -0 --separate-stderr smtp_session <<EOF
 EHLO c.example.org
 AUTH PLAIN $huge
 QUIT
 EOF
-	assert_line -n 8 '500 5.5.6 authentication exchange line is too long'
-	assert_line -n 9 '221 2.0.0 bye'
+	assert_line -n 9 '500 5.5.6 authentication exchange line is too long'
+	assert_line -n 10 '221 2.0.0 bye'
 	run -0 --separate-stderr smtp_session <<EOF
 EHLO c.example.org
 AUTH LOGIN
 $huge
 QUIT
 EOF
-	assert_line -n 8 '334 VXNlcm5hbWU6'
-	assert_line -n 9 '500 5.5.6 authentication exchange line is too long'
-	assert_line -n 10 '221 2.0.0 bye'
+	assert_line -n 9 '334 VXNlcm5hbWU6'
+	assert_line -n 10 '500 5.5.6 authentication exchange line is too long'
+	assert_line -n 11 '221 2.0.0 bye'
 }
 
 @test "a checkpassword program in trouble: 454 4.7.0, and one log line; a hung one is killed" {
@@ -222,13 +222,13 @@ EOF
 EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
-	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_line -n 9 '454 4.7.0 temporary authentication failure'
 	assert_stderr_line "smtp-recv: [0-9]+ auth trouble client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\" reason=\"$(re_escape "$BATS_TEST_TMPDIR")/cp-trouble exited 111\""
 	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-hang" SMTP_AUTH_TIMEOUT=1 <<EOF
 EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
-	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_line -n 9 '454 4.7.0 temporary authentication failure'
 	assert_stderr_line "smtp-recv: [0-9]+ auth trouble client=192\.0\.2\.7 mechanism=PLAIN user=\"alice@example\.test\" reason=\"$(re_escape "$BATS_TEST_TMPDIR")/cp-hang was killed by signal 14\""
 	# Trouble counts toward SMTP_AUTH_MAXFAIL: each try costs a process.
 	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/cp-trouble" SMTP_AUTH_MAXFAIL=2 <<EOF
@@ -237,14 +237,14 @@ AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 NOOP
 EOF
-	assert_line -n 9 '454 4.7.0 temporary authentication failure'
-	assert_line -n 10 '421 4.7.0 too many failed authentications, closing connection'
+	assert_line -n 10 '454 4.7.0 temporary authentication failure'
+	assert_line -n 11 '421 4.7.0 too many failed authentications, closing connection'
 	# A program that cannot be run: its own line says why.
 	run -0 --separate-stderr smtp_session CHECKPASSWORD="$BATS_TEST_TMPDIR/nonexistent true" <<EOF
 EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 EOF
-	assert_line -n 8 '454 4.7.0 temporary authentication failure'
+	assert_line -n 9 '454 4.7.0 temporary authentication failure'
 	assert_stderr_line "smtp-recv: [0-9]+ trouble: unable to run $(re_escape "$BATS_TEST_TMPDIR")/nonexistent: No such file or directory"
 	assert_stderr_line "smtp-recv: [0-9]+ auth trouble .* reason=\"$(re_escape "$BATS_TEST_TMPDIR")/nonexistent exited 127\""
 }
@@ -259,11 +259,11 @@ AUTH PLAIN $(b64 '\0alice\r\nforged\0pw')
 AUTH LOGIN $(b64 'a"b')
 $(b64 'pw')
 EOF
-	assert_line -n 8 '535 5.7.8 authentication credentials invalid'
 	assert_line -n 9 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 10 '334 UGFzc3dvcmQ6'
-	assert_line -n 11 '535 5.7.8 authentication credentials invalid'
-	assert_line -n 12 '421 4.7.0 too many failed authentications, closing connection'
+	assert_line -n 10 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 11 '334 UGFzc3dvcmQ6'
+	assert_line -n 12 '535 5.7.8 authentication credentials invalid'
+	assert_line -n 13 '421 4.7.0 too many failed authentications, closing connection'
 	[ ! -e "$BATS_TEST_TMPDIR/cp.log" ] || fail "the checkpassword program was asked"
 	assert_stderr_line 'smtp-recv: [0-9]+ auth failed client=192\.0\.2\.7 mechanism=PLAIN user="alice\\x0d\\x0aforged"'
 }
@@ -297,12 +297,12 @@ MAIL FROM:<>
 RSET
 MAIL FROM:<alice@example.test>
 EOF
-	assert_line -n 9 '553 5.7.1 sender <bob@example.test> is not owned by user alice@example.test'
-	assert_line -n 10 '553 5.7.1 sender <someone@remote.example> is not owned by user alice@example.test'
-	assert_line -n 11 '250 2.1.0 sender ok'
-	assert_line -n 13 '250 2.1.0 sender ok'
-	assert_line -n 15 '250 2.1.0 sender ok'
-	assert_line -n 17 '250 2.1.0 sender ok'
+	assert_line -n 10 '553 5.7.1 sender <bob@example.test> is not owned by user alice@example.test'
+	assert_line -n 11 '553 5.7.1 sender <someone@remote.example> is not owned by user alice@example.test'
+	assert_line -n 12 '250 2.1.0 sender ok'
+	assert_line -n 14 '250 2.1.0 sender ok'
+	assert_line -n 16 '250 2.1.0 sender ok'
+	assert_line -n 18 '250 2.1.0 sender ok'
 	assert_stderr_line "smtp-recv: [0-9]+ reject client=192\.0\.2\.7 from=<bob@example\.test> user=alice@example\.test reason=\"sender not owned\""
 	# Without the setting, any sender goes.
 	run -0 --separate-stderr smtp_session <<EOF
@@ -310,7 +310,7 @@ EHLO c.example.org
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 MAIL FROM:<bob@example.test>
 EOF
-	assert_line -n 9 '250 2.1.0 sender ok'
+	assert_line -n 10 '250 2.1.0 sender ok'
 }
 
 @test "SMTP_AUTH_REQUIRED: no MAIL before AUTH (530), even to a local user" {
@@ -320,9 +320,9 @@ MAIL FROM:<someone@remote.example>
 AUTH PLAIN $(b64 '\0alice@example.test\0alice-demo')
 MAIL FROM:<alice@example.test>
 EOF
-	assert_line -n 8 '530 5.7.0 authentication required'
-	assert_line -n 9 '235 2.7.0 authentication successful'
-	assert_line -n 10 '250 2.1.0 sender ok'
+	assert_line -n 9 '530 5.7.0 authentication required'
+	assert_line -n 10 '235 2.7.0 authentication successful'
+	assert_line -n 11 '250 2.1.0 sender ok'
 	run -100 --separate-stderr smtp_session SMTP_AUTH_REQUIRED=1 CHECKPASSWORD= <<<'QUIT'
 	assert_equal "$stderr" 'smtp-recv: fatal: SMTP_AUTH_REQUIRED is set but CHECKPASSWORD is not'
 }
@@ -333,7 +333,7 @@ EHLO c.example.org
 STARTTLS
 EOF
 	refute_line '250-STARTTLS'
-	assert_line -n 7 '502 5.5.1 STARTTLS not available'
+	assert_line -n 8 '502 5.5.1 STARTTLS not available'
 	# Descriptors that are not open are not UCSPI-TLS either.
 	run -0 --separate-stderr smtp_session SSL_PROTOCOL= SSLCTLFD=55 SSLREADFD=56 SSLWRITEFD=57 <<<'EHLO c.example.org'
 	refute_line '250-STARTTLS'

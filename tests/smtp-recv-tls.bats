@@ -139,8 +139,8 @@ EOF
 	assert_line '250-STARTTLS'
 	refute_line --partial 'AUTH PLAIN LOGIN'
 	assert_line '530 5.7.0 must issue a STARTTLS command first'
-	assert_line --index 8 '530 5.7.0 must issue a STARTTLS command first'
 	assert_line --index 9 '530 5.7.0 must issue a STARTTLS command first'
+	assert_line --index 10 '530 5.7.0 must issue a STARTTLS command first'
 	# UCSPITLS=! makes TLS a must for AUTH, before it is a question of the mechanism: 530.
 	# Without it (port 25 with AUTH allowed), AUTH in cleartext is 538.
 	stop_server

@@ -75,6 +75,7 @@ EOF
 250-SIZE 2000000
 250-8BITMIME
 250-ENHANCEDSTATUSCODES
+250-DSN
 250 SMTPUTF8
 221 2.0.0 bye
 EOF
@@ -150,6 +151,7 @@ EOF
 250-SIZE 26214400
 250-8BITMIME
 250-ENHANCEDSTATUSCODES
+250-DSN
 250 SMTPUTF8
 503 5.5.1 need MAIL before RCPT
 503 5.5.1 need MAIL before DATA
@@ -206,13 +208,13 @@ VRFY
 VRFY alice
 RSET 
 EOF
-	assert_line -n 8 '501 5.5.4 syntax: RSET'
+	assert_line -n 9 '501 5.5.4 syntax: RSET'
 	# The transaction stands: RSET with an argument did nothing.
-	assert_line -n 9 '250 2.1.5 recipient ok'
-	assert_line -n 10 '501 5.5.4 syntax: VRFY address'
+	assert_line -n 10 '250 2.1.5 recipient ok'
 	assert_line -n 11 '501 5.5.4 syntax: VRFY address'
-	assert_line -n 12 '252 2.5.0 cannot verify, but will accept mail and attempt delivery'
-	assert_line -n 13 '250 2.0.0 ok'
+	assert_line -n 12 '501 5.5.4 syntax: VRFY address'
+	assert_line -n 13 '252 2.5.0 cannot verify, but will accept mail and attempt delivery'
+	assert_line -n 14 '250 2.0.0 ok'
 }
 
 @test "MAIL SIZE= must be an RFC 1870 number: no sign, no blank, at most 20 digits" {
@@ -228,17 +230,17 @@ MAIL FROM:<bob@example.org> SIZE=99999999999999999999
 MAIL FROM:<bob@example.org> SIZE=18446744073709551616
 MAIL FROM:<bob@example.org> SIZE=00000000000000001000
 EOF
-	assert_line -n 7 '501 5.5.4 bad SIZE parameter'
 	assert_line -n 8 '501 5.5.4 bad SIZE parameter'
 	assert_line -n 9 '501 5.5.4 bad SIZE parameter'
 	assert_line -n 10 '501 5.5.4 bad SIZE parameter'
 	assert_line -n 11 '501 5.5.4 bad SIZE parameter'
 	assert_line -n 12 '501 5.5.4 bad SIZE parameter'
+	assert_line -n 13 '501 5.5.4 bad SIZE parameter'
 	# 20 digits are a well-formed size, too large for 64 bits and so for any limit.
-	assert_line -n 13 '552 5.3.4 message size exceeds the fixed maximum'
 	assert_line -n 14 '552 5.3.4 message size exceeds the fixed maximum'
-	assert_line -n 15 '250 2.1.0 sender ok'
-	assert_equal "${#lines[@]}" 16
+	assert_line -n 15 '552 5.3.4 message size exceeds the fixed maximum'
+	assert_line -n 16 '250 2.1.0 sender ok'
+	assert_equal "${#lines[@]}" 17
 }
 
 @test "MAIL: syntax, parameters, null sender, SMTPUTF8" {
@@ -246,7 +248,7 @@ EOF
 EHLO client.example.org
 MAIL FROM:bob@example.org
 MAIL TO:<bob@example.org>
-MAIL FROM:<bob@example.org> RET=HDRS
+MAIL FROM:<bob@example.org> FOO=BAR
 MAIL FROM:<bob@example.org> SIZE=abc
 MAIL FROM:<jörg@example.org>
 MAIL FROM:<jörg@example.org> SMTPUTF8
@@ -254,7 +256,7 @@ RSET
 MAIL FROM:<> BODY=8BITMIME
 RSET
 MAIL FROM: <bob@example.org> BODY=7BIT SIZE=100
-RCPT TO:<alice@example.test> NOTIFY=NEVER
+RCPT TO:<alice@example.test> FOO=BAR
 QUIT
 EOF
 	assert_output - <<'EOF'
@@ -264,6 +266,7 @@ EOF
 250-SIZE 26214400
 250-8BITMIME
 250-ENHANCEDSTATUSCODES
+250-DSN
 250 SMTPUTF8
 501 5.5.4 syntax: MAIL FROM:<address>
 501 5.5.4 syntax: MAIL FROM:<address>
@@ -304,8 +307,8 @@ MAIL FROM:<bob@example.org>
 RCPT TO:<Postmaster>
 RCPT TO:<postmaster>
 EOF
-	assert_line -n 8 '250 2.1.5 recipient ok'
 	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 10 '250 2.1.5 recipient ok'
 }
 
 @test "RCPT: unknown user 550 5.1.1, alias loop 550 5.4.6, each logged as a reject" {
@@ -320,12 +323,12 @@ DATA
 x
 .
 EOF
-	assert_line -n 8 '550 5.1.1 no such user here'
 	assert_line -n 9 '550 5.1.1 no such user here'
-	assert_line -n 10 '550 5.4.6 alias loop for this address'
-	assert_line -n 11 '250 2.1.5 recipient ok'
-	assert_line -n 12 --partial '354 '
-	assert_line -n 13 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 10 '550 5.1.1 no such user here'
+	assert_line -n 11 '550 5.4.6 alias loop for this address'
+	assert_line -n 12 '250 2.1.5 recipient ok'
+	assert_line -n 13 --partial '354 '
+	assert_line -n 14 --regexp '^250 2\.0\.0 ok: queued as '
 	assert_stderr_line 'smtp-recv: [0-9]+ reject client=192\.0\.2\.7 to=<nobody@example\.test> reply="550 5\.1\.1 no such user here"'
 	assert_stderr_line 'smtp-recv: [0-9]+ reject client=192\.0\.2\.7 to=<loop1@example\.test> reply="550 5\.4\.6 alias loop for this address"'
 	# Only the accepted recipient is in the envelope.
@@ -342,15 +345,15 @@ EHLO client.example.org
 MAIL FROM:<bob@example.org>
 RCPT TO:<alice+tag@example.test>
 EOF
-	assert_line -n 8 '550 5.1.1 no such user here'
+	assert_line -n 9 '550 5.1.1 no such user here'
 	run -0 --separate-stderr smtp_session RECIPIENT_DELIMITER=- <<'EOF'
 EHLO client.example.org
 MAIL FROM:<bob@example.org>
 RCPT TO:<alice-tag@example.test>
 RCPT TO:<alice+tag@example.test>
 EOF
-	assert_line -n 8 '250 2.1.5 recipient ok'
-	assert_line -n 9 '550 5.1.1 no such user here'
+	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 10 '550 5.1.1 no such user here'
 }
 
 @test "relaying: 554 5.7.1 without RELAYCLIENT, 250 and queued with RELAYCLIENT set empty" {
@@ -359,7 +362,7 @@ EHLO client.example.org
 MAIL FROM:<bob@example.org>
 RCPT TO:<someone@remote.example>
 EOF
-	assert_line -n 8 '554 5.7.1 relay access denied'
+	assert_line -n 9 '554 5.7.1 relay access denied'
 	assert_regex "$stderr" 'reject client=192\.0\.2\.7 to=<someone@remote\.example> reply="554 5\.7\.1 relay access denied"'
 
 	run -0 --separate-stderr smtp_session RELAYCLIENT= <<'EOF'
@@ -372,8 +375,8 @@ Subject: out
 x
 .
 EOF
-	assert_line -n 8 '250 2.1.5 recipient ok'
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
 	run -0 queue_envelope "$(queue_ids)"
 	assert_output - <<'EOF'
 Fbob@example.org
@@ -388,8 +391,8 @@ MAIL FROM:<bob@example.org>
 RCPT TO:<alice@example.test>
 NOOP
 EOF
-	assert_line -n 8 '451 4.3.0 temporary failure looking up the recipient'
-	assert_line -n 9 '250 2.0.0 ok'
+	assert_line -n 9 '451 4.3.0 temporary failure looking up the recipient'
+	assert_line -n 10 '250 2.0.0 ok'
 	assert_regex "$stderr" 'smtp-recv: [0-9]+ trouble: '
 }
 
@@ -401,8 +404,8 @@ RCPT TO:<alice@example.test>
 DATA
 QUIT
 EOF
-	assert_line -n 9 '451 4.3.0 temporary queue failure'
-	assert_line -n 10 '221 2.0.0 bye'
+	assert_line -n 10 '451 4.3.0 temporary queue failure'
+	assert_line -n 11 '221 2.0.0 bye'
 	[ ! -e "$BATS_TEST_TMPDIR/no-queue" ]
 }
 
@@ -410,22 +413,22 @@ EOF
 	local script=$'EHLO client.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: one\r\n\r\nfirst\r\n.\r\nMAIL FROM:<carol@example.org>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\nSubject: two\r\n\r\nsecond\r\n.\r\nQUIT\r\n'
 	# One printf, one write(2) of fewer than PIPE_BUF bytes.
 	run -0 --separate-stderr bash -c 'printf "%s" "$1" | smtp-recv | tr -d "\r"' _ "$script"
-	assert_equal "${#lines[@]}" 18
+	assert_equal "${#lines[@]}" 19
 	assert_line -n 0 '220 mx.example.test ESMTP postroom'
-	assert_line -n 6 '250 SMTPUTF8'
-	assert_line -n 7 '250 2.1.0 sender ok'
-	assert_line -n 8 '250 2.1.5 recipient ok'
-	assert_line -n 9 '550 5.1.1 no such user here'
-	assert_line -n 10 '250 2.1.5 recipient ok'
-	assert_line -n 11 '354 go ahead, end with <CRLF>.<CRLF>'
-	assert_line -n 12 --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
-	assert_line -n 13 '250 2.1.0 sender ok'
-	assert_line -n 14 '250 2.1.5 recipient ok'
-	assert_line -n 15 '354 go ahead, end with <CRLF>.<CRLF>'
-	assert_line -n 16 --regexp '^250 2\.0\.0 ok: queued as '
-	assert_line -n 17 '221 2.0.0 bye'
+	assert_line -n 7 '250 SMTPUTF8'
+	assert_line -n 8 '250 2.1.0 sender ok'
+	assert_line -n 9 '250 2.1.5 recipient ok'
+	assert_line -n 10 '550 5.1.1 no such user here'
+	assert_line -n 11 '250 2.1.5 recipient ok'
+	assert_line -n 12 '354 go ahead, end with <CRLF>.<CRLF>'
+	assert_line -n 13 --regexp '^250 2\.0\.0 ok: queued as [0-9]+-[0-9]{6}-[0-9]+$'
+	assert_line -n 14 '250 2.1.0 sender ok'
+	assert_line -n 15 '250 2.1.5 recipient ok'
+	assert_line -n 16 '354 go ahead, end with <CRLF>.<CRLF>'
+	assert_line -n 17 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 18 '221 2.0.0 bye'
 	# Both messages, each with its own envelope and body.
-	local first=${lines[12]##* } second=${lines[16]##* }
+	local first=${lines[13]##* } second=${lines[17]##* }
 	[ "$first" != "$second" ]
 	assert_count 2 file_count "$QUEUEDIR/msg"
 	run -0 queue_envelope "$first"
@@ -486,10 +489,10 @@ EOF
 	} >"$BATS_TEST_TMPDIR/script"
 	run -0 --separate-stderr smtp_session DATABYTES=1024 <"$BATS_TEST_TMPDIR/script"
 	assert_line -n 3 '250-SIZE 1024'
-	assert_line -n 10 '552 5.3.4 message exceeds the maximum size of 1024 bytes'
-	assert_line -n 11 '250 2.1.0 sender ok'
-	assert_line -n 14 --regexp '^250 2\.0\.0 ok: queued as '
-	assert_line -n 15 '221 2.0.0 bye'
+	assert_line -n 11 '552 5.3.4 message exceeds the maximum size of 1024 bytes'
+	assert_line -n 12 '250 2.1.0 sender ok'
+	assert_line -n 15 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 16 '221 2.0.0 bye'
 	assert_count 1 file_count "$QUEUEDIR/msg"
 	run -0 queue_body "$(queue_ids)"
 	assert_output $'Subject: small\n\nsmall'
@@ -505,11 +508,11 @@ MAIL FROM:<bob@example.org> SIZE=1024
 RSET
 MAIL FROM:<bob@example.org> SIZE=99999999999999999999999
 EOF
-	assert_line -n 7 '552 5.3.4 message size exceeds the fixed maximum'
-	assert_line -n 8 '503 5.5.1 need MAIL before RCPT'
-	assert_line -n 9 '250 2.1.0 sender ok'
-	assert_line -n 10 '250 2.0.0 ok'
-	assert_line -n 11 --regexp '^5(01|52) 5\.'
+	assert_line -n 8 '552 5.3.4 message size exceeds the fixed maximum'
+	assert_line -n 9 '503 5.5.1 need MAIL before RCPT'
+	assert_line -n 10 '250 2.1.0 sender ok'
+	assert_line -n 11 '250 2.0.0 ok'
+	assert_line -n 12 --regexp '^5(01|52) 5\.'
 }
 
 @test "MAXRCPT=2: the third recipient gets 452 4.5.3, the message goes to two" {
@@ -524,20 +527,20 @@ DATA
 x
 .
 EOF
-	assert_line -n 8 '250 2.1.5 recipient ok'
 	assert_line -n 9 '250 2.1.5 recipient ok'
-	assert_line -n 10 '452 4.5.3 too many recipients'
+	assert_line -n 10 '250 2.1.5 recipient ok'
 	assert_line -n 11 '452 4.5.3 too many recipients'
-	assert_line -n 13 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 12 '452 4.5.3 too many recipients'
+	assert_line -n 14 --regexp '^250 2\.0\.0 ok: queued as '
 	run -0 queue_envelope "$(queue_ids)"
 	assert_output $'Fbob@example.org\nTalice@example.test\nTbob@example.test'
 }
 
 @test "a bare LF in DATA: 521 5.5.2, connection closed, nothing queued" {
 	run -0 --separate-stderr bash -c "printf 'EHLO c.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: x\r\n\r\nbare\nLF\r\n.\r\nNOOP\r\n' | smtp-recv | tr -d '\r'"
-	assert_line -n 9 '354 go ahead, end with <CRLF>.<CRLF>'
-	assert_line -n 10 '521 5.5.2 bare CR or LF in the message data, closing connection'
-	assert_equal "${#lines[@]}" 11
+	assert_line -n 10 '354 go ahead, end with <CRLF>.<CRLF>'
+	assert_line -n 11 '521 5.5.2 bare CR or LF in the message data, closing connection'
+	assert_equal "${#lines[@]}" 12
 	assert_count 0 file_count "$QUEUEDIR/msg"
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 	assert_regex "$stderr" 'disconnect client=192\.0\.2\.7 messages=0 reply="521 5\.5\.2 bare CR or LF in the message data, closing connection" exit=0'
@@ -545,16 +548,16 @@ EOF
 
 @test "a bare CR in DATA: 521 5.5.2, connection closed, nothing queued" {
 	run -0 --separate-stderr bash -c "printf 'EHLO c.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: x\r\n\r\nbare\rCR\r\n.\r\nNOOP\r\n' | smtp-recv | tr -d '\r'"
-	assert_line -n 10 '521 5.5.2 bare CR or LF in the message data, closing connection'
-	assert_equal "${#lines[@]}" 11
+	assert_line -n 11 '521 5.5.2 bare CR or LF in the message data, closing connection'
+	assert_equal "${#lines[@]}" 12
 	assert_count 0 file_count "$QUEUEDIR/msg"
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 }
 
 @test "the final dot followed by a bare LF: 521, nothing queued" {
 	run -0 --separate-stderr bash -c "printf 'EHLO c.example.org\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\nNOOP\r\n' | smtp-recv | tr -d '\r'"
-	assert_line -n 10 '521 5.5.2 bare CR or LF in the message data, closing connection'
-	assert_equal "${#lines[@]}" 11
+	assert_line -n 11 '521 5.5.2 bare CR or LF in the message data, closing connection'
+	assert_equal "${#lines[@]}" 12
 	assert_count 0 file_count "$QUEUEDIR/msg"
 }
 
@@ -590,7 +593,7 @@ Subject: dots
 x.
 .
 EOF
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
 	run -0 queue_body "$(queue_ids)"
 	assert_output - <<'EOF'
 Subject: dots
@@ -616,8 +619,8 @@ $a999
 .
 NOOP
 EOF
-	assert_line -n 10 '554 5.6.0 message has a line longer than 1000 octets'
-	assert_line -n 11 '250 2.0.0 ok'
+	assert_line -n 11 '554 5.6.0 message has a line longer than 1000 octets'
+	assert_line -n 12 '250 2.0.0 ok'
 	assert_count 0 file_count "$QUEUEDIR/msg"
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 }
@@ -637,8 +640,8 @@ DATA
 .$dot997
 .
 EOF
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
-	assert_line -n 14 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 15 --regexp '^250 2\.0\.0 ok: queued as '
 }
 
 @test "8-bit, NUL and every other byte reach the Maildir byte-identical after CRLF to LF" {
@@ -649,7 +652,7 @@ EOF
 		printf '.\r\nQUIT\r\n'
 	} >"$BATS_TEST_TMPDIR/wire"
 	run -0 --separate-stderr smtp_raw <"$BATS_TEST_TMPDIR/wire"
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
 	run -0 --separate-stderr queue-run -1
 	local files=("$MAILROOT"/example.test/alice/new/*)
 	assert_equal "${#files[@]}" 1
@@ -660,8 +663,8 @@ EOF
 
 @test "Received header: from <helo> ([ip]) by <host> (postroom) with ESMTP id <id> for <rcpt>; <date>" {
 	run -0 --separate-stderr smtp_session < <(hello_alice)
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
-	local id=${lines[10]##* }
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
+	local id=${lines[11]##* }
 	assert_equal "$(queue_ids)" "$id"
 	run -0 --keep-empty-lines queue_message "$id"
 	assert_line -n 0 'Received: from client.example.org ([192.0.2.7])'
@@ -686,7 +689,7 @@ EOF
 		else
 			run -0 --separate-stderr smtp_session TCPREMOTEIP="$ip" < <(hello_alice)
 		fi
-		local id=${lines[10]##* }
+		local id=${lines[11]##* }
 		run -0 queue_message "$id"
 		assert_line -n 0 "Received: from client.example.org$want"
 		rm "$QUEUEDIR/msg/$id"
@@ -709,7 +712,7 @@ DATA
 x
 .
 EOF
-	local first=${lines[6]##* } second=${lines[16]##* }
+	local first=${lines[6]##* } second=${lines[17]##* }
 	run -0 queue_message "$first"
 	assert_line -n 0 'Received: from a?b?c ([192.0.2.7])'
 	assert_line -n 1 "	by mx.example.test (postroom) with SMTP id $first;"
@@ -723,7 +726,7 @@ EOF
 
 @test "log lines: connect, accepted with the queue id, disconnect; replies only on stdout" {
 	run -0 --separate-stderr smtp_session < <(hello_alice)
-	local id=${lines[10]##* }
+	local id=${lines[11]##* }
 	refute_output --partial 'smtp-recv:'
 	assert_equal "${#stderr_lines[@]}" 3
 	[[ ${stderr_lines[0]} =~ ^smtp-recv:\ ([0-9]+)\ connect\ client=192\.0\.2\.7\ local=192\.0\.2\.1$ ]]
@@ -743,7 +746,7 @@ DATA
 x
 .
 EOF
-	local id=${lines[11]##* }
+	local id=${lines[12]##* }
 	assert_regex "${stderr_lines[0]}" '^smtp-recv: [0-9]+ connect client=unknown local=unknown$'
 	assert_regex "${stderr_lines[1]}" "^smtp-recv: [0-9]+ $id accepted from=<> to=<alice@example\.test>,<carol@example\.test> nrcpt=2 size=2 client=unknown\$"
 	assert_regex "${stderr_lines[2]}" '^smtp-recv: [0-9]+ disconnect client=unknown messages=1 exit=0$'
@@ -755,7 +758,7 @@ EHLO client.example.org
 MAIL FROM:<bob@example.org>
 RCPT TO:<"no\"body"@example.test>
 EOF
-	assert_line -n 8 '550 5.1.1 no such user here'
+	assert_line -n 9 '550 5.1.1 no such user here'
 	# The quotes and the backslash come out as \xNN.
 	assert_stderr_line 'smtp-recv: [0-9]+ reject client=192\.0\.2\.7 to=<\\x22no\\x5c\\x22body\\x22@example\.test> reply="550 5\.1\.1 no such user here"'
 	# Every log line is one line: connect, reject, disconnect.
@@ -789,10 +792,10 @@ RCPT TO:<nobody@example.test>
 RCPT TO:<noone@example.test>
 RCPT TO:<alice@example.test>
 EOF
-	assert_line -n 8 '550 5.1.1 no such user here'
 	assert_line -n 9 '550 5.1.1 no such user here'
-	assert_line -n 10 '421 4.7.0 too many errors, closing connection'
-	assert_equal "${#lines[@]}" 11
+	assert_line -n 10 '550 5.1.1 no such user here'
+	assert_line -n 11 '421 4.7.0 too many errors, closing connection'
+	assert_equal "${#lines[@]}" 12
 }
 
 @test "MAXCOMMANDS=10: the eleventh command gets 421 4.7.0" {
@@ -806,7 +809,7 @@ EOF
 	SECONDS=0
 	run -0 --separate-stderr bash -c "{ printf 'EHLO client.example.org\r\n'; sleep 3; } | SMTP_TIMEOUT=1 smtp-recv | tr -d '\r'"
 	assert_equal "${lines[-1]}" '421 4.4.2 timeout, closing connection'
-	assert_equal "${#lines[@]}" 8
+	assert_equal "${#lines[@]}" 9
 	assert_regex "$stderr" 'disconnect client=192\.0\.2\.7 messages=0 reply="421 4\.4\.2 timeout, closing connection" exit=0'
 	[ "$SECONDS" -le 6 ]
 }
@@ -843,7 +846,7 @@ EOF
 
 @test "a message is queued durably in msg/ with its envelope, tmp/ left empty" {
 	run -0 --separate-stderr smtp_session < <(hello_alice)
-	local id=${lines[10]##* }
+	local id=${lines[11]##* }
 	[ -f "$QUEUEDIR/msg/$id" ]
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 	run -0 queue_envelope "$id"
@@ -874,7 +877,7 @@ EOF2
 	# to the child's 0, 1 and 6.
 	hello_alice | crlf >"$BATS_TEST_TMPDIR/session"
 	run -0 bash -c 'env QMAILQUEUE="$(command -v queue-inject)" smtp-recv <"$1" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- 2>/dev/null | sed "s/\r$//"' _ "$BATS_TEST_TMPDIR/session"
-	assert_line -n 10 --regexp '^250 2\.0\.0 ok: queued as '
+	assert_line -n 11 --regexp '^250 2\.0\.0 ok: queued as '
 	assert_count 1 file_count "$QUEUEDIR/msg"
 }
 
@@ -914,9 +917,9 @@ hello
 .
 QUIT
 EOF2
-	assert_line -n 8 '250 2.1.5 recipient ok'
 	assert_line -n 9 '250 2.1.5 recipient ok'
-	assert_line -n 10 '550 5.1.1 no such user here'
+	assert_line -n 10 '250 2.1.5 recipient ok'
+	assert_line -n 11 '550 5.1.1 no such user here'
 	POSTMASTER=carol@example.test run -0 --separate-stderr queue-run -1
 	assert_count 1 msg_count "$(mailbox carol)"
 	assert_count 0 msg_count "$(mailbox alice)"
@@ -935,8 +938,8 @@ RCPT TO:<wide@example.test>
 RCPT TO:<loop1@example.test>
 QUIT
 EOF2
-	assert_line -n 8 '550 5.4.6 alias expansion too large for this address'
-	assert_line -n 9 '550 5.4.6 alias loop for this address'
+	assert_line -n 9 '550 5.4.6 alias expansion too large for this address'
+	assert_line -n 10 '550 5.4.6 alias loop for this address'
 }
 
 @test "a client that sends commands and never reads the replies is dropped after SMTP_TIMEOUT" {

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 	make(dir, "tmp", 0);
 	make(dir, "msg", 0);
 	make(dir, "bounce", 0);
+	make(dir, "hold", 0);
 	make(dir, "trigger", 1);
 	/* fsync so that the queue survives a crash right after setup. */
 	int fd = open(dir, O_RDONLY | O_DIRECTORY);

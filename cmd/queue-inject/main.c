@@ -2,8 +2,10 @@
 /*
  * queue-inject: puts one message into the queue, speaking qmail-queue's protocol so that anything
  * written for qmail-queue (qmail-smtpd, qmail-qfilter, a content filter) can sit in front of it.
- * The message comes on fd 0, then the envelope on fd 1. Exit 0 means durable: the file and the
- * directory entry naming it are on disk. The exit codes are qmail-queue's (queue-inject(8)).
+ * The message comes on fd 0, then the envelope on fd 1: qmail-queue's, or with the DSN items
+ * smtp-recv adds (envelope_copy checks them, and their places). Exit 0 means durable: the file
+ * and the directory entry naming it are on disk. The exit codes are qmail-queue's
+ * (queue-inject(8)).
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,7 +1,8 @@
 /* postroom: ISC license, see LICENSE. */
 /*
  * One delivery attempt for one queued message: resolve every recipient to its final targets,
- * deliver to the local mailboxes not yet done, then write down what happened with one flush.
+ * deliver to the local mailboxes and the remote destinations not yet done, send the notices the
+ * outcome calls for, then write down what happened with one flush.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,26 +27,14 @@
 #include "resolve.h"
 #include "userdb.h"
 
-#define RETRY_MIN 300	/* seconds: the first retry comes after 5 minutes... */
-#define RETRY_MAX 4000	/* ...the wait doubles with the message's age, up to about an hour */
-#define REASON_MAX 512
+#define REASON_MAX 1024
 #define PROGRAM_TIMEOUT 1000	/* seconds an external delivery program may take */
 
-/* One attempt: the message, what its recipients resolve to, and the clock. */
-struct attempt {
-	const struct config *c;
-	struct queue_msg m;
-	struct targets targets;
-	size_t *origin;		/* targets[i] came from recipient origin[i] */
-	struct timespec now;
-	char sender[600];	/* escaped for the log */
-};
-
-static void log_result(struct attempt *a, const struct target *t, size_t origin,
-		       const char *result, const char *reason)
+void log_result(struct attempt *a, size_t target, const char *result, const char *reason)
 {
 	char to[600], orig[600], why[REASON_MAX + 100];
-	const char *rcpt = a->m.rcpt[origin];
+	const struct target *t = &a->targets.t[target];
+	const char *rcpt = a->m.rcpt[a->origin[target]];
 	double delay = queue_age(a->m.id, &a->now);
 
 	log_escape(to, sizeof to, t->addr, strlen(t->addr));
@@ -70,7 +60,7 @@ static void log_result(struct attempt *a, const struct target *t, size_t origin,
  * Returns 1 when the whole message was read from the queue file, 0 when it could not be; the
  * program's stdin is closed either way. Gives up at the deadline.
  */
-static int feed_program(struct attempt *a, int in, int err, char *text, size_t size, time_t deadline)
+int feed_program(struct attempt *a, int in, int err, char *text, size_t size, time_t deadline)
 {
 	char chunk[65536];
 	size_t have = 0, len = 0, sent = 0;
@@ -239,7 +229,7 @@ static enum maildir_result deliver_local(struct attempt *a, const struct target 
  * The user database, kept open across the messages a worker handles and opened again when
  * userdb-compile has renamed a new one into place.
  */
-static struct userdb *userdb_current(const char *path)
+struct userdb *userdb_current(const char *path)
 {
 	static struct userdb db = USERDB_ZERO;
 	static struct stat seen;
@@ -290,10 +280,11 @@ static int resolve_all(struct attempt *a)
  * both its kind and its address match, so a failure never hides a mailbox of the same address.
  * A legacy P counts for a failure only: a mailbox it may have named is tried again.
  */
-static const char *record_types(enum target_kind kind)
+const char *record_types(enum target_kind kind)
 {
 	static const char mailbox[] = { QUEUE_REC_DELIVERED, QUEUE_REC_FAILED, 0 };
 	static const char failed[] = { QUEUE_REC_UNRESOLVED, QUEUE_REC_LEGACY, 0 };
+	static const char remote[] = { QUEUE_REC_SENT, QUEUE_REC_REJECTED, 0 };
 
 	switch (kind) {
 	case TARGET_MAILBOX:
@@ -303,58 +294,99 @@ static const char *record_types(enum target_kind kind)
 	case TARGET_REMOTE:
 		break;
 	}
-	return "";	/* no remote delivery yet, so no record of one */
+	return remote;
 }
 
-/* Tries every target without a record; counts what is left for later and what failed. */
-static void attempt_targets(struct attempt *a, size_t *pending, int *failed)
+/* The local and unresolvable targets without a record; counts what is left for later. */
+static void attempt_local(struct attempt *a, size_t *pending, int *failed)
 {
 	char why[REASON_MAX];
 
 	for (size_t i = 0; i < a->targets.n; i++) {
 		const struct target *t = &a->targets.t[i];
+		if (t->kind == TARGET_REMOTE)
+			continue;
 		char done = queue_msg_record(&a->m, record_types(t->kind), t->addr);
 		if (done) {
 			if (done != QUEUE_REC_DELIVERED)
 				*failed = 1;
 			continue;
 		}
-		switch (t->kind) {
-		case TARGET_REMOTE:
-			++*pending;
-			log_result(a, t, a->origin[i], "deferred", "remote delivery not available yet");
-			break;
-		case TARGET_FAILED:
+		if (t->kind == TARGET_FAILED) {
 			*failed = 1;
+			a->state[i] = TS_FAILED;
 			queue_msg_add_record(&a->m, QUEUE_REC_UNRESOLVED, t->addr, t->reason);
-			log_result(a, t, a->origin[i], "failed", t->reason);
+			log_result(a, i, "failed", t->reason);
+			continue;
+		}
+		switch (deliver_local(a, t, a->m.rcpt[a->origin[i]], why, sizeof why)) {
+		case MAILDIR_OK:
+			a->state[i] = TS_DELIVERED;
+			queue_msg_add_record(&a->m, QUEUE_REC_DELIVERED, t->addr, 0);
+			log_result(a, i, "delivered", 0);
 			break;
-		case TARGET_MAILBOX:
-			switch (deliver_local(a, t, a->m.rcpt[a->origin[i]], why, sizeof why)) {
-			case MAILDIR_OK:
-				queue_msg_add_record(&a->m, QUEUE_REC_DELIVERED, t->addr, 0);
-				log_result(a, t, a->origin[i], "delivered", 0);
-				break;
-			case MAILDIR_PERM:
-				*failed = 1;
-				queue_msg_add_record(&a->m, QUEUE_REC_FAILED, t->addr, why);
-				log_result(a, t, a->origin[i], "failed", why);
-				break;
-			case MAILDIR_TEMP:
-				++*pending;
-				log_result(a, t, a->origin[i], "deferred", why);
-				break;
-			}
+		case MAILDIR_PERM:
+			*failed = 1;
+			a->state[i] = TS_FAILED;
+			queue_msg_add_record(&a->m, QUEUE_REC_FAILED, t->addr, why);
+			log_result(a, i, "failed", why);
+			break;
+		case MAILDIR_TEMP:
+			++*pending;
+			a->state[i] = TS_PENDING;
+			queue_msg_add_record(&a->m, QUEUE_REC_LAST, t->addr, why);
+			log_result(a, i, "deferred", why);
 			break;
 		}
 	}
 }
 
+/*
+ * Past the queue's lifetime, what is still pending fails with its last error, so that the
+ * sender hears of it (the notice says the message expired) and the queue lets go of it.
+ */
+static void expire(struct attempt *a, size_t *pending, int *failed)
+{
+	char why[REASON_MAX];
+
+	for (size_t i = 0; i < a->targets.n; i++) {
+		const struct target *t = &a->targets.t[i];
+		if (t->kind == TARGET_FAILED || queue_msg_record(&a->m, record_types(t->kind), t->addr))
+			continue;
+		const struct queue_record *last = queue_msg_latest(&a->m, "L", t->addr);
+		const char *pend = 0;
+		/* This attempt's L records are not in m.rec yet: look there first. */
+		for (size_t j = 0; j < a->m.pending.len; j += strlen(a->m.pending.s + j) + 1) {
+			const char *r = a->m.pending.s + j;
+			size_t n = strcspn(r + 1, "\t");
+			if (r[0] == QUEUE_REC_LAST && strlen(t->addr) == n && !memcmp(r + 1, t->addr, n))
+				pend = r + 2 + n;
+		}
+		const char *lasttext = pend ? pend : last ? last->reason : "";
+		if (t->kind == TARGET_REMOTE)
+			snprintf(why, sizeof why, "%s", *lasttext ? lasttext : "- 451 4.4.7 not tried");
+		else
+			snprintf(why, sizeof why, "4.4.7 %s", *lasttext ? lasttext : "not tried");
+		queue_msg_add_record(&a->m, t->kind == TARGET_REMOTE ? QUEUE_REC_REJECTED
+								     : QUEUE_REC_FAILED, t->addr, why);
+		a->state[i] = TS_FAILED;
+		char text[REASON_MAX + 64];
+		snprintf(text, sizeof text, "expired after %u s in the queue; last: %s", a->c->lifetime,
+			 *lasttext ? lasttext : "not tried");
+		log_result(a, i, "failed", text);
+		*failed = 1;
+	}
+	*pending = 0;
+}
+
+/* The next attempt: the wait doubles with the message's age, within the configured bounds. */
 static time_t next_attempt(const struct attempt *a)
 {
 	double age = queue_age(a->m.id, &a->now);
-	double wait = age < RETRY_MIN ? RETRY_MIN : age > RETRY_MAX ? RETRY_MAX : age;
-	return a->now.tv_sec + (time_t)wait;
+	double min = a->c->retry_min, max = a->c->retry_max;
+	double wait = age < min ? min : age > max ? max : age;
+	time_t when = a->now.tv_sec + (time_t)wait;
+	return when < a->not_before ? a->not_before : when;
 }
 
 /* A file in msg/ that is not a queue file: logged, and looked at again in an hour. */
@@ -369,11 +401,41 @@ static enum outcome postpone_bad(int dirfd, const char *id)
 	return OUTCOME_TROUBLE;
 }
 
+/* Writes down the attempt and ends it: the message waits, or leaves the queue. */
+static enum outcome conclude(struct attempt *a, size_t pending, int failed)
+{
+	const char *id = a->m.id;
+
+	if (!notify_send(a)) {
+		log_line("%s trouble: unable to queue a notice: %s", id, strerror(errno));
+		/* What was delivered is recorded all the same; the notice comes next time. */
+		if (queue_msg_sync(&a->m))
+			queue_msg_defer(&a->m, a->now.tv_sec + 60);
+		return OUTCOME_TROUBLE;
+	}
+	if (pending || a->waiting) {
+		if (!queue_msg_sync(&a->m) ||
+		    !queue_msg_defer(&a->m, a->waiting && !pending ? a->now.tv_sec + (time_t)a->c->retry_min
+								    : next_attempt(a))) {
+			log_line("%s trouble: unable to record deliveries: %s", id, strerror(errno));
+			return OUTCOME_TROUBLE;
+		}
+		return a->waiting ? OUTCOME_WAITING : OUTCOME_PENDING;
+	}
+	/* Every target has its final answer and every notice is queued: nothing to keep. */
+	if (!queue_remove(a->dirfd, id)) {
+		log_line("%s trouble: unable to remove: %s", id, strerror(errno));
+		return OUTCOME_TROUBLE;
+	}
+	log_line("%s done%s", id, failed ? " with failures" : "");
+	return OUTCOME_FINISHED;
+}
+
 enum outcome deliver_message(const struct config *c, int dirfd, const char *id)
 {
 	static struct attempt a;
 
-	a = (struct attempt){ .c = c, .targets = TARGETS_ZERO };
+	a = (struct attempt){ .c = c, .dirfd = dirfd, .targets = TARGETS_ZERO };
 	if (!queue_msg_open(&a.m, dirfd, id)) {
 		if (errno == EWOULDBLOCK || errno == ENOENT)
 			return OUTCOME_SKIPPED;
@@ -387,37 +449,25 @@ enum outcome deliver_message(const struct config *c, int dirfd, const char *id)
 
 	size_t pending = 0;
 	int failed = 0;
-	enum outcome outcome = OUTCOME_PENDING;
-	if (!resolve_all(&a)) {
+	enum outcome outcome;
+	if (!resolve_all(&a) || !(a.state = calloc(a.targets.n + 1, 1))) {
 		log_line("%s from=<%s> result=deferred reason=\"unable to read %s: %s\"", id, a.sender,
 			 c->userdb, strerror(errno));
-		pending = 1;
+		outcome = queue_msg_defer(&a.m, next_attempt(&a)) ? OUTCOME_PENDING : OUTCOME_TROUBLE;
 	} else {
-		attempt_targets(&a, &pending, &failed);
-	}
-
-	if (pending) {
-		if (!queue_msg_sync(&a.m) || !queue_msg_defer(&a.m, next_attempt(&a))) {
-			log_line("%s trouble: unable to record deliveries: %s", id, strerror(errno));
-			outcome = OUTCOME_TROUBLE;
+		attempt_local(&a, &pending, &failed);
+		remote_attempt(&a, &pending, &failed);
+		if ((pending || a.waiting) && queue_age(id, &a.now) >= c->lifetime) {
+			a.waiting = 0;
+			expire(&a, &pending, &failed);
 		}
-	} else if (failed) {
-		if (queue_msg_sync(&a.m) && queue_bounce(dirfd, id)) {
-			log_line("%s bounce", id);
-			outcome = OUTCOME_FINISHED;
-		} else {
-			log_line("%s trouble: unable to move to bounce/: %s", id, strerror(errno));
-			outcome = OUTCOME_TROUBLE;
-		}
-	} else if (queue_remove(dirfd, id)) {
-		log_line("%s done", id);
-		outcome = OUTCOME_FINISHED;
-	} else {
-		log_line("%s trouble: unable to remove: %s", id, strerror(errno));
-		outcome = OUTCOME_TROUBLE;
+		outcome = conclude(&a, pending, failed);
 	}
+	if (a.text)
+		munmap((void *)a.text, a.mapped);
 	queue_msg_close(&a.m);
 	targets_free(&a.targets);
 	free(a.origin);
+	free(a.state);
 	return outcome;
 }

@@ -2,21 +2,32 @@
 /*
  * The scheduler: which message to attempt when, and by which worker. State lives on disk (a
  * message is due when its file's mtime has come); in memory there are only the workers, the list
- * of due messages from the last scan, and the messages whose worker ran into trouble, so a
- * restart loses nothing.
+ * of due messages from the last scan, the messages whose worker ran into trouble, and the
+ * destinations (the remote domains, or the smarthost), so a restart loses nothing that matters.
  *
  * Workers are long-lived processes (forked once; retired after WORKER_MAX_USE messages by
- * closing their pipe, and replaced): on these machines a fork costs more CPU than a whole delivery. Each gets message ids
- * on its own pipe, one per line, and answers "<slot> <outcome>\n" on a pipe shared by all (a
- * line is far below PIPE_BUF, so answers never mix). A worker whose scheduler is gone sees end of
- * file on its pipe and exits after the message in hand; the queue file's lock keeps a new
- * scheduler's workers off that message meanwhile.
+ * closing their pipe, and replaced): on these machines a fork costs more CPU than a whole
+ * delivery. Each gets message ids on its own pipe, one per line, and speaks to the scheduler on
+ * a pipe shared by all, one line per event (far below PIPE_BUF, so lines never mix):
+ *     <slot> ask <dest>            may I deliver to dest?  answer on its pipe: go, busy, down <t>
+ *     <slot> done <dest> <up> <kept>   how it went; kept: the session stays open, and the slot
+ *     <slot> release <dest>        the kept session is closed
+ *     <slot> end <outcome>         the message is finished with (enum outcome)
+ * A destination has at most domain_limit deliveries at once (a kept session counts: it is one
+ * at the peer). A message that finds its destination busy is parked, and handed out again when
+ * a slot is free, first to a worker that keeps a session to it. A destination whose hosts all
+ * failed is down: its messages wait for its next try (the interval doubles, as a message's),
+ * made by one message alone; when that one gets through, the messages that waited for it are
+ * made due at once.
+ * A worker whose scheduler is gone sees end of file on its pipe and exits after the message in
+ * hand; the queue file's lock keeps a new scheduler's workers off that message meanwhile.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +38,9 @@
 
 #include "buf.h"
 #include "getln.h"
+#include "sync.h"
 #include "die.h"
+#include "fmt.h"
 #include "log.h"
 #include "queue-run.h"
 #include "queue.h"
@@ -37,12 +50,33 @@
 #define TMP_MAX_AGE (36 * 3600)	/* files in tmp/ older than this were left by a crash */
 #define WORKER_MAX_USE 1000	/* messages per worker process, to bound what a leak could cost */
 
+#define DEST_NAME_MAX 300
+
 struct worker {
 	pid_t pid;		/* 0: no process */
 	int cmd;		/* the pipe its message ids go down; -1: retiring */
 	int busy;
 	unsigned uses;
+	int dest;		/* the destination whose slot it holds, or -1 */
 	char id[QUEUE_ID_MAX];
+};
+
+typedef char queue_id[QUEUE_ID_MAX];
+
+/* A list of message ids. */
+struct idlist {
+	queue_id *v;
+	size_t n, cap;
+};
+
+struct dest {
+	char name[DEST_NAME_MAX];
+	unsigned active;	/* slots held: deliveries, and kept sessions */
+	time_t down_until;	/* 0: up */
+	unsigned backoff;	/* the last wait after a failure */
+	int probing;		/* one message is trying it after its wait */
+	struct idlist parked;	/* waiting for a slot */
+	struct idlist asleep;	/* deferred while it was down: made due when it is up again */
 };
 
 struct postponed {
@@ -65,6 +99,9 @@ struct scheduler {
 	size_t nlater;
 	time_t next_due;		/* earliest future mtime seen by the last scan */
 	time_t last_cleanup;
+	struct dest *dests;
+	size_t ndests, dests_cap;
+	struct idlist ready;		/* unparked: handed out before the scan's list */
 };
 
 static int selfpipe[2] = { -1, -1 };
@@ -79,11 +116,15 @@ static void on_child(int sig)
 	errno = e;
 }
 
-static void drain(int fd)
+/* Empties a pipe; 1 when it held an 'F' (queue-flush: forget what failed lately). */
+static int drain(int fd)
 {
 	char junk[256];
-	while (read(fd, junk, sizeof junk) > 0)
-		;
+	ssize_t r;
+	int flush = 0;
+	while ((r = read(fd, junk, sizeof junk)) > 0)
+		flush |= memchr(junk, 'F', (size_t)r) != 0;
+	return flush;
 }
 
 static int is_busy(const struct scheduler *s, const char *id)
@@ -116,24 +157,325 @@ static void postpone(struct scheduler *s, const char *id)
 	p[s->nlater++].until = time(0) + TROUBLE_WAIT;
 }
 
-/* The worker's side: ids in, outcomes out, until end of file. */
+/* --- the worker's side ------------------------------------------------------------------------ */
+
+static struct {
+	unsigned slot;
+	int out;		/* the shared pipe to the scheduler */
+	struct buf in;		/* its own pipe from the scheduler */
+	char space[512];
+} chan;
+
+static void tell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void tell(const char *fmt, ...)
+{
+	char line[DEST_NAME_MAX + 64];
+	va_list ap;
+
+	int n = snprintf(line, sizeof line, "%u ", chan.slot);
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = (int)sizeof line - 2;
+	line[n++] = '\n';
+	if (!fd_write_all(chan.out, line, (size_t)n))
+		_exit(111);
+}
+
+enum grant sched_ask(const char *dest, time_t *until)
+{
+	char line[64];
+	size_t len;
+
+	tell("ask %s", dest);
+	if (getln(&chan.in, line, sizeof line, &len, '\n') != GETLN_OK)
+		return GRANT_BUSY;	/* the scheduler is gone: the message waits for the next */
+	line[len - 1] = 0;
+	if (!strcmp(line, "go"))
+		return GRANT_GO;
+	long long t;
+	if (sscanf(line, "down %lld", &t) == 1) {
+		*until = (time_t)t;
+		return GRANT_DOWN;
+	}
+	return GRANT_BUSY;
+}
+
+void sched_done(const char *dest, int reached, int kept)
+{
+	tell("done %d %d %s", reached, kept, dest);
+}
+
+void sched_release(const char *dest)
+{
+	tell("release %s", dest);
+}
+
+/* Ids in, events out, until end of file; a kept session is closed when it has idled. */
 static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned slot, int cmd,
 				  int results)
 {
-	char space[512], id[QUEUE_ID_MAX + 2], answer[32];
-	struct buf in;
+	char id[QUEUE_ID_MAX + 2];
 	size_t len;
 
-	buf_init(&in, cmd, space, sizeof space);
+	chan.slot = slot;
+	chan.out = results;
+	buf_init(&chan.in, cmd, chan.space, sizeof chan.space);
 	for (;;) {
-		if (getln(&in, id, sizeof id, &len, '\n') != GETLN_OK)
+		int wait = remote_cache_tick(c);
+		if (wait >= 0 && buf_unread(&chan.in) == 0) {
+			struct pollfd p = { .fd = cmd, .events = POLLIN };
+			if (poll(&p, 1, wait) == 0)
+				continue;	/* the tick closes it */
+		}
+		if (getln(&chan.in, id, sizeof id, &len, '\n') != GETLN_OK) {
+			remote_cache_close();
 			_exit(0);
+		}
 		id[len - 1] = 0;
-		enum outcome o = deliver_message(c, dirfd, id);
-		int n = snprintf(answer, sizeof answer, "%u %d\n", slot, (int)o);
-		if (!fd_write_all(results, answer, (size_t)n))
-			_exit(111);
+		tell("end %d", (int)deliver_message(c, dirfd, id));
 	}
+}
+
+/* --- the scheduler's side --------------------------------------------------------------------- */
+
+static int idlist_add(struct idlist *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], id))
+			return 1;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *v = realloc(l->v, cap * sizeof *l->v);
+		if (!v)
+			return 0;
+		l->v = v;
+		l->cap = cap;
+	}
+	strcpy(l->v[l->n++], id);
+	return 1;
+}
+
+/* Takes the oldest id of l into id; 0 when l is empty. */
+static int idlist_take(struct idlist *l, char *id)
+{
+	if (!l->n)
+		return 0;
+	strcpy(id, l->v[0]);
+	memmove(l->v, l->v + 1, (l->n - 1) * sizeof *l->v);
+	l->n--;
+	return 1;
+}
+
+static int idlist_has(const struct idlist *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], id))
+			return 1;
+	return 0;
+}
+
+static int dest_find(struct scheduler *s, const char *name)
+{
+	for (size_t i = 0; i < s->ndests; i++)
+		if (!strcmp(s->dests[i].name, name))
+			return (int)i;
+	if (s->ndests == s->dests_cap) {
+		size_t cap = s->dests_cap ? s->dests_cap * 2 : 16;
+		struct dest *d = realloc(s->dests, cap * sizeof *d);
+		if (!d)
+			return -1;
+		s->dests = d;
+		s->dests_cap = cap;
+	}
+	struct dest *d = &s->dests[s->ndests];
+	*d = (struct dest){ 0 };
+	str_copy(d->name, sizeof d->name, name);
+	return (int)s->ndests++;
+}
+
+static void wake(struct scheduler *s, struct dest *d);
+
+/* Forgets destinations that hold nothing (no worker points at them: they have no slot). */
+static void dests_tidy(struct scheduler *s, time_t now)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < s->ndests; i++) {
+		struct dest *d = &s->dests[i];
+		int idle = !d->active && !d->parked.n && !d->asleep.n && d->down_until <= now &&
+			   !d->probing;
+		if (idle) {
+			free(d->parked.v);
+			free(d->asleep.v);
+			continue;
+		}
+		if (keep != i) {
+			s->dests[keep] = *d;
+			for (unsigned w = 0; w < s->c->concurrency; w++)
+				if (s->workers[w].dest == (int)i)
+					s->workers[w].dest = (int)keep;
+		}
+		keep++;
+	}
+	s->ndests = keep;
+}
+
+/* queue-flush: whatever failed lately may be tried now. */
+static void forget(struct scheduler *s)
+{
+	for (size_t i = 0; i < s->ndests; i++) {
+		s->dests[i].down_until = 0;
+		s->dests[i].backoff = 0;
+		wake(s, &s->dests[i]);
+	}
+	s->nlater = 0;
+	log_line("flush: every destination and message may be tried now");
+}
+
+static int is_parked(const struct scheduler *s, const char *id)
+{
+	for (size_t i = 0; i < s->ndests; i++)
+		if (idlist_has(&s->dests[i].parked, id))
+			return 1;
+	return idlist_has(&s->ready, id);
+}
+
+static void answer(struct worker *w, const char *line)
+{
+	if (w->cmd >= 0 && !fd_write_all(w->cmd, line, strlen(line))) {
+		/* It died; reap() clears the slot. */
+	}
+}
+
+/* A parked message of d, if any, goes to the ready list: a slot of d is free. */
+static void unpark_one(struct scheduler *s, struct dest *d)
+{
+	queue_id id;
+	if (idlist_take(&d->parked, id))
+		idlist_add(&s->ready, id);
+}
+
+static void release(struct scheduler *s, struct worker *w)
+{
+	if (w->dest < 0)
+		return;
+	struct dest *d = &s->dests[w->dest];
+	w->dest = -1;
+	if (d->active)
+		d->active--;
+
+	if (d->active < s->c->domain_limit)
+		unpark_one(s, d);
+}
+
+static void on_ask(struct scheduler *s, struct worker *w, const char *name)
+{
+	int di = dest_find(s, name);
+	time_t now = time(0);
+	char line[64];
+
+	if (di < 0) {
+		answer(w, "busy\n");
+		idlist_add(&s->ready, w->id);
+		return;
+	}
+	struct dest *d = &s->dests[di];
+	if (w->dest == di) {
+		answer(w, "go\n");	/* its kept session */
+		return;
+	}
+	release(s, w);
+	if (d->down_until > now) {
+		snprintf(line, sizeof line, "down %lld\n", (long long)d->down_until);
+		idlist_add(&d->asleep, w->id);
+		answer(w, line);
+		return;
+	}
+	if (d->probing || d->active >= s->c->domain_limit) {
+		idlist_add(&d->parked, w->id);
+		answer(w, "busy\n");
+		return;
+	}
+	if (d->down_until)
+		d->probing = 1;	/* its wait is over: this message tries it alone */
+	d->active++;
+	w->dest = di;
+	answer(w, "go\n");
+}
+
+/* Makes the messages that waited for d due now: it answers again. */
+static void wake(struct scheduler *s, struct dest *d)
+{
+	queue_id id;
+	char path[QUEUE_ID_MAX + 8];
+	struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+
+	while (idlist_take(&d->asleep, id)) {
+		snprintf(path, sizeof path, "msg/%s", id);
+		utimensat(s->dirfd, path, t, 0);
+		idlist_add(&s->ready, id);
+	}
+	while (idlist_take(&d->parked, id))
+		idlist_add(&s->ready, id);
+}
+
+static void on_done(struct scheduler *s, struct worker *w, int up, int kept, const char *name)
+{
+	int di = dest_find(s, name);
+	if (di < 0)
+		return;
+	struct dest *d = &s->dests[di];
+	int was_down = d->down_until != 0;
+
+	d->probing = 0;
+	if (up) {
+		d->down_until = 0;
+		d->backoff = 0;
+		if (was_down)
+			log_line("destination %s answers again: its waiting messages are due", d->name);
+		wake(s, d);
+	} else {
+		unsigned b = d->backoff ? d->backoff * 2 : s->c->retry_min;
+		d->backoff = b > s->c->retry_max ? s->c->retry_max : b;
+		d->down_until = time(0) + (time_t)d->backoff;
+		log_line("destination %s is not answering: its messages wait %u s", d->name, d->backoff);
+		/* Those parked for a slot learn it is down when they ask. */
+		queue_id id;
+		while (idlist_take(&d->parked, id))
+			idlist_add(&s->ready, id);
+	}
+	if (!kept || w->dest != di)
+		release(s, w);
+}
+
+static int give(struct scheduler *s, struct worker *w, const char *id);
+
+static void on_end(struct scheduler *s, struct worker *w, int outcome)
+{
+	if (outcome == OUTCOME_TROUBLE)
+		postpone(s, w->id);
+	if (outcome == OUTCOME_SKIPPED && s->next_due > time(0) + 1)
+		s->next_due = time(0) + 1;	/* locked by someone else (queue-list): soon again */
+	if (outcome == OUTCOME_PENDING || outcome == OUTCOME_WAITING) {
+		/* Its next attempt may come before the next scan would. */
+		char path[QUEUE_ID_MAX + 8];
+		struct stat st;
+		snprintf(path, sizeof path, "msg/%s", w->id);
+		if (fstatat(s->dirfd, path, &st, 0) == 0 && st.st_mtime < s->next_due)
+			s->next_due = st.st_mtime;
+	}
+	w->busy = 0;
+	s->busy--;
+	if (w->uses >= WORKER_MAX_USE) {
+		close(w->cmd);	/* it exits at end of file; reap() frees the slot */
+		w->cmd = -1;
+		return;
+	}
+	/* Its kept session is worth a message that waits for the same destination. */
+	queue_id id;
+	if (w->dest >= 0 && idlist_take(&s->dests[w->dest].parked, id) && !give(s, w, id))
+		idlist_add(&s->ready, id);
 }
 
 static int spawn(struct scheduler *s, unsigned slot)
@@ -161,40 +503,48 @@ static int spawn(struct scheduler *s, unsigned slot)
 		worker_main(s->c, s->dirfd, slot, p[0], s->results_w);
 	}
 	close(p[0]);
-	s->workers[slot] = (struct worker){ .pid = pid, .cmd = p[1] };
+	s->workers[slot] = (struct worker){ .pid = pid, .cmd = p[1], .dest = -1 };
 	return 1;
 }
 
-/* Hands id to an idle worker; 0 when none is idle or one cannot be started. */
+static int give(struct scheduler *s, struct worker *w, const char *id)
+{
+	char line[QUEUE_ID_MAX + 2];
+	int n = snprintf(line, sizeof line, "%s\n", id);
+	if (!fd_write_all(w->cmd, line, (size_t)n))
+		return 0;	/* it died after its last answer; reap() clears the slot */
+	w->busy = 1;
+	w->uses++;
+	strcpy(w->id, id);
+	s->busy++;
+	return 1;
+}
+
+/*
+ * Hands id to an idle worker, one that holds no kept session first (those are for the
+ * messages parked on their destination); 0 when none is idle or one cannot be started.
+ */
 static int dispatch(struct scheduler *s, const char *id)
 {
-	for (unsigned i = 0; i < s->c->concurrency; i++) {
-		struct worker *w = &s->workers[i];
-		if (w->busy || (w->pid && w->cmd < 0))
-			continue;
-		if (!w->pid && !spawn(s, i)) {
-			log_line("trouble: unable to start a worker: %s", strerror(errno));
-			return 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < s->c->concurrency; i++) {
+			struct worker *w = &s->workers[i];
+			if (w->busy || (w->pid && w->cmd < 0) || (pass == 0 && w->dest >= 0))
+				continue;
+			if (!w->pid && !spawn(s, i)) {
+				log_line("trouble: unable to start a worker: %s", strerror(errno));
+				return 0;
+			}
+			if (give(s, w, id))
+				return 1;
 		}
-		char line[QUEUE_ID_MAX + 2];
-		int n = snprintf(line, sizeof line, "%s\n", id);
-		if (!fd_write_all(w->cmd, line, (size_t)n)) {
-			/* It died after its last answer; reap() clears the slot. Try the next. */
-			continue;
-		}
-		w->busy = 1;
-		w->uses++;
-		strcpy(w->id, id);
-		s->busy++;
-		return 1;
-	}
 	return 0;
 }
 
 static void read_results(struct scheduler *s)
 {
 	struct buf *in = &s->answers;
-	char line[64];
+	char line[DEST_NAME_MAX + 64], name[DEST_NAME_MAX];
 	size_t len;
 
 	for (;;) {
@@ -207,20 +557,22 @@ static void read_results(struct scheduler *s)
 		}
 		if (getln(in, line, sizeof line, &len, '\n') != GETLN_OK)
 			return;
+		line[len - 1] = 0;
 		unsigned slot;
-		int outcome;
-		if (sscanf(line, "%u %d", &slot, &outcome) != 2 || slot >= s->c->concurrency ||
-		    !s->workers[slot].busy)
+		int n = 0, a, b;
+		if (sscanf(line, "%u %n", &slot, &n) != 1 || slot >= s->c->concurrency ||
+		    !s->workers[slot].pid)
 			continue;
 		struct worker *w = &s->workers[slot];
-		if (outcome == OUTCOME_TROUBLE)
-			postpone(s, w->id);
-		w->busy = 0;
-		s->busy--;
-		if (w->uses >= WORKER_MAX_USE) {
-			close(w->cmd);	/* it exits at end of file; reap() frees the slot */
-			w->cmd = -1;
-		}
+		const char *rest = line + n;
+		if (sscanf(rest, "end %d", &a) == 1 && w->busy)
+			on_end(s, w, a);
+		else if (!strncmp(rest, "ask ", 4) && w->busy)
+			on_ask(s, w, rest + 4);
+		else if (sscanf(rest, "done %d %d %299s", &a, &b, name) == 3)
+			on_done(s, w, a, b, name);
+		else if (!strncmp(rest, "release ", 8))
+			release(s, w);
 	}
 }
 
@@ -242,12 +594,60 @@ static void reap(struct scheduler *s)
 				w->busy = 0;
 				s->busy--;
 			}
+			release(s, w);
 			if (w->cmd >= 0)
 				close(w->cmd);
 			w->cmd = -1;
 			w->pid = 0;
 		}
 	}
+}
+
+/* Messages an earlier version left in bounce/ go back to msg/, to have their notices sent. */
+static void adopt_bounces(struct scheduler *s)
+{
+	int fd = openat(s->dirfd, "bounce", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? 0 : fdopendir(fd);
+	struct dirent *e;
+	int moved = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char from[sizeof e->d_name + 8], to[sizeof e->d_name + 8];
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX)
+			continue;
+		snprintf(from, sizeof from, "bounce/%s", e->d_name);
+		snprintf(to, sizeof to, "msg/%s", e->d_name);
+		/* linkat, not rename: never over a msg/ file of the same name. */
+		if (linkat(s->dirfd, from, s->dirfd, to, 0) == 0 || errno == EEXIST) {
+			moved = 1;
+			log_line("%s moved from bounce/ to msg/: its notice is sent from there", e->d_name);
+		}
+	}
+	closedir(d);
+	/* msg/ holds them durably before bounce/ lets go. */
+	if (!moved || !sync_dir_at(s->dirfd, "msg"))
+		return;
+	fd = openat(s->dirfd, "bounce", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? 0 : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char from[sizeof e->d_name + 8];
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX)
+			continue;
+		snprintf(from, sizeof from, "bounce/%s", e->d_name);
+		unlinkat(s->dirfd, from, 0);
+	}
+	closedir(d);
+	sync_dir_at(s->dirfd, "bounce");
 }
 
 /* Removes what crashed writers left in tmp/ long ago. */
@@ -305,7 +705,8 @@ static int scan(struct scheduler *s, int all)
 	while ((e = readdir(d))) {
 		struct stat st;
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX ||
-		    is_busy(s, e->d_name) || is_postponed(s, e->d_name, now))
+		    is_busy(s, e->d_name) || is_postponed(s, e->d_name, now) ||
+		    is_parked(s, e->d_name))
 			continue;
 		if (!all) {
 			if (fstatat(fd, e->d_name, &st, 0) < 0)
@@ -320,12 +721,24 @@ static int scan(struct scheduler *s, int all)
 			break;
 	}
 	closedir(d);
+	dests_tidy(s, now);
 	return 1;
 }
 
-/* Hands out listed messages while workers are idle. */
+/* Hands out the ready messages, then the listed ones, while workers are idle. */
 static void hand_out(struct scheduler *s)
 {
+	while (s->ready.n && s->busy < s->c->concurrency) {
+		if (is_busy(s, s->ready.v[0])) {
+			queue_id gone;
+			idlist_take(&s->ready, gone);	/* in hand already */
+			continue;
+		}
+		if (!dispatch(s, s->ready.v[0]))
+			return;
+		queue_id done;
+		idlist_take(&s->ready, done);
+	}
 	while (s->todo_next < s->ntodo && s->busy < s->c->concurrency) {
 		if (!dispatch(s, s->todo[s->todo_next]))
 			break;
@@ -365,7 +778,12 @@ static int run_once(struct scheduler *s)
 {
 	if (!scan(s, 1))
 		return EXIT_TEMP;
-	while (s->todo_next < s->ntodo || s->busy) {
+	for (;;) {
+		int parked = s->ready.n > 0;
+		for (size_t i = 0; i < s->ndests; i++)
+			parked |= s->dests[i].parked.n > 0;
+		if (s->todo_next >= s->ntodo && !s->busy && !parked)
+			break;
 		hand_out(s);
 		wait_for_workers(s, -1, 1000);
 	}
@@ -382,7 +800,7 @@ static int run_forever(struct scheduler *s)
 	int keep = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (trigger < 0 || keep < 0)
 		die_sys_code(EXIT_TEMP, "unable to open %s", path);
-	log_line("start concurrency=%u", s->c->concurrency);
+	log_line("start concurrency=%u per_destination=%u", s->c->concurrency, s->c->domain_limit);
 
 	int rescan = 1;
 	for (;;) {
@@ -403,12 +821,13 @@ static int run_forever(struct scheduler *s)
 		/* With messages listed and every worker busy, only a worker's answer helps (it, a
 		   worker's death and the trigger all wake the poll); with a worker idle, one could not
 		   be started: try again in a second. */
-		if (s->todo_next < s->ntodo)
+		if (s->todo_next < s->ntodo || s->ready.n)
 			timeout = s->busy < s->c->concurrency ? 1000 : -1;
 		struct pollfd p = { .fd = trigger, .events = POLLIN };
 		wait_for_workers(s, trigger, timeout);
 		if (poll(&p, 1, 0) > 0) {
-			drain(trigger);
+			if (drain(trigger))
+				forget(s);
 			rescan = 1;
 		}
 	}
@@ -426,6 +845,8 @@ int schedule_run(const struct config *c)
 	s.workers = calloc(c->concurrency, sizeof *s.workers);
 	if (!s.workers)
 		die_sys_code(EXIT_TEMP, "unable to allocate");
+	for (unsigned i = 0; i < c->concurrency; i++)
+		s.workers[i].dest = -1;
 	if (pipe(selfpipe) < 0 || pipe(results) < 0)
 		die_sys_code(EXIT_TEMP, "unable to make a pipe");
 	for (int i = 0; i < 2; i++) {
@@ -441,5 +862,6 @@ int schedule_run(const struct config *c)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, 0);
 	signal(SIGPIPE, SIG_IGN);
+	adopt_bounces(&s);
 	return c->once ? run_once(&s) : run_forever(&s);
 }

@@ -68,8 +68,10 @@ static void received(struct session *s, struct inject *j)
 	address_literal(s->c->remoteip, client, sizeof client);
 	/* "for" only with one recipient: a list of them would tell each who else got it. */
 	char forwho[320] = "";
-	if (s->nrcpt == 1 && strlen(s->rcpts.s) < 300)
-		snprintf(forwho, sizeof forwho, "\n\tfor <%s>", s->rcpts.s);
+	size_t pos = 0;
+	const char *rcpt = inject_item_next(s->env.s, s->env.len, &pos, 'T');
+	if (s->nrcpt == 1 && rcpt && strlen(rcpt) < 300)
+		snprintf(forwho, sizeof forwho, "\n\tfor <%s>", rcpt);
 	int n = snprintf(line, sizeof line,
 			 "Received: from %s%s%s\n\tby %s (postroom) with %s id %s%s;\n\t%s\n",
 			 s->helo, client, tls, s->c->hostname, with, j->id, forwho, date);
@@ -83,8 +85,10 @@ static void log_message(struct session *s, struct inject *j, unsigned long long 
 	size_t o = 0;
 
 	log_escape(from, sizeof from, s->sender.s, s->sender.len);
-	const char *r = s->rcpts.s;
-	for (size_t i = 0; i < s->nrcpt && o < sizeof to - 4; i++, r += strlen(r) + 1) {
+	size_t pos = 0;
+	const char *r;
+	for (size_t i = 0; o < sizeof to - 4 && (r = inject_item_next(s->env.s, s->env.len, &pos, 'T'));
+	     i++) {
 		char esc[600];
 		log_escape(esc, sizeof esc, r, strlen(r));
 		o += (size_t)snprintf(to + o, sizeof to - o, "%s<%s>", i ? "," : "", esc);
@@ -171,7 +175,7 @@ void smtp_data(struct session *s)
 		struct inject_result res;
 		char line[400];
 		s->message = 0;
-		inject_finish(&j, s->sender.s, s->rcpts.s, s->nrcpt, &res);
+		inject_finish(&j, s->sender.s, s->env.s, s->env.len, &res);
 		if (res.ok) {
 			s->messages++;
 			log_message(s, &j, size);

@@ -43,11 +43,11 @@ static char **words(const char *line)
 	return n ? argv : 0;
 }
 
-static int flag(const char *name)
+static int flag(const char *name, unsigned long def)
 {
 	unsigned long v;
 
-	if (!env_ulong(name, 0, 0, 1, &v))
+	if (!env_ulong(name, def, 0, 1, &v))
 		die(EXIT_PERM, "%s must be 0 or 1", name);
 	return v == 1;
 }
@@ -89,9 +89,11 @@ static void configure(struct config *c)
 	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c->data_timeout);
 	number("SMTP_DATA_RATE", 8192, 1, 2147483647, &c->data_rate);
 	c->checkpassword = words(getenv("CHECKPASSWORD"));
-	c->auth_plaintext = flag("SMTP_AUTH_PLAINTEXT");
-	c->auth_required = flag("SMTP_AUTH_REQUIRED");
-	c->sender_login = flag("SMTP_SENDER_LOGIN");
+	c->auth_plaintext = flag("SMTP_AUTH_PLAINTEXT", 0);
+	c->auth_required = flag("SMTP_AUTH_REQUIRED", 0);
+	c->sender_login = flag("SMTP_SENDER_LOGIN", 0);
+	/* Off for a queue program behind QMAILQUEUE that knows no DSN envelope items. */
+	c->dsn = flag("SMTP_DSN", 1);
 	c->tls_required = ucspitls_required();
 	number("SMTP_AUTH_MAXFAIL", 3, 1, 1000, &c->auth_maxfail);
 	number("SMTP_AUTH_TIMEOUT", 60, 1, 3600, &c->auth_timeout);

@@ -40,12 +40,12 @@ void session_exit(struct session *s, int code)
 
 void session_clear(struct session *s)
 {
-	struct sa sender = s->sender, rcpts = s->rcpts;
+	struct sa sender = s->sender, env = s->env;
 
 	/* Not the command line's buffer: session_close wiped what the last session used of it. */
 	memset(s, 0, offsetof(struct session, line));
 	s->sender = sender;
-	s->rcpts = rcpts;
+	s->env = env;
 	s->db.fd = -1;
 }
 
@@ -98,7 +98,7 @@ void session_reset(struct session *s)
 	s->in_mail = 0;
 	s->utf8 = 0;
 	s->sender.len = 0;
-	s->rcpts.len = 0;
+	s->env.len = 0;
 	s->nrcpt = 0;
 }
 
@@ -155,6 +155,8 @@ static void do_helo(struct session *s, const char *arg, int ehlo)
 	reply(s, line);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->c->dsn)
+		reply(s, "250-DSN");
 	if (s->tls_offer && !s->tls_protocol)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
@@ -292,6 +294,75 @@ static int has_non_ascii(const char *s, size_t n)
 	return 0;
 }
 
+/* Is p[0..n) the parameter keyword (any case), with or without "=value"? */
+static int keyword_is(const char *p, size_t n, const char *keyword)
+{
+	size_t k = strlen(keyword);
+
+	return n >= k && !strncasecmp(p, keyword, k) && (n == k || p[k] == '=');
+}
+
+/* A DSN parameter's value (after "KEYWORD="), or 0 when it has no "=": the syntax error said. */
+static const char *dsn_value(struct session *s, const char *p, size_t n, const char *keyword,
+			     size_t *vn)
+{
+	char line[100];
+	size_t k = strlen(keyword);
+
+	if (n == k) {
+		snprintf(line, sizeof line, "501 5.5.4 %s needs a value", keyword);
+		error(s, line);
+		return 0;
+	}
+	*vn = n - k - 1;
+	return p + k + 1;
+}
+
+/* A parameter that was given before: 501 (RFC 3461 section 4: each at most once). */
+static int dsn_again(struct session *s, const char *seen, const char *keyword)
+{
+	char line[100];
+
+	if (!seen)
+		return 0;
+	snprintf(line, sizeof line, "501 5.5.4 duplicate %s parameter", keyword);
+	error(s, line);
+	return 1;
+}
+
+/* RET= or ENVID= (RFC 3461 sections 4.3, 4.4): 1 and the value, or 0 (the error said). */
+static int dsn_mail_param(struct session *s, const char *p, size_t n, const char **ret,
+			  size_t *retn, const char **envid, size_t *envidn)
+{
+	const char *v;
+	size_t vn;
+
+	if (keyword_is(p, n, "RET")) {
+		if (dsn_again(s, *ret, "RET") || !(v = dsn_value(s, p, n, "RET", &vn)))
+			return 0;
+		if (!inject_ret_ok(v, vn)) {
+			error(s, "501 5.5.4 bad RET parameter: FULL or HDRS");
+			return 0;
+		}
+		*ret = v;
+		*retn = vn;
+		return 1;
+	}
+	if (dsn_again(s, *envid, "ENVID") || !(v = dsn_value(s, p, n, "ENVID", &vn)))
+		return 0;
+	if (vn > INJECT_ENVID_MAX) {
+		error(s, "501 5.5.4 ENVID longer than 100 characters");
+		return 0;
+	}
+	if (!inject_envid_ok(v, vn)) {
+		error(s, "501 5.5.4 bad ENVID parameter: xtext of printable characters");
+		return 0;
+	}
+	*envid = v;
+	*envidn = vn;
+	return 1;
+}
+
 static void do_mail(struct session *s, const char *arg)
 {
 	const char *path, *params;
@@ -317,6 +388,8 @@ static void do_mail(struct session *s, const char *arg)
 	}
 	/* Parameters first: SMTPUTF8 decides what the address may contain. */
 	int utf8 = 0;
+	const char *ret = 0, *envid = 0;
+	size_t retn = 0, envidn = 0;
 	while (*params) {
 		/* Each parameter is looked at where it is: AUTH= may hold a whole mailbox, as long
 		   as the line allows. */
@@ -327,7 +400,10 @@ static void do_mail(struct session *s, const char *arg)
 			error(s, "555 5.5.4 unsupported MAIL parameter");
 			return;
 		}
-		if (n >= 5 && !strncasecmp(p, "SIZE=", 5)) {
+		if (s->c->dsn && (keyword_is(p, n, "RET") || keyword_is(p, n, "ENVID"))) {
+			if (!dsn_mail_param(s, p, n, &ret, &retn, &envid, &envidn))
+				return;
+		} else if (n >= 5 && !strncasecmp(p, "SIZE=", 5)) {
 			if (!size_value(p + 5, n - 5, &size)) {
 				error(s, "501 5.5.4 bad SIZE parameter");
 				return;
@@ -365,7 +441,9 @@ static void do_mail(struct session *s, const char *arg)
 	if (!sender_allowed(s, path + start, alen))
 		return;
 	session_reset(s);
-	if (!sa_catb(&s->sender, path + start, alen) || !sa_terminate(&s->sender))
+	if (!sa_catb(&s->sender, path + start, alen) || !sa_terminate(&s->sender) ||
+	    (envid && !inject_item(&s->env, 'E', envid, envidn)) ||
+	    (ret && !inject_item(&s->env, 'H', ret, retn)))
 		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
 	s->in_mail = 1;
 	s->utf8 = utf8;
@@ -455,9 +533,41 @@ static void do_rcpt(struct session *s, const char *arg)
 		error(s, "501 5.5.4 syntax: RCPT TO:<address>");
 		return;
 	}
-	if (*params) {
-		error(s, "555 5.5.4 unsupported RCPT parameter");
-		return;
+	/* NOTIFY= and ORCPT= (RFC 3461 sections 4.1, 4.2); no other. */
+	const char *notify = 0, *orcpt = 0;
+	size_t notifyn = 0, orcptn = 0;
+	while (*params) {
+		const char *p = params, *v;
+		size_t n = strcspn(params, " "), vn;
+		if (s->hello < 2 || !s->c->dsn ||
+		    (!keyword_is(p, n, "NOTIFY") && !keyword_is(p, n, "ORCPT"))) {
+			error(s, "555 5.5.4 unsupported RCPT parameter");
+			return;
+		}
+		if (keyword_is(p, n, "NOTIFY")) {
+			if (dsn_again(s, notify, "NOTIFY") || !(v = dsn_value(s, p, n, "NOTIFY", &vn)))
+				return;
+			if (!inject_notify_ok(v, vn)) {
+				error(s, "501 5.5.4 bad NOTIFY parameter: NEVER, or a list of SUCCESS, FAILURE, DELAY");
+				return;
+			}
+			notify = v;
+			notifyn = vn;
+		} else {
+			if (dsn_again(s, orcpt, "ORCPT") || !(v = dsn_value(s, p, n, "ORCPT", &vn)))
+				return;
+			if (!inject_orcpt_ok(v, vn)) {
+				error(s, vn > INJECT_ORCPT_MAX
+						 ? "501 5.5.4 ORCPT longer than 500 characters"
+						 : "501 5.5.4 bad ORCPT parameter: addr-type;xtext");
+				return;
+			}
+			orcpt = v;
+			orcptn = vn;
+		}
+		params += n;
+		while (*params == ' ')
+			params++;
 	}
 	if (!open_userdb(s))
 		return;
@@ -507,7 +617,9 @@ static void do_rcpt(struct session *s, const char *arg)
 		reply(s, "451 4.3.0 temporary failure looking up the recipient");
 		return;
 	}
-	if (!sa_catb(&s->rcpts, rcpt, alen) || !sa_cat0(&s->rcpts))
+	if (!inject_item(&s->env, 'T', rcpt, alen) ||
+	    (notify && !inject_item(&s->env, 'N', notify, notifyn)) ||
+	    (orcpt && !inject_item(&s->env, 'O', orcpt, orcptn)))
 		session_end(s, "421 4.3.0 out of memory", EXIT_TEMP);
 	s->nrcpt++;
 	reply(s, "250 2.1.5 recipient ok");
@@ -620,6 +732,20 @@ static void __attribute__((noinline)) wipe_stack(void)
 	__asm__ __volatile__("" : : "r"(below) : "memory");
 }
 
+/* What a command line may hold beyond SMTP_LINE_MAX: the DSN parameters (RFC 3461 section 4). */
+static size_t line_extra(const struct session *s, const char *line)
+{
+	const char *arg;
+
+	if (!s->c->dsn)
+		return 0;
+	if (is_verb(line, "MAIL", &arg))
+		return DSN_MAIL_EXTRA;
+	if (is_verb(line, "RCPT", &arg))
+		return DSN_RCPT_EXTRA;
+	return 0;
+}
+
 int session_run(struct session *s)
 {
 	char *line = s->line;
@@ -642,7 +768,7 @@ int session_run(struct session *s)
 		int secret = 1;	/* a refused line may have been an AUTH */
 		if (!read_line(s, line, max, &len, 0))
 			;	/* refused */
-		else if (len > s->c->line_max - 2 && !is_verb(line, "AUTH", &arg))
+		else if (len > s->c->line_max - 2 + line_extra(s, line) && !is_verb(line, "AUTH", &arg))
 			error(s, "500 5.5.2 line too long");
 		else {
 			secret = is_verb(line, "AUTH", &arg);

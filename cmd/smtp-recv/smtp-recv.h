@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stddef.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "inject.h"
 #include "resolve.h"
@@ -17,6 +18,14 @@
 /* The most SMTP_LINE_MAX may be: the command line buffer's size. */
 #define SMTP_LINE_LIMIT 65536
 _Static_assert(AUTH_LINE_MAX <= SMTP_LINE_LIMIT, "an AUTH line must fit the line buffer");
+
+/* RFC 3461 section 4: DSN parameters make MAIL up to 110 octets longer, RCPT up to 500. */
+#define DSN_MAIL_EXTRA 110
+#define DSN_RCPT_EXTRA 500
+/* The envelope items of one recipient (inject.h): T<address>\0 (ADDR_PATH_MAX less "<>"),
+   N<notify>\0, O<orcpt>\0; and of MAIL, E<envid>\0 H<ret>\0. */
+#define RCPT_ITEMS_MAX ((ADDR_PATH_MAX - 2 + 2) + (INJECT_NOTIFY_MAX + 2) + (INJECT_ORCPT_MAX + 2))
+#define MAIL_ITEMS_MAX ((INJECT_ENVID_MAX + 2) + (4 + 2))
 
 /* What main read from the environment; frozen before the session starts. */
 struct config {
@@ -32,6 +41,7 @@ struct config {
 	int auth_plaintext;		/* SMTP_AUTH_PLAINTEXT: AUTH without TLS */
 	int auth_required;		/* SMTP_AUTH_REQUIRED: no mail without AUTH */
 	int sender_login;		/* SMTP_SENDER_LOGIN: senders must be the user's */
+	int dsn;			/* SMTP_DSN: the DSN extension (RFC 3461) is on */
 	int tls_required;		/* UCSPITLS=!: no AUTH or mail before STARTTLS */
 	unsigned long auth_maxfail;	/* failed AUTHs before the connection closes */
 	unsigned long auth_timeout;	/* seconds for the checkpassword program */
@@ -58,7 +68,10 @@ struct session {
 	int in_mail;		/* MAIL given */
 	int utf8;		/* MAIL ... SMTPUTF8 */
 	struct sa sender;
-	struct sa rcpts;	/* accepted recipients, each NUL-terminated */
+	/* The envelope after F<sender>\0 (inject_finish's items): MAIL's DSN parameters, then
+	   each accepted recipient with its own; at most MAXRCPT * RCPT_ITEMS_MAX bytes of them
+	   (and MAIL_ITEMS_MAX). */
+	struct sa env;
 	size_t nrcpt;
 	unsigned long errors;
 	unsigned long commands;

@@ -20,6 +20,7 @@
 #include "die.h"
 #include "dns.h"
 #include "fmt.h"
+#include "inject.h"
 #include "log.h"
 #include "sa.h"
 #include "smtp_deliver.h"
@@ -28,7 +29,8 @@
 const char *PROG = "smtp-send";
 
 #define USAGE "[-46] [-t none|may|encrypt|verify] [-C CAFILE] [-r HOST[:PORT]] [-a FILE] " \
-	      "[-h NAME] [-s SERVER] [-T NAME=SECONDS,...] SENDER RECIPIENT..."
+	      "[-h NAME] [-s SERVER] [-T NAME=SECONDS,...] [-N NOTIFY] [-O ORCPT] [-R FULL|HDRS] " \
+	      "[-V ENVID] SENDER RECIPIENT..."
 #define RELAY_MAX 16	/* addresses of a smarthost name */
 
 static void log_event(void *arg, const char *line)
@@ -76,6 +78,17 @@ static size_t relay_addresses(const char *host, int family, struct mx_address *a
 	return n;
 }
 
+/* s upper-cased into out (size bytes, s checked to fit). */
+static const char *upper(char *out, size_t size, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] && i < size - 1; i++)
+		out[i] = s[i] >= 'a' && s[i] <= 'z' ? (char)(s[i] - 'a' + 'A') : s[i];
+	out[i] = 0;
+	return out;
+}
+
 /* The domain of a recipient, or 0 when it has none (it fails alone: 553 5.1.3). */
 static const char *domain_of(const char *addr)
 {
@@ -111,8 +124,10 @@ int main(int argc, char **argv)
 	struct dns_config dc = { AF_UNSPEC, 0 };
 	struct mx_list mx = MX_LIST_ZERO;
 	int deferred = 0;
-	struct smtp_route route = { 0, 0, 25, 1, 0, 0, print_results, &deferred };
+	struct smtp_route route = { .port = 25, .mx = 1, .decided = print_results,
+				    .decided_arg = &deferred };
 	const char *relayspec = 0, *credfile = 0, *tls = 0, *timeouts = getenv("SMTP_SEND_TIMEOUTS");
+	const char *notify = 0, *orcpt = 0, *ret = 0, *envid = 0;	/* DSN (RFC 3461) */
 	struct sa msg = SA_ZERO;
 	int opt;
 
@@ -120,13 +135,17 @@ int main(int argc, char **argv)
 	/* The environment first, options over it. */
 	if (timeouts && !smtp_timeouts_parse(&c.t, timeouts, why, sizeof why))
 		die(EXIT_PERM, "SMTP_SEND_TIMEOUTS: %s", why);
-	while ((opt = getopt(argc, argv, "46a:C:h:r:s:t:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "46a:C:h:N:O:r:R:s:t:T:V:")) != -1) {
 		switch (opt) {
 		case '4': dc.family = AF_INET; break;
 		case '6': dc.family = AF_INET6; break;
 		case 'a': credfile = optarg; break;
 		case 'C': c.cafile = optarg; break;
 		case 'h': c.helo = optarg; break;
+		case 'N': notify = optarg; break;
+		case 'O': orcpt = optarg; break;
+		case 'R': ret = optarg; break;
+		case 'V': envid = optarg; break;
 		case 'r': relayspec = optarg; break;
 		case 's': dc.server = optarg; break;
 		case 't': tls = optarg; break;
@@ -163,7 +182,22 @@ int main(int argc, char **argv)
 			die_usage(USAGE);
 		c.tls = (enum smtpc_tls)i;
 	}
-	/* Everything the arguments can get wrong, before the message is read. */
+	/* Everything the arguments can get wrong, before the message is read. The DSN parameters
+	   as smtp-recv takes them (inject.h), so that a peer gets nothing it could refuse. */
+	if (notify && !inject_notify_ok(notify, strlen(notify)))
+		die(EXIT_PERM, "bad -N: NEVER, or a list of SUCCESS, FAILURE, DELAY");
+	if (orcpt && !inject_orcpt_ok(orcpt, strlen(orcpt)))
+		die(EXIT_PERM, "bad -O: addr-type;xtext of at most %d characters", INJECT_ORCPT_MAX);
+	if (ret && !inject_ret_ok(ret, strlen(ret)))
+		die(EXIT_PERM, "bad -R: FULL or HDRS");
+	if (envid && !inject_envid_ok(envid, strlen(envid)))
+		die(EXIT_PERM, "bad -V: xtext of at most %d characters", INJECT_ENVID_MAX);
+	/* Stored and sent upper-cased, as smtp-recv stores them. */
+	static char upper_notify[INJECT_NOTIFY_MAX + 1], upper_ret[5];
+	if (notify)
+		notify = upper(upper_notify, sizeof upper_notify, notify);
+	if (ret)
+		ret = upper(upper_ret, sizeof upper_ret, ret);
 	if (relayspec &&
 	    !smtp_relay_parse(relayspec, relayhost, sizeof relayhost, &route.port, why, sizeof why))
 		die(EXIT_PERM, "%s", why);
@@ -199,12 +233,16 @@ int main(int argc, char **argv)
 	}
 	struct smtpc_msg m;
 	smtpc_msg_init(&m, msg.s ? msg.s : "", msg.len);
+	m.ret = ret;
+	m.envid = envid;
 
 	struct smtpc_rcpt *r = calloc(n, sizeof *r);
 	if (!r)
 		die_sys_code(EXIT_TEMP, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		r[i].addr = argv[i + 1];
+		r[i].notify = notify;
+		r[i].orcpt = orcpt;
 		if (!domain_of(r[i].addr)) {
 			struct smtpc_reply w;
 			smtpc_reply_set(&w, 553, "5.1.3", "recipient address has no domain");

@@ -15,11 +15,13 @@
 #   PEER_TOOMANY   that reply (default "452 4.5.3 too many recipients")
 #   PEER_DATA      the reply to DATA instead of 354 (the message is then not read)
 #   PEER_QUIT      hang: QUIT is recorded and never answered
+#   PEER_DELAY     seconds to wait before answering the final dot (a slow disk)
 # "RCPTS <n>" is recorded at each DATA: the recipients accepted in that transaction.
 #   PEER_NOEHLO    1: 502 to EHLO (HELO works)
 #   PEER_BADTLS    1: offer STARTTLS, say 220 to it, then send garbage and hang up
 import os
 import sys
+import time
 
 mode = sys.argv[1]
 logpath = os.environ.get("PEER_LOG")
@@ -137,6 +139,8 @@ while True:
                 break
             body += l + b"\n"
         record(b"MSG", body)
+        if os.environ.get("PEER_DELAY"):
+            time.sleep(float(os.environ["PEER_DELAY"]))
         send(b"250 2.0.0 ok: got it\r\n")
     elif verb == b"RSET":
         nrcpt = 0

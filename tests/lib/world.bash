@@ -30,7 +30,9 @@
 #                               test wrote one before, else the fixture of common.bash (users_txt).
 #                               Sets PEER_DIR=$WORLD_DIR/peerN, PEER_QUEUE (its QUEUEDIR),
 #                               PEER_USERDB, PEER_MAILROOT, PEER_LOG (tcpserver's and PROG's
-#                               stderr), PEER_PID (tcpserver's pid).
+#                               stderr), PEER_PID (tcpserver's pid). With WORLD_PEER_VERBOSE
+#                               set, tcpserver runs with -v: a "status: K/MAX" line and a
+#                               "pid P from ADDRESS" line per connection in PEER_LOG.
 #   world_stop                  kills the peers, the name server and the holder by pid, then any
 #                               process left in the namespace (by the pids whose network
 #                               namespace it is); the teardown of world_teardown calls it.
@@ -147,7 +149,7 @@ world_peer() {
 
 	in_world env -u RELAYCLIENT QUEUEDIR="$PEER_QUEUE" USERDB="$PEER_USERDB" \
 		MAILROOT="$PEER_MAILROOT" SMTP_HOSTNAME="mx$n.example.test" "${vars[@]}" \
-		tcpserver -HR -l 0 -x "$PEER_DIR/tcp.cdb" "127.0.0.$n" "$port" "$@" \
+		tcpserver -HR ${WORLD_PEER_VERBOSE:+-v} -l 0 -x "$PEER_DIR/tcp.cdb" "127.0.0.$n" "$port" "$@" \
 		</dev/null >/dev/null 2>>"$PEER_LOG" 3>&- &
 	PEER_PID=$!
 	_world_peer_pids+=("$PEER_PID")
