@@ -6,9 +6,7 @@
  * The SMTP client is lib/smtp_client.c, the host walk lib/smtp_deliver.c, so that queue-run can
  * do the same in-process; this file only turns argv and the environment into their settings.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,43 +37,6 @@ static void log_event(void *arg, const char *line)
 
 	(void)arg;
 	log_line("%s", log_escape(esc, sizeof esc, line, strlen(line)));
-}
-
-/* The smarthost's addresses: a numeric one as it is, a name through the resolver. */
-static size_t relay_addresses(const char *host, int family, struct mx_address *a)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *i;
-	size_t n = 0;
-
-	memset(a, 0, sizeof *a);
-	str_copy(a->host, sizeof a->host, host);
-	if (inet_pton(AF_INET, host, &a->addr.v4) == 1 && family != AF_INET6) {
-		a->family = AF_INET;
-		return 1;
-	}
-	if (inet_pton(AF_INET6, host, &a->addr.v6) == 1 && family != AF_INET) {
-		a->family = AF_INET6;
-		return 1;
-	}
-	hints.ai_family = family;
-	int e = getaddrinfo(host, 0, &hints, &res);
-	if (e)
-		die(e == EAI_NONAME ? EXIT_PERM : EXIT_TEMP, "unable to find the address of %s: %s",
-		    host, gai_strerror(e));
-	for (i = res; i && n < RELAY_MAX; i = i->ai_next) {
-		memset(&a[n], 0, sizeof a[n]);
-		str_copy(a[n].host, sizeof a[n].host, host);
-		a[n].family = i->ai_family;
-		if (i->ai_family == AF_INET)
-			a[n].addr.v4 = ((struct sockaddr_in *)i->ai_addr)->sin_addr;
-		else if (i->ai_family == AF_INET6)
-			a[n].addr.v6 = ((struct sockaddr_in6 *)i->ai_addr)->sin6_addr;
-		else
-			continue;
-		n++;
-	}
-	freeaddrinfo(res);
-	return n;
 }
 
 /* s upper-cased into out (size bytes, s checked to fit). */
@@ -255,24 +216,23 @@ int main(int argc, char **argv)
 	if (!route.domain) {
 		/* Every recipient failed already: nothing to connect for. */
 	} else if (relayspec) {
+		int permanent;
 		c.implicit_tls = route.port == 465;
 		route.a = relay;
-		route.n = relay_addresses(relayhost, dc.family, relay);
+		route.n = smtp_relay_addresses(relayhost, dc.family, relay, RELAY_MAX, &permanent,
+					       why, sizeof why);
 		route.mx = 0;
 		route.tlsname = relay[0].host;
-	} else {
-		enum dns_status st = mx_lookup(&dc, route.domain, &mx, why, sizeof why);
-		if (st != DNS_OK) {
+		if (!route.n) {
+			/* A smarthost without an address is the administrator's to fix: the mail
+			   waits for it. */
 			struct smtpc_reply w;
-			if (mx.null_mx)
-				/* RFC 7505 section 4.2, with RFC 7504's code. */
-				smtpc_reply_set(&w, 556, "5.1.10", "Recipient address has null MX");
-			else if (st == DNS_PERM)
-				smtpc_reply_set(&w, 550, "5.1.2", "%s", why);
-			else
-				smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
-			smtp_decide_all(r, n, &w, "-", st == DNS_PERM ? SMTPC_FAILED : SMTPC_DEFERRED);
+			smtpc_reply_set(&w, 451, "4.4.3", "%s", why);
+			smtp_decide_all(r, n, &w, "-", SMTPC_DEFERRED);
 		}
+	} else {
+		/* Recipients without a route are decided by smtp_route_mx; route.n is then 0. */
+		smtp_route_mx(&dc, route.domain, &mx, r, n);
 		route.a = mx.a;
 		route.n = mx.n;
 	}
