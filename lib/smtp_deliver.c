@@ -96,12 +96,17 @@ static void tried_add(char *tried, size_t size, const char *why)
 	str_copy(tried + len, size - len, why);
 }
 
-/* The result is out (route->decided), then the session that gave it ends, or is kept. */
-static void finish(const struct smtp_route *route, struct smtpc_rcpt *r, size_t n, struct smtpc *s)
+/*
+ * The result is out (route->decided), then the session that gave it ends, or, when it carried
+ * the message (sent), is kept: never one that failed AUTH or anything else before a
+ * transaction, whose next MAIL would be refused for good.
+ */
+static void finish(const struct smtp_route *route, struct smtpc_rcpt *r, size_t n, struct smtpc *s,
+		   int sent)
 {
 	if (route->decided)
 		route->decided(route->decided_arg, r, n);
-	if (s && route->keep && s->fd >= 0 && !s->dirty) {
+	if (s && sent && route->keep && s->fd >= 0 && !s->dirty) {
 		*route->keep = *s;
 		*route->kept = 1;
 		return;
@@ -205,7 +210,7 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 				note(c, "loop host=%s preference=%u: mail for %s loops back to myself",
 				     route->a[i].host, route->a[i].preference, route->domain);
 				loops(route, &route->a[i], r, n);
-				finish(route, r, n, 0);
+				finish(route, r, n, 0, 0);
 				return;
 			}
 			na = cut;
@@ -259,14 +264,14 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 			*route->reached = 1;
 		if (res == SMTPC_OPEN_OK) {
 			if (smtpc_send(&s, sender, m, r, n)) {
-				finish(route, r, n, &s);
+				finish(route, r, n, &s, 1);
 				return;
 			}
 		} else if (res == SMTPC_OPEN_LOOP) {
 			note(c, "loop host=%s[%s]: %s", s.host, s.addr, s.why.text);
 			smtpc_close(&s);
 			loops(route, a, r, n);
-			finish(route, r, n, 0);
+			finish(route, r, n, 0, 0);
 			return;
 		} else if (res == SMTPC_OPEN_DEFER) {
 			char where[SMTPC_WHERE_MAX];
@@ -277,7 +282,7 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 				smtp_decide_all(&r[j], 1, &s.why, where, SMTPC_DEFERRED);
 				smtpc_tls_desc(&s, r[j].tls, sizeof r[j].tls);
 			}
-			finish(route, r, n, &s);
+			finish(route, r, n, &s, 0);
 			return;
 		}
 		note(c, "host=%s[%s] port=%u: %d %s %s", s.host, s.addr, route->port, s.why.code,
@@ -305,5 +310,5 @@ void smtp_deliver(const struct smtpc_config *c0, const struct smtp_route *route,
 		where_of(&route->a[i - 1], where, sizeof where);
 	smtp_decide_all(r, n, &last, where, SMTPC_DEFERRED);
 	/* Recipients the session decided keep their host; only the pending ones got this. */
-	finish(route, r, n, 0);
+	finish(route, r, n, 0, 0);
 }

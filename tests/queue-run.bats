@@ -761,7 +761,7 @@ assert_same_deliveries() {
 @test "new mail is picked up by a running queue-run within a second" {
 	start_group "$LOG" nsenter -t "$WORLD_PID" -n -m -- queue-run
 	wait_until 50 grep -q '^queue-run: start' "$LOG" || fail "no start line"
-	assert_log "queue-run: start concurrency=20 per_destination=20" "$LOG"
+	assert_log "queue-run: start concurrency=100 per_destination=20" "$LOG"
 	sleep 0.3 # queue-run is idle, waiting on the trigger
 	run -0 inject "$FROM" alice@example.test <"$MSG"
 	alice_has_one() { [ "$(msg_count "$(mailbox alice)")" -eq 1 ]; }

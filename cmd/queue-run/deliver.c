@@ -408,7 +408,8 @@ static enum outcome conclude(struct attempt *a, size_t pending, int failed)
 
 	if (!notify_send(a)) {
 		log_line("%s trouble: unable to queue a notice: %s", id, strerror(errno));
-		/* What was delivered is recorded all the same; the notice comes next time. */
+		/* What was delivered is recorded all the same; the notice comes next time, since
+		   a final record without its N record calls for one. */
 		if (queue_msg_sync(&a->m))
 			queue_msg_defer(&a->m, a->now.tv_sec + 60);
 		return OUTCOME_TROUBLE;

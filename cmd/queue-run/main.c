@@ -19,7 +19,8 @@
 const char *PROG = "queue-run";
 
 #define USAGE "[-1] [-c concurrency] [-p per-destination] [-d program]"
-#define CONCURRENCY_DEFAULT 20
+#define CONCURRENCY_DEFAULT 100	/* Postfix's default_process_limit: a slow domain holds
+				   at most DOMAIN_LIMIT_DEFAULT of them */
 #define CONCURRENCY_MAX 1000
 #define DOMAIN_LIMIT_DEFAULT 20		/* Postfix's default_destination_concurrency_limit */
 

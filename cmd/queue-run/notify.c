@@ -159,10 +159,19 @@ int notify_send(struct attempt *a)
 				continue;
 		} else if (bounce) {
 			continue;	/* a notice of a notice: failures only */
-		} else if (a->state[i] == TS_DELIVERED || a->state[i] == TS_RELAYED) {
+		} else if (a->state[i] == TS_PASSED) {
+			/* The peer reports success now: nothing from us, now or at a later attempt. */
+			if (notify & QUEUE_NOTIFY_SUCCESS)
+				queue_msg_add_record(&a->m, QUEUE_REC_NOTIFIED, t->addr, "-");
+			continue;
+		} else if (a->state[i] == TS_DELIVERED || a->state[i] == TS_RELAYED ||
+			   (a->state[i] == TS_NONE && final)) {
+			/* A success of an earlier attempt without its N record: that attempt could not
+			   queue the notice (or was cut short), so this one does. */
 			if (!(notify & QUEUE_NOTIFY_SUCCESS))
 				continue;
-			action = a->state[i] == TS_DELIVERED ? "delivered" : "relayed";
+			action = a->state[i] == TS_DELIVERED || final == QUEUE_REC_DELIVERED
+					 ? "delivered" : "relayed";
 			types = "DS";
 			fallback = "2.0.0";
 		} else if (a->state[i] == TS_PENDING && c->delay_warning && age >= c->delay_warning &&

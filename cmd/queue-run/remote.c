@@ -196,16 +196,18 @@ static void arg_pair(const char **argv, size_t *n, const char *opt, const char *
 /*
  * One result line of smtp-send(8):
  *     RECIPIENT delivered|deferred|failed CODE ENHANCED "TEXT" host=WHERE tls=DESC
- * into r (the recipient's address is known: the lines come in argument order). 0 when the
- * line is not one.
+ * into r. The lines come in argument order, each naming its recipient as log_escape writes
+ * it (which may hold a space): a line that does not name r->addr is not its result. 0 when the
+ * line is not r's.
  */
 static int parse_result(char *line, struct smtpc_rcpt *r)
 {
-	char *sp = strchr(line, ' '), *q, *end;
-	if (!sp)
+	char esc[QUEUE_ADDR_MAX * 4 + 8], *q, *end;
+	log_escape(esc, sizeof esc, r->addr, strlen(r->addr));
+	size_t n = strlen(esc);
+	if (strncmp(line, esc, n) || line[n] != ' ')
 		return 0;
-	char *status = sp + 1;
-	sp = strchr(status, ' ');
+	char *status = line + n + 1, *sp = strchr(status, ' ');
 	if (!sp)
 		return 0;
 	*sp = 0;
@@ -278,6 +280,7 @@ static void run_external(struct attempt *a, struct smtpc_rcpt *r, size_t n, int 
 	}
 	arg_pair(argv, &k, "-N", same_notify ? r[0].notify : 0);
 	arg_pair(argv, &k, "-O", same_orcpt ? r[0].orcpt : 0);
+	argv[k++] = "--";	/* a sender or recipient may begin with '-' */
 	argv[k++] = *a->m.sender ? a->m.sender : "<>";
 	for (size_t i = 0; i < n; i++)
 		argv[k++] = r[i].addr;

@@ -76,6 +76,7 @@ struct dest {
 	unsigned backoff;	/* the last wait after a failure */
 	int probing;		/* one message is trying it after its wait */
 	struct idlist parked;	/* waiting for a slot */
+	struct idlist invited;	/* taken from parked for a free slot, not yet asking for it */
 	struct idlist asleep;	/* deferred while it was down: made due when it is up again */
 };
 
@@ -161,6 +162,7 @@ static void postpone(struct scheduler *s, const char *id)
 
 static struct {
 	unsigned slot;
+	int gone;		/* the scheduler is: finish the message in hand, then exit */
 	int out;		/* the shared pipe to the scheduler */
 	struct buf in;		/* its own pipe from the scheduler */
 	char space[512];
@@ -179,8 +181,9 @@ static void tell(const char *fmt, ...)
 	if (n > (int)sizeof line - 2)
 		n = (int)sizeof line - 2;
 	line[n++] = '\n';
-	if (!fd_write_all(chan.out, line, (size_t)n))
-		_exit(111);
+	/* Without a scheduler the attempt still ends as it should, its records written. */
+	if (!chan.gone && !fd_write_all(chan.out, line, (size_t)n))
+		chan.gone = 1;
 }
 
 enum grant sched_ask(const char *dest, time_t *until)
@@ -189,8 +192,10 @@ enum grant sched_ask(const char *dest, time_t *until)
 	size_t len;
 
 	tell("ask %s", dest);
-	if (getln(&chan.in, line, sizeof line, &len, '\n') != GETLN_OK)
+	if (chan.gone || getln(&chan.in, line, sizeof line, &len, '\n') != GETLN_OK) {
+		chan.gone = 1;
 		return GRANT_BUSY;	/* the scheduler is gone: the message waits for the next */
+	}
 	line[len - 1] = 0;
 	if (!strcmp(line, "go"))
 		return GRANT_GO;
@@ -229,7 +234,8 @@ static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned sl
 			if (poll(&p, 1, wait) == 0)
 				continue;	/* the tick closes it */
 		}
-		if (getln(&chan.in, id, sizeof id, &len, '\n') != GETLN_OK) {
+		if (chan.gone || getln(&chan.in, id, sizeof id, &len, '\n') != GETLN_OK) {
+			chan.gone = 1;
 			remote_cache_close();
 			_exit(0);
 		}
@@ -268,12 +274,14 @@ static int idlist_take(struct idlist *l, char *id)
 	return 1;
 }
 
-static int idlist_has(const struct idlist *l, const char *id)
+static void idlist_remove(struct idlist *l, const char *id)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], id))
-			return 1;
-	return 0;
+		if (!strcmp(l->v[i], id)) {
+			memmove(l->v + i, l->v + i + 1, (l->n - i - 1) * sizeof *l->v);
+			l->n--;
+			return;
+		}
 }
 
 static int dest_find(struct scheduler *s, const char *name)
@@ -303,10 +311,11 @@ static void dests_tidy(struct scheduler *s, time_t now)
 	size_t keep = 0;
 	for (size_t i = 0; i < s->ndests; i++) {
 		struct dest *d = &s->dests[i];
-		int idle = !d->active && !d->parked.n && !d->asleep.n && d->down_until <= now &&
-			   !d->probing;
+		int idle = !d->active && !d->parked.n && !d->invited.n && !d->asleep.n &&
+			   d->down_until <= now && !d->probing;
 		if (idle) {
 			free(d->parked.v);
+			free(d->invited.v);
 			free(d->asleep.v);
 			continue;
 		}
@@ -327,18 +336,11 @@ static void forget(struct scheduler *s)
 	for (size_t i = 0; i < s->ndests; i++) {
 		s->dests[i].down_until = 0;
 		s->dests[i].backoff = 0;
+		s->dests[i].probing = 0;
 		wake(s, &s->dests[i]);
 	}
 	s->nlater = 0;
 	log_line("flush: every destination and message may be tried now");
-}
-
-static int is_parked(const struct scheduler *s, const char *id)
-{
-	for (size_t i = 0; i < s->ndests; i++)
-		if (idlist_has(&s->dests[i].parked, id))
-			return 1;
-	return idlist_has(&s->ready, id);
 }
 
 static void answer(struct worker *w, const char *line)
@@ -348,12 +350,26 @@ static void answer(struct worker *w, const char *line)
 	}
 }
 
-/* A parked message of d, if any, goes to the ready list: a slot of d is free. */
-static void unpark_one(struct scheduler *s, struct dest *d)
+/*
+ * Parked messages of d go to the ready list while d has free slots, counting those already
+ * invited and not yet asking: a slot is never offered twice, and none stays unoffered.
+ */
+static void refill(struct scheduler *s, struct dest *d, time_t now)
 {
 	queue_id id;
-	if (idlist_take(&d->parked, id))
+
+	while (d->parked.n && !d->probing && d->down_until <= now &&
+	       d->active + d->invited.n < s->c->domain_limit && idlist_take(&d->parked, id)) {
+		idlist_add(&d->invited, id);
 		idlist_add(&s->ready, id);
+	}
+}
+
+/* A worker's message asks for a destination, or ends: any invitation it had is used up. */
+static void uninvite(struct scheduler *s, const char *id)
+{
+	for (size_t i = 0; i < s->ndests; i++)
+		idlist_remove(&s->dests[i].invited, id);
 }
 
 static void release(struct scheduler *s, struct worker *w)
@@ -364,9 +380,33 @@ static void release(struct scheduler *s, struct worker *w)
 	w->dest = -1;
 	if (d->active)
 		d->active--;
+	refill(s, d, time(0));
+}
 
-	if (d->active < s->c->domain_limit)
-		unpark_one(s, d);
+static int give(struct scheduler *s, struct worker *w, const char *id);
+
+/* An idle worker that keeps a session to destination di takes a message parked on it. */
+static void feed_keepers(struct scheduler *s, int di)
+{
+	struct dest *d = &s->dests[di];
+	queue_id id;
+
+	for (unsigned i = 0; i < s->c->concurrency && d->parked.n; i++) {
+		struct worker *k = &s->workers[i];
+		if (k->busy || k->dest != di || !k->pid || k->cmd < 0)
+			continue;
+		/* The oldest that is not in hand: one in hand (parking as it asks) stays parked. */
+		size_t j = 0;
+		while (j < d->parked.n && is_busy(s, d->parked.v[j]))
+			j++;
+		if (j == d->parked.n)
+			return;
+		strcpy(id, d->parked.v[j]);
+		idlist_remove(&d->parked, id);
+		idlist_add(&d->invited, id);
+		if (!give(s, k, id))
+			idlist_add(&s->ready, id);
+	}
 }
 
 static void on_ask(struct scheduler *s, struct worker *w, const char *name)
@@ -375,6 +415,7 @@ static void on_ask(struct scheduler *s, struct worker *w, const char *name)
 	time_t now = time(0);
 	char line[64];
 
+	uninvite(s, w->id);
 	if (di < 0) {
 		answer(w, "busy\n");
 		idlist_add(&s->ready, w->id);
@@ -392,9 +433,11 @@ static void on_ask(struct scheduler *s, struct worker *w, const char *name)
 		answer(w, line);
 		return;
 	}
-	if (d->probing || d->active >= s->c->domain_limit) {
+	/* The slots offered to parked messages are theirs: they waited first. */
+	if (d->probing || d->active + d->invited.n >= s->c->domain_limit) {
 		idlist_add(&d->parked, w->id);
 		answer(w, "busy\n");
+		feed_keepers(s, di);
 		return;
 	}
 	if (d->down_until)
@@ -427,18 +470,23 @@ static void on_done(struct scheduler *s, struct worker *w, int up, int kept, con
 		return;
 	struct dest *d = &s->dests[di];
 	int was_down = d->down_until != 0;
+	time_t now = time(0);
 
-	d->probing = 0;
 	if (up) {
+		d->probing = 0;
 		d->down_until = 0;
 		d->backoff = 0;
-		if (was_down)
+		if (was_down) {
 			log_line("destination %s answers again: its waiting messages are due", d->name);
-		wake(s, d);
-	} else {
+			wake(s, d);
+		}
+	} else if (d->down_until <= now || d->probing) {
+		/* The failures of deliveries that were under way when it went down say nothing
+		   new: only a first failure, or a probe's, makes the wait longer. */
 		unsigned b = d->backoff ? d->backoff * 2 : s->c->retry_min;
+		d->probing = 0;
 		d->backoff = b > s->c->retry_max ? s->c->retry_max : b;
-		d->down_until = time(0) + (time_t)d->backoff;
+		d->down_until = now + (time_t)d->backoff;
 		log_line("destination %s is not answering: its messages wait %u s", d->name, d->backoff);
 		/* Those parked for a slot learn it is down when they ask. */
 		queue_id id;
@@ -449,10 +497,9 @@ static void on_done(struct scheduler *s, struct worker *w, int up, int kept, con
 		release(s, w);
 }
 
-static int give(struct scheduler *s, struct worker *w, const char *id);
-
 static void on_end(struct scheduler *s, struct worker *w, int outcome)
 {
+	uninvite(s, w->id);
 	if (outcome == OUTCOME_TROUBLE)
 		postpone(s, w->id);
 	if (outcome == OUTCOME_SKIPPED && s->next_due > time(0) + 1)
@@ -473,9 +520,8 @@ static void on_end(struct scheduler *s, struct worker *w, int outcome)
 		return;
 	}
 	/* Its kept session is worth a message that waits for the same destination. */
-	queue_id id;
-	if (w->dest >= 0 && idlist_take(&s->dests[w->dest].parked, id) && !give(s, w, id))
-		idlist_add(&s->ready, id);
+	if (w->dest >= 0)
+		feed_keepers(s, w->dest);
 }
 
 static int spawn(struct scheduler *s, unsigned slot)
@@ -590,10 +636,14 @@ static void reap(struct scheduler *s)
 				continue;
 			if (w->busy) {
 				log_line("%s trouble: worker %ld died (status %d)", w->id, (long)pid, status);
+				uninvite(s, w->id);
 				postpone(s, w->id);
 				w->busy = 0;
 				s->busy--;
 			}
+			/* Had it been trying a destination after its wait, the next message will. */
+			if (w->dest >= 0)
+				s->dests[w->dest].probing = 0;
 			release(s, w);
 			if (w->cmd >= 0)
 				close(w->cmd);
@@ -640,11 +690,16 @@ static void adopt_bounces(struct scheduler *s)
 		return;
 	}
 	while ((e = readdir(d))) {
-		char from[sizeof e->d_name + 8];
+		char from[sizeof e->d_name + 8], to[sizeof e->d_name + 8];
+		struct stat a, b;
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX)
 			continue;
 		snprintf(from, sizeof from, "bounce/%s", e->d_name);
-		unlinkat(s->dirfd, from, 0);
+		snprintf(to, sizeof to, "msg/%s", e->d_name);
+		/* Only what msg/ holds as the very same file: never the one copy of a message. */
+		if (fstatat(s->dirfd, from, &a, 0) == 0 && fstatat(s->dirfd, to, &b, 0) == 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			unlinkat(s->dirfd, from, 0);
 	}
 	closedir(d);
 	sync_dir_at(s->dirfd, "bounce");
@@ -695,6 +750,12 @@ static int scan(struct scheduler *s, int all)
 
 	s->ntodo = s->todo_next = 0;
 	s->next_due = now + IDLE_WAKE;
+	/* Postponements of files that are gone would otherwise stay for ever. */
+	for (size_t i = 0; i < s->nlater;)
+		if (s->later[i].until <= now)
+			s->later[i] = s->later[--s->nlater];
+		else
+			i++;
 	if (!d) {
 		log_line("trouble: unable to read %s/msg: %s", s->c->queuedir, strerror(errno));
 		if (fd >= 0)
@@ -705,8 +766,7 @@ static int scan(struct scheduler *s, int all)
 	while ((e = readdir(d))) {
 		struct stat st;
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX ||
-		    is_busy(s, e->d_name) || is_postponed(s, e->d_name, now) ||
-		    is_parked(s, e->d_name))
+		    is_busy(s, e->d_name) || is_postponed(s, e->d_name, now))
 			continue;
 		if (!all) {
 			if (fstatat(fd, e->d_name, &st, 0) < 0)
@@ -728,19 +788,23 @@ static int scan(struct scheduler *s, int all)
 /* Hands out the ready messages, then the listed ones, while workers are idle. */
 static void hand_out(struct scheduler *s)
 {
-	while (s->ready.n && s->busy < s->c->concurrency) {
-		if (is_busy(s, s->ready.v[0])) {
-			queue_id gone;
-			idlist_take(&s->ready, gone);	/* in hand already */
+	time_t now = time(0);
+	for (size_t i = 0; i < s->ndests; i++)
+		refill(s, &s->dests[i], now);
+	/* One in hand stays ready: its attempt may end waiting, and it goes again after. */
+	for (size_t i = 0; i < s->ready.n && s->busy < s->c->concurrency;) {
+		if (is_busy(s, s->ready.v[i])) {
+			i++;
 			continue;
 		}
-		if (!dispatch(s, s->ready.v[0]))
+		queue_id id;
+		strcpy(id, s->ready.v[i]);
+		if (!dispatch(s, id))
 			return;
-		queue_id done;
-		idlist_take(&s->ready, done);
+		idlist_remove(&s->ready, id);
 	}
 	while (s->todo_next < s->ntodo && s->busy < s->c->concurrency) {
-		if (!dispatch(s, s->todo[s->todo_next]))
+		if (!is_busy(s, s->todo[s->todo_next]) && !dispatch(s, s->todo[s->todo_next]))
 			break;
 		s->todo_next++;
 	}
