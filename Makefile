@@ -91,7 +91,8 @@ queue-run_OBJS = \
 	cmd/queue-run/deliver.o \
 	cmd/queue-run/notify.o \
 	cmd/queue-run/remote.o \
-	cmd/queue-run/schedule.o
+	cmd/queue-run/schedule.o \
+	cmd/queue-run/worker.o
 queue-run_LIBS = -lcdb -lssl -lcrypto -lresolv
 smtp-recv_OBJS = \
 	cmd/smtp-recv/main.o \

@@ -10,6 +10,8 @@
 #include "resolve.h"
 #include "smtp_client.h"
 
+#define DEST_MAX 300	/* a destination's name: a domain, or "[smarthost]" */
+
 /* What main read from argv and the environment; frozen before anything runs. */
 struct config {
 	const char *queuedir;
@@ -100,7 +102,10 @@ int notify_send(struct attempt *a);
 /* schedule.c: the main loop (or one pass with c->once). Returns the exit code. */
 int schedule_run(const struct config *c);
 
-/* schedule.c, in a worker: asking the scheduler for a destination and telling it how it went. */
+/* worker.c: a worker's life, ids from cmd, events to results. */
+_Noreturn void worker_main(const struct config *c, int dirfd, unsigned slot, int cmd, int results);
+
+/* worker.c: asking the scheduler for a destination and telling it how it went. */
 enum grant {
 	GRANT_GO,	/* deliver now */
 	GRANT_BUSY,	/* at its limit, or being probed: the scheduler hands the message out

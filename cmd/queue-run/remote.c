@@ -25,7 +25,6 @@
 #include "queue-run.h"
 #include "smtp_deliver.h"
 
-#define DEST_MAX 300
 #define RELAY_MAX 16		/* addresses of a smarthost's name */
 #define CACHE_USES_MAX 100	/* messages over one kept session... */
 #define CACHE_AGE_MAX 300	/* ...and seconds, as Postfix's smtp_connection_reuse_time_limit */
@@ -434,11 +433,17 @@ void remote_attempt(struct attempt *a, size_t *pending, int *failed)
 
 		if (a->c->defer_remote) {
 			/* As Postfix's defer_transports: nothing is tried, not even the DNS. */
+			static const char why[] = "- 451 4.3.2 remote delivery is deferred "
+						  "(DEFER_REMOTE is set; SMARTHOST names a relay)";
 			*pending += n;
 			for (size_t k = 0; k < n; k++) {
+				const char *addr = a->targets.t[idx[k]].addr;
+				const struct queue_record *last = queue_msg_latest(&a->m, "L", addr);
 				a->state[idx[k]] = TS_PENDING;
-				log_result(a, idx[k], "deferred", "remote delivery is deferred "
-					   "(DEFER_REMOTE is set; SMARTHOST names a relay)");
+				/* Once, for queue-list: not a record per attempt. */
+				if (!last || strcmp(last->reason, why))
+					queue_msg_add_record(&a->m, QUEUE_REC_LAST, addr, why);
+				log_result(a, idx[k], "deferred", why);
 			}
 			continue;
 		}

@@ -10,7 +10,7 @@
  * delivery. Each gets message ids on its own pipe, one per line, and speaks to the scheduler on
  * a pipe shared by all, one line per event (far below PIPE_BUF, so lines never mix):
  *     <slot> ask <dest>            may I deliver to dest?  answer on its pipe: go, busy, down <t>
- *     <slot> done <dest> <up> <kept>   how it went; kept: the session stays open, and the slot
+ *     <slot> done <up> <kept> <dest>   how it went; kept: the session stays open, and the slot
  *     <slot> release <dest>        the kept session is closed
  *     <slot> end <outcome>         the message is finished with (enum outcome)
  * A destination has at most domain_limit deliveries at once (a kept session counts: it is one
@@ -19,15 +19,14 @@
  * failed is down: its messages wait for its next try (the interval doubles, as a message's),
  * made by one message alone; when that one gets through, the messages that waited for it are
  * made due at once.
- * A worker whose scheduler is gone sees end of file on its pipe and exits after the message in
- * hand; the queue file's lock keeps a new scheduler's workers off that message meanwhile.
+ * A worker whose scheduler is gone finishes the message in hand, records it, and exits
+ * (worker.c); the queue file's lock keeps a new scheduler's workers off that message meanwhile.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +36,19 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "getln.h"
-#include "sync.h"
 #include "die.h"
 #include "fmt.h"
+#include "getln.h"
 #include "log.h"
 #include "queue-run.h"
 #include "queue.h"
+#include "sync.h"
 
 #define IDLE_WAKE 60		/* seconds between scans when nothing is due */
 #define TROUBLE_WAIT 60		/* seconds before a message whose worker failed is tried again */
 #define TMP_MAX_AGE (36 * 3600)	/* files in tmp/ older than this were left by a crash */
 #define WORKER_MAX_USE 1000	/* messages per worker process, to bound what a leak could cost */
 
-#define DEST_NAME_MAX 300
 
 struct worker {
 	pid_t pid;		/* 0: no process */
@@ -70,7 +68,7 @@ struct idlist {
 };
 
 struct dest {
-	char name[DEST_NAME_MAX];
+	char name[DEST_MAX];
 	unsigned active;	/* slots held: deliveries, and kept sessions */
 	time_t down_until;	/* 0: up */
 	unsigned backoff;	/* the last wait after a failure */
@@ -157,94 +155,6 @@ static void postpone(struct scheduler *s, const char *id)
 	strcpy(p[s->nlater].id, id);
 	p[s->nlater++].until = time(0) + TROUBLE_WAIT;
 }
-
-/* --- the worker's side ------------------------------------------------------------------------ */
-
-static struct {
-	unsigned slot;
-	int gone;		/* the scheduler is: finish the message in hand, then exit */
-	int out;		/* the shared pipe to the scheduler */
-	struct buf in;		/* its own pipe from the scheduler */
-	char space[512];
-} chan;
-
-static void tell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void tell(const char *fmt, ...)
-{
-	char line[DEST_NAME_MAX + 64];
-	va_list ap;
-
-	int n = snprintf(line, sizeof line, "%u ", chan.slot);
-	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof line - 2)
-		n = (int)sizeof line - 2;
-	line[n++] = '\n';
-	/* Without a scheduler the attempt still ends as it should, its records written. */
-	if (!chan.gone && !fd_write_all(chan.out, line, (size_t)n))
-		chan.gone = 1;
-}
-
-enum grant sched_ask(const char *dest, time_t *until)
-{
-	char line[64];
-	size_t len;
-
-	tell("ask %s", dest);
-	if (chan.gone || getln(&chan.in, line, sizeof line, &len, '\n') != GETLN_OK) {
-		chan.gone = 1;
-		return GRANT_BUSY;	/* the scheduler is gone: the message waits for the next */
-	}
-	line[len - 1] = 0;
-	if (!strcmp(line, "go"))
-		return GRANT_GO;
-	long long t;
-	if (sscanf(line, "down %lld", &t) == 1) {
-		*until = (time_t)t;
-		return GRANT_DOWN;
-	}
-	return GRANT_BUSY;
-}
-
-void sched_done(const char *dest, int reached, int kept)
-{
-	tell("done %d %d %s", reached, kept, dest);
-}
-
-void sched_release(const char *dest)
-{
-	tell("release %s", dest);
-}
-
-/* Ids in, events out, until end of file; a kept session is closed when it has idled. */
-static _Noreturn void worker_main(const struct config *c, int dirfd, unsigned slot, int cmd,
-				  int results)
-{
-	char id[QUEUE_ID_MAX + 2];
-	size_t len;
-
-	chan.slot = slot;
-	chan.out = results;
-	buf_init(&chan.in, cmd, chan.space, sizeof chan.space);
-	for (;;) {
-		int wait = remote_cache_tick(c);
-		if (wait >= 0 && buf_unread(&chan.in) == 0) {
-			struct pollfd p = { .fd = cmd, .events = POLLIN };
-			if (poll(&p, 1, wait) == 0)
-				continue;	/* the tick closes it */
-		}
-		if (chan.gone || getln(&chan.in, id, sizeof id, &len, '\n') != GETLN_OK) {
-			chan.gone = 1;
-			remote_cache_close();
-			_exit(0);
-		}
-		id[len - 1] = 0;
-		tell("end %d", (int)deliver_message(c, dirfd, id));
-	}
-}
-
-/* --- the scheduler's side --------------------------------------------------------------------- */
 
 static int idlist_add(struct idlist *l, const char *id)
 {
@@ -590,7 +500,7 @@ static int dispatch(struct scheduler *s, const char *id)
 static void read_results(struct scheduler *s)
 {
 	struct buf *in = &s->answers;
-	char line[DEST_NAME_MAX + 64], name[DEST_NAME_MAX];
+	char line[DEST_MAX + 64], name[DEST_MAX];
 	size_t len;
 
 	for (;;) {
