@@ -341,6 +341,22 @@ static void attempt_local(struct attempt *a, size_t *pending, int *failed)
 	}
 }
 
+const char *latest_reason(const struct attempt *a, const char *types, const char *addr)
+{
+	const char *found = 0;
+	const struct queue_record *r = queue_msg_latest(&a->m, types, addr);
+	if (r)
+		found = r->reason;
+	/* This attempt's records are not in m.rec: they come after. */
+	for (size_t j = 0; j < a->m.pending.len; j += strlen(a->m.pending.s + j) + 1) {
+		const char *p = a->m.pending.s + j;
+		size_t n = strcspn(p + 1, "\t");
+		if (strchr(types, p[0]) && strlen(addr) == n && !memcmp(p + 1, addr, n))
+			found = p[1 + n] ? p + 2 + n : "";
+	}
+	return found ? found : "";
+}
+
 /*
  * Past the queue's lifetime, what is still pending fails with its last error, so that the
  * sender hears of it (the notice says the message expired) and the queue lets go of it.
@@ -353,16 +369,9 @@ static void expire(struct attempt *a, size_t *pending, int *failed)
 		const struct target *t = &a->targets.t[i];
 		if (t->kind == TARGET_FAILED || queue_msg_record(&a->m, record_types(t->kind), t->addr))
 			continue;
-		const struct queue_record *last = queue_msg_latest(&a->m, "L", t->addr);
-		const char *pend = 0;
-		/* This attempt's L records are not in m.rec yet: look there first. */
-		for (size_t j = 0; j < a->m.pending.len; j += strlen(a->m.pending.s + j) + 1) {
-			const char *r = a->m.pending.s + j;
-			size_t n = strcspn(r + 1, "\t");
-			if (r[0] == QUEUE_REC_LAST && strlen(t->addr) == n && !memcmp(r + 1, t->addr, n))
-				pend = r + 2 + n;
-		}
-		const char *lasttext = pend ? pend : last ? last->reason : "";
+		/* A copy: the record added below may move the pending records. */
+		char lasttext[REASON_MAX - 16];
+		str_copy(lasttext, sizeof lasttext, latest_reason(a, "L", t->addr));
 		if (t->kind == TARGET_REMOTE)
 			snprintf(why, sizeof why, "%s", *lasttext ? lasttext : "- 451 4.4.7 not tried");
 		else

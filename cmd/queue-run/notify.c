@@ -71,22 +71,6 @@ static void parse_reason(const char *reason, const char *fallback, struct detail
 	snprintf(d->diagnostic, sizeof d->diagnostic, "%s", reason);
 }
 
-/* The reason of target's record of one of types, from this attempt's or the file's. */
-static const char *reason_of(const struct attempt *a, const char *types, const char *addr)
-{
-	const char *found = 0;
-	const struct queue_record *r = queue_msg_latest(&a->m, types, addr);
-	if (r)
-		found = r->reason;
-	for (size_t j = 0; j < a->m.pending.len; j += strlen(a->m.pending.s + j) + 1) {
-		const char *p = a->m.pending.s + j;
-		size_t n = strcspn(p + 1, "\t");
-		if (strchr(types, p[0]) && strlen(addr) == n && !memcmp(p + 1, addr, n))
-			found = p[1 + n] ? p + 2 + n : "";
-	}
-	return found ? found : "";
-}
-
 /* The postmaster: POSTMASTER, or postmaster@ the first domain of the user database. */
 static int postmaster(const struct config *c, char *out, size_t size)
 {
@@ -184,7 +168,7 @@ int notify_send(struct attempt *a)
 		} else {
 			continue;
 		}
-		parse_reason(reason_of(a, types, t->addr), fallback, &det[n]);
+		parse_reason(latest_reason(a, types, t->addr), fallback, &det[n]);
 		if (!strcmp(action, "delivered") || !strcmp(action, "relayed")) {
 			snprintf(det[n].status, sizeof det[n].status, "2.0.0");
 			if (!strcmp(action, "delivered"))

@@ -83,6 +83,9 @@ void log_result(struct attempt *a, size_t target, const char *result, const char
 /* Feeds the message to a program's stdin (in) while reading what it writes on out into text;
    1 when the whole message was read from the queue file. deliver.c. */
 int feed_program(struct attempt *a, int in, int out, char *text, size_t size, time_t deadline);
+/* The reason of addr's latest record of one of types, this attempt's or the file's, or "";
+   valid until the next record is added. */
+const char *latest_reason(const struct attempt *a, const char *types, const char *addr);
 /* The record types that say a target of this kind is done ("DX" for a mailbox). */
 const char *record_types(enum target_kind kind);
 /* The user database, opened again when a new one has been renamed into place; 0 with errno. */
