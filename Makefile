@@ -24,6 +24,7 @@ LIB_SRCS = \
 	lib/dns_mx.c \
 	lib/dns_record.c \
 	lib/dsn.c \
+	lib/dsn_param.c \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \

@@ -55,11 +55,8 @@ void inject_abort(struct inject *j);
 
 /*
  * Envelope items (queue(5)): the recipients, and the DSN parameters of RFC 3461 section 4 as the
- * client gave them. Actions return 1, or 0 with errno set; checks return 1 when s[0..n) is valid.
+ * client gave them (checked with dsn_param.h). Actions return 1, or 0 with errno set.
  */
-#define INJECT_ENVID_MAX 100	/* RFC 3461 4.4: ENVID, as given (xtext) */
-#define INJECT_ORCPT_MAX 500	/* RFC 3461 4.2: ORCPT's value, "addr-type;xtext" */
-#define INJECT_NOTIFY_MAX 21	/* "SUCCESS,FAILURE,DELAY" */
 
 /* Appends type, s[0..n) and a NUL to items; the values of 'H' (RET) and 'N' (NOTIFY) are
    upper-cased, as queue(5) stores them. */
@@ -67,16 +64,5 @@ int inject_item(struct sa *items, char type, const char *s, size_t n);
 /* The value of the next item of type at or after *pos in items[0..len) (NUL-terminated), *pos
    moved past it; 0 when there is none. */
 const char *inject_item_next(const char *items, size_t len, size_t *pos, char type);
-
-/* RET: FULL or HDRS, in any case. */
-int inject_ret_ok(const char *s, size_t n);
-/* ENVID: xtext of 1 to INJECT_ENVID_MAX characters, standing for printable ASCII (spaces too). */
-int inject_envid_ok(const char *s, size_t n);
-/* NOTIFY: NEVER alone, or a comma list of SUCCESS, FAILURE and DELAY, each at most once; any
-   case. */
-int inject_notify_ok(const char *s, size_t n);
-/* ORCPT: addr-type ";" xtext, at most INJECT_ORCPT_MAX characters; addr-type an atom, the xtext
-   not empty and standing for printable ASCII (spaces too). */
-int inject_orcpt_ok(const char *s, size_t n);
 
 #endif

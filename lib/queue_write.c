@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "dsn_param.h"
 #include "getln.h"
 #include "queue.h"
 #include "sync.h"
@@ -197,34 +198,6 @@ static int address_ok(const char *s, size_t n)
 	return 1;
 }
 
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* xtext (RFC 3461 section 4), not empty, standing for printable ASCII: "!" to "~", or a space. */
-static int xtext_ok(const char *s, size_t n)
-{
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '+') {
-			if (n - i < 3 || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
-				return 0;
-			c = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
-			i += 2;
-			if (c == ' ')
-				continue;
-		} else if (c == '=') {
-			return 0;
-		}
-		if (c < '!' || c > '~')
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * The value of a DSN item (queue.h) as smtp-recv stores it: E an xtext ENVID, H FULL or HDRS,
  * N NEVER or a list of SUCCESS, FAILURE, DELAY (each once; any case, as queue_read takes
@@ -234,22 +207,13 @@ static int dsn_item_ok(char type, const char *s, size_t n)
 {
 	switch (type) {
 	case 'E':
-		return xtext_ok(s, n);
+		return dsn_envid_ok(s, n);
 	case 'H':
-		return (n == 4 && (!strncasecmp(s, "FULL", 4) || !strncasecmp(s, "HDRS", 4)));
-	case 'N': {
-		unsigned bits = queue_notify_parse(s);
-		/* queue_notify_parse takes a word twice; the list may not hold one twice. */
-		size_t words = 1;
-		for (size_t i = 0; i < n; i++)
-			words += s[i] == ',';
-		return bits && words == (size_t)__builtin_popcount(bits);
-	}
-	case 'O': {
-		size_t t = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				     "0123456789!#$%&'*+-/?^_`{|}~");
-		return t > 0 && t < n && s[t] == ';' && xtext_ok(s + t + 1, n - t - 1);
-	}
+		return dsn_ret_ok(s, n);
+	case 'N':
+		return dsn_notify_ok(s, n);
+	case 'O':
+		return dsn_orcpt_ok(s, n);
 	}
 	return 0;
 }

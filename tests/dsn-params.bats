@@ -424,11 +424,14 @@ inject_env() {
 	assert_count 0 file_count "$QUEUEDIR/tmp"
 }
 
-@test "queue-inject: an item's value of 1003 bytes is taken, one of 1004 is exit 11 (QUEUE_ADDR_MAX)" {
-	local o1003 o1004
-	o1003="rfc822;$(printf 'a%.0s' $(seq 996))"
-	o1004=${o1003}a
-	run -0 inject_env 'Fb@example.org\0Ta@example.test\0O%s\0\0' "$o1003"
+@test "queue-inject: an ORCPT of 500 characters is taken, 501 is a format error (91), an item over 1003 bytes exit 11" {
+	local o500 o501 o1004
+	o500="rfc822;$(printf 'a%.0s' $(seq 493))"
+	o501=${o500}a
+	o1004="rfc822;$(printf 'a%.0s' $(seq 997))"
+	run -0 inject_env 'Fb@example.org\0Ta@example.test\0O%s\0\0' "$o500"
+	run -91 --separate-stderr inject_env 'Fb@example.org\0Ta@example.test\0O%s\0\0' "$o501"
+	assert_one_stderr_line queue-inject
 	run -11 --separate-stderr inject_env 'Fb@example.org\0Ta@example.test\0O%s\0\0' "$o1004"
 	assert_one_stderr_line queue-inject
 	assert_count 1 file_count "$QUEUEDIR/msg"

@@ -340,7 +340,7 @@ static int dsn_mail_param(struct session *s, const char *p, size_t n, const char
 	if (keyword_is(p, n, "RET")) {
 		if (dsn_again(s, *ret, "RET") || !(v = dsn_value(s, p, n, "RET", &vn)))
 			return 0;
-		if (!inject_ret_ok(v, vn)) {
+		if (!dsn_ret_ok(v, vn)) {
 			error(s, "501 5.5.4 bad RET parameter: FULL or HDRS");
 			return 0;
 		}
@@ -350,11 +350,11 @@ static int dsn_mail_param(struct session *s, const char *p, size_t n, const char
 	}
 	if (dsn_again(s, *envid, "ENVID") || !(v = dsn_value(s, p, n, "ENVID", &vn)))
 		return 0;
-	if (vn > INJECT_ENVID_MAX) {
+	if (vn > DSN_ENVID_MAX) {
 		error(s, "501 5.5.4 ENVID longer than 100 characters");
 		return 0;
 	}
-	if (!inject_envid_ok(v, vn)) {
+	if (!dsn_envid_ok(v, vn)) {
 		error(s, "501 5.5.4 bad ENVID parameter: xtext of printable characters");
 		return 0;
 	}
@@ -547,7 +547,7 @@ static void do_rcpt(struct session *s, const char *arg)
 		if (keyword_is(p, n, "NOTIFY")) {
 			if (dsn_again(s, notify, "NOTIFY") || !(v = dsn_value(s, p, n, "NOTIFY", &vn)))
 				return;
-			if (!inject_notify_ok(v, vn)) {
+			if (!dsn_notify_ok(v, vn)) {
 				error(s, "501 5.5.4 bad NOTIFY parameter: NEVER, or a list of SUCCESS, FAILURE, DELAY");
 				return;
 			}
@@ -556,8 +556,8 @@ static void do_rcpt(struct session *s, const char *arg)
 		} else {
 			if (dsn_again(s, orcpt, "ORCPT") || !(v = dsn_value(s, p, n, "ORCPT", &vn)))
 				return;
-			if (!inject_orcpt_ok(v, vn)) {
-				error(s, vn > INJECT_ORCPT_MAX
+			if (!dsn_orcpt_ok(v, vn)) {
+				error(s, vn > DSN_ORCPT_MAX
 						 ? "501 5.5.4 ORCPT longer than 500 characters"
 						 : "501 5.5.4 bad ORCPT parameter: addr-type;xtext");
 				return;

@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "dsn_param.h"
 #include "inject.h"
 #include "resolve.h"
 #include "sa.h"
@@ -24,8 +25,8 @@ _Static_assert(AUTH_LINE_MAX <= SMTP_LINE_LIMIT, "an AUTH line must fit the line
 #define DSN_RCPT_EXTRA 500
 /* The envelope items of one recipient (inject.h): T<address>\0 (ADDR_PATH_MAX less "<>"),
    N<notify>\0, O<orcpt>\0; and of MAIL, E<envid>\0 H<ret>\0. */
-#define RCPT_ITEMS_MAX ((ADDR_PATH_MAX - 2 + 2) + (INJECT_NOTIFY_MAX + 2) + (INJECT_ORCPT_MAX + 2))
-#define MAIL_ITEMS_MAX ((INJECT_ENVID_MAX + 2) + (4 + 2))
+#define RCPT_ITEMS_MAX ((ADDR_PATH_MAX - 2 + 2) + (DSN_NOTIFY_MAX + 2) + (DSN_ORCPT_MAX + 2))
+#define MAIL_ITEMS_MAX ((DSN_ENVID_MAX + 2) + (4 + 2))
 
 /* What main read from the environment; frozen before the session starts. */
 struct config {

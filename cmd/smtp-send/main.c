@@ -17,8 +17,8 @@
 
 #include "die.h"
 #include "dns.h"
+#include "dsn_param.h"
 #include "fmt.h"
-#include "inject.h"
 #include "log.h"
 #include "sa.h"
 #include "smtp_deliver.h"
@@ -144,17 +144,17 @@ int main(int argc, char **argv)
 		c.tls = (enum smtpc_tls)i;
 	}
 	/* Everything the arguments can get wrong, before the message is read. The DSN parameters
-	   as smtp-recv takes them (inject.h), so that a peer gets nothing it could refuse. */
-	if (notify && !inject_notify_ok(notify, strlen(notify)))
+	   as smtp-recv takes them (dsn_param.h), so that a peer gets nothing it could refuse. */
+	if (notify && !dsn_notify_ok(notify, strlen(notify)))
 		die(EXIT_PERM, "bad -N: NEVER, or a list of SUCCESS, FAILURE, DELAY");
-	if (orcpt && !inject_orcpt_ok(orcpt, strlen(orcpt)))
-		die(EXIT_PERM, "bad -O: addr-type;xtext of at most %d characters", INJECT_ORCPT_MAX);
-	if (ret && !inject_ret_ok(ret, strlen(ret)))
+	if (orcpt && !dsn_orcpt_ok(orcpt, strlen(orcpt)))
+		die(EXIT_PERM, "bad -O: addr-type;xtext of at most %d characters", DSN_ORCPT_MAX);
+	if (ret && !dsn_ret_ok(ret, strlen(ret)))
 		die(EXIT_PERM, "bad -R: FULL or HDRS");
-	if (envid && !inject_envid_ok(envid, strlen(envid)))
-		die(EXIT_PERM, "bad -V: xtext of at most %d characters", INJECT_ENVID_MAX);
+	if (envid && !dsn_envid_ok(envid, strlen(envid)))
+		die(EXIT_PERM, "bad -V: xtext of at most %d characters", DSN_ENVID_MAX);
 	/* Stored and sent upper-cased, as smtp-recv stores them. */
-	static char upper_notify[INJECT_NOTIFY_MAX + 1], upper_ret[5];
+	static char upper_notify[DSN_NOTIFY_MAX + 1], upper_ret[5];
 	if (notify)
 		notify = upper(upper_notify, sizeof upper_notify, notify);
 	if (ret)
