@@ -290,6 +290,29 @@ relay_send() {
 	assert_output --regexp '^someone@remote\.example deferred 421 4\.7\.5 "TLS: the certificate of 127\.0\.0\.1\[127\.0\.0\.1\] does not verify: '
 }
 
+@test "queue-run through a smarthost that refuses its AUTH: every message waits, none is sent over the refused session" {
+	smarthost_peer
+	credentials 600 not-her-password
+	# queue-run's own queue and users; one worker, so that both messages go through it.
+	local a=$BATS_TEST_TMPDIR/a
+	mkdir -p "$a"
+	queue-init "$a/queue"
+	QUEUEDIR="$a/queue" inject alice@example.test someone@remote.example \
+		<"$BATS_TEST_TMPDIR/message" || fail "inject"
+	QUEUEDIR="$a/queue" inject alice@example.test other@remote.example \
+		<"$BATS_TEST_TMPDIR/message" || fail "inject"
+	run -0 --separate-stderr env QUEUEDIR="$a/queue" MAILROOT="$a/mail" \
+		SMARTHOST="127.0.0.1:$SERVER_PORT" SMARTHOST_AUTH="$BATS_TEST_TMPDIR/cred" \
+		SMTP_CAFILE="$BATS_TEST_TMPDIR/ca.pem" queue-run -1 -c 1
+	# The first is refused AUTH; the smarthost then waits (a refused login is for the
+	# administrator to fix), and the second with it.
+	[ "$(grep -c ' result=deferred .* 535 5\.7\.8 ' <<<"$stderr")" = 1 ] || fail "$stderr"
+	[ "$(grep -c ' result=deferred ' <<<"$stderr")" = 2 ] || fail "$stderr"
+	! grep -q 'result=failed\| notice ' <<<"$stderr" || fail "a message failed: $stderr"
+	assert_count 2 file_count "$a/queue/msg"
+	assert_count 0 file_count "$QUEUEDIR/msg"
+}
+
 @test "smarthost: a wrong password is deferred with the peer's 535 text" {
 	smarthost_peer
 	credentials 400 not-her-password
