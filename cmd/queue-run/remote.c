@@ -464,8 +464,9 @@ void remote_attempt(struct attempt *a, size_t *pending, int *failed)
 			for (size_t k = 0; k < n; k++) {
 				char why[DEST_MAX + 100];
 				a->state[idx[k]] = TS_PENDING;
-				snprintf(why, sizeof why, "%s is not answering: waiting %lld s before "
-					 "trying it again", dest, (long long)(until - a->now.tv_sec));
+				snprintf(why, sizeof why, "delivery to %s suspended: no host took the last "
+					 "try; the next in %lld s", dest,
+					 (long long)(until - a->now.tv_sec));
 				log_result(a, idx[k], "deferred", why);
 			}
 			continue;

@@ -357,7 +357,7 @@ static void on_ask(struct scheduler *s, struct worker *w, const char *name)
 	answer(w, "go\n");
 }
 
-/* Makes the messages that waited for d due now: it answers again. */
+/* Makes the messages that waited for d due now: it takes mail again. */
 static void wake(struct scheduler *s, struct dest *d)
 {
 	queue_id id;
@@ -387,7 +387,7 @@ static void on_done(struct scheduler *s, struct worker *w, int up, int kept, con
 		d->down_until = 0;
 		d->backoff = 0;
 		if (was_down) {
-			log_line("destination %s answers again: its waiting messages are due", d->name);
+			log_line("destination %s takes mail again: its waiting messages are due", d->name);
 			wake(s, d);
 		}
 	} else if (d->down_until <= now || d->probing) {
@@ -397,7 +397,8 @@ static void on_done(struct scheduler *s, struct worker *w, int up, int kept, con
 		d->probing = 0;
 		d->backoff = b > s->c->retry_max ? s->c->retry_max : b;
 		d->down_until = now + (time_t)d->backoff;
-		log_line("destination %s is not answering: its messages wait %u s", d->name, d->backoff);
+		log_line("destination %s took no mail: delivery to it suspended for %u s", d->name,
+			 d->backoff);
 		/* Those parked for a slot learn it is down when they ask. */
 		queue_id id;
 		while (idlist_take(&d->parked, id))
