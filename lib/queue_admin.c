@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "die.h"
 #include "fmt.h"
+#include "log.h"
 #include "queue_admin.h"
 #include "sync.h"
 
@@ -462,4 +465,58 @@ enum queue_admin_result queue_admin_apply(int dirfd, enum queue_admin_op op, con
 	close(fd);
 	errno = e;
 	return r;
+}
+
+int queue_admin_main(int argc, char **argv, enum queue_admin_op op, const char *done,
+		     const char *already)
+{
+	char esc[4 * QUEUE_ID_MAX + 4];
+	const char *step;
+	int status = 0, changed = 0;
+
+	opterr = 0;	/* our usage line is the one message */
+	if (getopt(argc, argv, "") != -1 || optind == argc)
+		die_usage("id ...");
+	const char *queuedir = env_need("QUEUEDIR");
+	signal(SIGPIPE, SIG_IGN);	/* for the trigger: a reader gone is no reader */
+	int dirfd = open(queuedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		die_sys_code(EXIT_TEMP, "unable to open %s", queuedir);
+	for (int i = optind; i < argc; i++) {
+		const char *id = argv[i];
+		log_escape(esc, sizeof esc, id, strlen(id));
+		switch (queue_admin_apply(dirfd, op, id, &step)) {
+		case QUEUE_ADMIN_DONE:
+			printf("%s: %s\n", esc, done);
+			changed = 1;
+			break;
+		case QUEUE_ADMIN_ALREADY:
+			printf("%s: %s\n", esc, already);
+			break;
+		case QUEUE_ADMIN_BADID:
+			log_line("%s: not a valid queue id", esc);
+			status = status ? status : EXIT_PERM;
+			break;
+		case QUEUE_ADMIN_NOTFOUND:
+			log_line("%s: not in the queue", esc);
+			status = status ? status : EXIT_PERM;
+			break;
+		case QUEUE_ADMIN_GONE:
+			log_line("%s: not in the queue (delivered meanwhile?)", esc);
+			status = status ? status : EXIT_PERM;
+			break;
+		case QUEUE_ADMIN_ERROR:
+			log_line("%s: unable to %s: %s", esc, step, strerror(errno));
+			status = EXIT_TEMP;
+			break;
+		}
+	}
+	/* One wake-up for all the released, once their locks are gone (a queue-run that came while
+	   one was held would skip it until its next scan). Its failure is no error: queue-run scans
+	   msg/ every minute anyway, as after queue-inject's wake-up. */
+	if (op == QUEUE_OP_RELEASE && changed)
+		(void)queue_admin_trigger(dirfd, 0);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die_sys_code(EXIT_TEMP, "unable to write to stdout");
+	return status;
 }

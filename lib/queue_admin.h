@@ -120,4 +120,13 @@ enum queue_admin_result {
 enum queue_admin_result queue_admin_apply(int dirfd, enum queue_admin_op op, const char *id,
 					  const char **step);
 
+/*
+ * The whole of queue-remove, queue-hold and queue-release: op on each id of argv (after the
+ * program's name), one line on stdout for each id done ("ID: done", or "ID: already" when it
+ * already was), one on stderr for each failure; for QUEUE_OP_RELEASE one byte on the trigger
+ * once, after all. Returns the exit code: 0, 100 (an id bad or not found), 111.
+ */
+int queue_admin_main(int argc, char **argv, enum queue_admin_op op, const char *done,
+		     const char *already);
+
 #endif
