@@ -92,8 +92,8 @@ struct scheduler {
 	int results_w;
 	struct buf answers;		/* reads results */
 	char answers_space[4096];
-	char (*todo)[QUEUE_ID_MAX];	/* due messages found by the last scan, not yet handed out */
-	size_t ntodo, todo_cap, todo_next;
+	struct idlist todo;		/* due messages found by the last scan... */
+	size_t todo_next;		/* ...of which these are handed out */
 	struct postponed *later;
 	size_t nlater;
 	time_t next_due;		/* earliest future mtime seen by the last scan */
@@ -156,11 +156,9 @@ static void postpone(struct scheduler *s, const char *id)
 	p[s->nlater++].until = time(0) + TROUBLE_WAIT;
 }
 
-static int idlist_add(struct idlist *l, const char *id)
+/* Appends id to l; 0 when out of memory. */
+static int idlist_push(struct idlist *l, const char *id)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], id))
-			return 1;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		void *v = realloc(l->v, cap * sizeof *l->v);
@@ -171,6 +169,15 @@ static int idlist_add(struct idlist *l, const char *id)
 	}
 	strcpy(l->v[l->n++], id);
 	return 1;
+}
+
+/* Appends id to l unless it is there already. */
+static int idlist_add(struct idlist *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], id))
+			return 1;
+	return idlist_push(l, id);
 }
 
 /* Takes the oldest id of l into id; 0 when l is empty. */
@@ -638,20 +645,6 @@ static void cleanup_tmp(struct scheduler *s, time_t now)
 	closedir(d);
 }
 
-static int todo_add(struct scheduler *s, const char *id)
-{
-	if (s->ntodo == s->todo_cap) {
-		size_t cap = s->todo_cap ? s->todo_cap * 2 : 64;
-		void *t = realloc(s->todo, cap * sizeof *s->todo);
-		if (!t)
-			return 0;
-		s->todo = t;
-		s->todo_cap = cap;
-	}
-	strcpy(s->todo[s->ntodo++], id);
-	return 1;
-}
-
 /* Lists the due messages (all of them with all) that no worker has; 0 if msg/ is unreadable. */
 static int scan(struct scheduler *s, int all)
 {
@@ -659,7 +652,7 @@ static int scan(struct scheduler *s, int all)
 	DIR *d = fd < 0 ? 0 : fdopendir(fd);
 	time_t now = time(0);
 
-	s->ntodo = s->todo_next = 0;
+	s->todo.n = s->todo_next = 0;
 	s->next_due = now + IDLE_WAKE;
 	/* Postponements of files that are gone would otherwise stay for ever. */
 	for (size_t i = 0; i < s->nlater;)
@@ -688,7 +681,7 @@ static int scan(struct scheduler *s, int all)
 				continue;
 			}
 		}
-		if (!todo_add(s, e->d_name))
+		if (!idlist_push(&s->todo, e->d_name))
 			break;
 	}
 	closedir(d);
@@ -714,8 +707,9 @@ static void hand_out(struct scheduler *s)
 			return;
 		idlist_remove(&s->ready, id);
 	}
-	while (s->todo_next < s->ntodo && s->busy < s->c->concurrency) {
-		if (!is_busy(s, s->todo[s->todo_next]) && !dispatch(s, s->todo[s->todo_next]))
+	while (s->todo_next < s->todo.n && s->busy < s->c->concurrency) {
+		const char *id = s->todo.v[s->todo_next];
+		if (!is_busy(s, id) && !dispatch(s, id))
 			break;
 		s->todo_next++;
 	}
@@ -757,7 +751,7 @@ static int run_once(struct scheduler *s)
 		int parked = s->ready.n > 0;
 		for (size_t i = 0; i < s->ndests; i++)
 			parked |= s->dests[i].parked.n > 0;
-		if (s->todo_next >= s->ntodo && !s->busy && !parked)
+		if (s->todo_next >= s->todo.n && !s->busy && !parked)
 			break;
 		hand_out(s);
 		wait_for_workers(s, -1, 1000);
@@ -783,7 +777,7 @@ static int run_forever(struct scheduler *s)
 		if (rescan || now >= s->next_due) {
 			/* Scanning costs a look at every queued file: do it once the list is handed
 			   out, not once per new message. */
-			if (s->todo_next >= s->ntodo) {
+			if (s->todo_next >= s->todo.n) {
 				cleanup_tmp(s, now);
 				scan(s, 0);
 				rescan = 0;
@@ -796,7 +790,7 @@ static int run_forever(struct scheduler *s)
 		/* With messages listed and every worker busy, only a worker's answer helps (it, a
 		   worker's death and the trigger all wake the poll); with a worker idle, one could not
 		   be started: try again in a second. */
-		if (s->todo_next < s->ntodo || s->ready.n)
+		if (s->todo_next < s->todo.n || s->ready.n)
 			timeout = s->busy < s->c->concurrency ? 1000 : -1;
 		struct pollfd p = { .fd = trigger, .events = POLLIN };
 		wait_for_workers(s, trigger, timeout);
