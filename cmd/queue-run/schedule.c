@@ -577,7 +577,8 @@ static void adopt_bounces(struct scheduler *s)
 	int fd = openat(s->dirfd, "bounce", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd < 0 ? 0 : fdopendir(fd);
 	struct dirent *e;
-	int moved = 0;
+	struct idlist moved = { 0 };
+	char from[QUEUE_ID_MAX + 8], to[QUEUE_ID_MAX + 8];
 
 	if (!d) {
 		if (fd >= 0)
@@ -585,42 +586,30 @@ static void adopt_bounces(struct scheduler *s)
 		return;
 	}
 	while ((e = readdir(d))) {
-		char from[sizeof e->d_name + 8], to[sizeof e->d_name + 8];
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX)
 			continue;
-		snprintf(from, sizeof from, "bounce/%s", e->d_name);
-		snprintf(to, sizeof to, "msg/%s", e->d_name);
+		snprintf(from, sizeof from, "bounce/%.*s", QUEUE_ID_MAX - 1, e->d_name);
+		snprintf(to, sizeof to, "msg/%.*s", QUEUE_ID_MAX - 1, e->d_name);
 		/* linkat, not rename: never over a msg/ file of the same name. */
-		if (linkat(s->dirfd, from, s->dirfd, to, 0) == 0 || errno == EEXIST) {
-			moved = 1;
+		if ((linkat(s->dirfd, from, s->dirfd, to, 0) == 0 || errno == EEXIST) &&
+		    idlist_push(&moved, e->d_name))
 			log_line("%s moved from bounce/ to msg/: its notice is sent from there", e->d_name);
+	}
+	closedir(d);
+	/* msg/ holds them durably before bounce/ lets go, and only of what msg/ holds as the very
+	   same file: never the one copy of a message. */
+	if (moved.n && sync_dir_at(s->dirfd, "msg")) {
+		for (size_t i = 0; i < moved.n; i++) {
+			struct stat a, b;
+			snprintf(from, sizeof from, "bounce/%s", moved.v[i]);
+			snprintf(to, sizeof to, "msg/%s", moved.v[i]);
+			if (fstatat(s->dirfd, from, &a, 0) == 0 && fstatat(s->dirfd, to, &b, 0) == 0 &&
+			    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+				unlinkat(s->dirfd, from, 0);
 		}
+		sync_dir_at(s->dirfd, "bounce");
 	}
-	closedir(d);
-	/* msg/ holds them durably before bounce/ lets go. */
-	if (!moved || !sync_dir_at(s->dirfd, "msg"))
-		return;
-	fd = openat(s->dirfd, "bounce", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = fd < 0 ? 0 : fdopendir(fd);
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char from[sizeof e->d_name + 8], to[sizeof e->d_name + 8];
-		struct stat a, b;
-		if (e->d_name[0] == '.' || strlen(e->d_name) >= QUEUE_ID_MAX)
-			continue;
-		snprintf(from, sizeof from, "bounce/%s", e->d_name);
-		snprintf(to, sizeof to, "msg/%s", e->d_name);
-		/* Only what msg/ holds as the very same file: never the one copy of a message. */
-		if (fstatat(s->dirfd, from, &a, 0) == 0 && fstatat(s->dirfd, to, &b, 0) == 0 &&
-		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-			unlinkat(s->dirfd, from, 0);
-	}
-	closedir(d);
-	sync_dir_at(s->dirfd, "bounce");
+	free(moved.v);
 }
 
 /* Removes what crashed writers left in tmp/ long ago. */
