@@ -28,10 +28,18 @@ LIB_SRCS = \
 	lib/env.c \
 	lib/fmt.c \
 	lib/getln.c \
+	lib/imap_cmd.c \
 	lib/inject.c \
 	lib/log.c \
+	lib/mailbox.c \
+	lib/mailbox_cache.c \
+	lib/mailbox_folders.c \
+	lib/mailbox_uidlist.c \
 	lib/maildir.c \
 	lib/maildir_quota.c \
+	lib/mime.c \
+	lib/mime_imap.c \
+	lib/mime_text.c \
 	lib/password.c \
 	lib/pool.c \
 	lib/queue_admin.c \
@@ -44,6 +52,7 @@ LIB_SRCS = \
 	lib/smtp_deliver.c \
 	lib/smtp_options.c \
 	lib/sql.c \
+	lib/str.c \
 	lib/sync.c \
 	lib/tcprules.c \
 	lib/temp.c \
@@ -57,6 +66,7 @@ LIB_SRCS = \
 
 PROGS = \
 	checkpassword-mysql \
+	imap-serve \
 	maildir-deliver \
 	mx-lookup \
 	queue-flush \
@@ -77,6 +87,14 @@ PROGS = \
 
 checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
+imap-serve_OBJS = \
+	cmd/imap-serve/main.o \
+	cmd/imap-serve/conn.o \
+	cmd/imap-serve/folder.o \
+	cmd/imap-serve/login.o \
+	cmd/imap-serve/messages.o \
+	cmd/imap-serve/search.o \
+	cmd/imap-serve/session.o
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 mx-lookup_OBJS = cmd/mx-lookup/main.o
 mx-lookup_LIBS = -lresolv
@@ -158,7 +176,7 @@ asan:
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
-	dovecot-core dovecot-imapd iproute2
+	dovecot-core dovecot-imapd iproute2 mutt time
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -188,11 +206,14 @@ RUNTIME ?= $(CURDIR)/run
 SMTP_PORT ?= 2525
 SUBMISSION_PORT ?= 2587
 SMTPS_PORT ?= 2465
+IMAP_PORT ?= 2143
+IMAPS_PORT ?= 2993
 SMARTHOST ?=
 SMARTHOST_AUTH ?=
 run: deps all
 	@RUNTIME=$(RUNTIME) BIN=$(CURDIR)/$(BIN) SMTP_PORT=$(SMTP_PORT) \
 		SUBMISSION_PORT=$(SUBMISSION_PORT) SMTPS_PORT=$(SMTPS_PORT) \
+		IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) \
 		SMARTHOST=$(SMARTHOST) SMARTHOST_AUTH=$(SMARTHOST_AUTH) etc/postroom-run start
 
 stop:

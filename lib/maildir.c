@@ -24,6 +24,25 @@ static enum maildir_result fail(char *why, size_t whylen, int e, const char *wha
 	return temp_errno(e) ? MAILDIR_TEMP : MAILDIR_PERM;
 }
 
+/*
+ * Run as root, a delivery gives what it creates to the owner of the directory it creates it
+ * in, as if it had run as that user: mail stores owned by one user (vmail, say) stay that
+ * user's, and the IMAP server, which runs as the Maildir's owner, can read every message.
+ */
+static int inherit_owner(const char *path, int fd, const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 1;
+	if (stat(dir, &st) < 0)
+		return 0;
+	if (st.st_uid == 0 && st.st_gid == 0)
+		return 1;
+	return fd >= 0 ? fchown(fd, st.st_uid, st.st_gid) == 0
+		       : chown(path, st.st_uid, st.st_gid) == 0;
+}
+
 /* mkdir -p with mode 0700; each directory created is made durable in its parent. */
 static int make_dirs(const char *path)
 {
@@ -45,11 +64,14 @@ static int make_dirs(const char *path)
 			if (mkdir(p, 0700) == 0) {
 				int ok = 1;
 				if (parent_end) {
+					char made[PATH_MAX];
+					memcpy(made, p, (size_t)(s - p) + 1);
 					*parent_end = 0;
-					ok = sync_dir_at(AT_FDCWD, p[0] ? p : "/");
+					ok = inherit_owner(made, -1, p[0] ? p : "/") &&
+					     sync_dir_at(AT_FDCWD, p[0] ? p : "/");
 					*parent_end = '/';
 				} else {
-					ok = sync_dir_at(AT_FDCWD, ".");
+					ok = inherit_owner(p, -1, ".") && sync_dir_at(AT_FDCWD, ".");
 				}
 				if (!ok)
 					return 0;
@@ -97,9 +119,12 @@ static int mark_folder(const char *maildir)
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return 0;
-	close(fd);
-	/* Durable, or after a crash the folder would be a quota root of its own. */
 	path[n] = 0;
+	int owned = inherit_owner(0, fd, path);
+	close(fd);
+	if (!owned)
+		return 0;
+	/* Durable, or after a crash the folder would be a quota root of its own. */
 	return sync_dir_at(AT_FDCWD, path);
 }
 
@@ -495,8 +520,18 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		if (snprintf(tmp, sizeof tmp, "%s/tmp/%s", d->maildir, name) >= (int)sizeof tmp)
 			return fail(why, whylen, ENAMETOOLONG, "unable to create a file in", d->maildir);
 		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (out >= 0)
+		if (out >= 0) {
+			tmp[strlen(tmp) - strlen(name) - 1] = 0;
+			int owned = inherit_owner(0, out, tmp);
+			tmp[strlen(tmp)] = '/';
+			if (!owned) {
+				int e = errno;
+				close(out);
+				unlink(tmp);
+				return fail(why, whylen, e, "unable to give to the Maildir's owner", tmp);
+			}
 			break;
+		}
 		/* The first delivery makes the Maildir (and its parents), as Dovecot does. */
 		if (errno == ENOENT && !made) {
 			if (!maildir_make(d->maildir))

@@ -13,6 +13,8 @@ setup() {
 	PORT=$(free_port)
 	SUBMISSION_PORT=$(free_port)
 	SMTPS_PORT=$(free_port)
+	IMAP_PORT=$(free_port)
+	IMAPS_PORT=$(free_port)
 }
 
 teardown() {
@@ -28,13 +30,13 @@ teardown() {
 }
 
 # runtime_procs: "PID NAME PARENT-NAME" for each s6-svscan, s6-supervise, s6-log, tls-server,
-# smtp-recv, queue-run or userdb-compile whose command line or working directory mentions $RT.
+# smtp-recv, queue-run, userdb-compile or imap-serve whose command line or working directory mentions $RT.
 runtime_procs() {
 	"$PYTHON" - "$RT" <<'PY'
 import os, sys
 rt = sys.argv[1]
 names = {"s6-svscan", "s6-supervise", "s6-log", "tls-server", "smtp-recv", "queue-run",
-         "userdb-compile"}
+         "userdb-compile", "imap-serve"}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         comm = open("/proc/%s/comm" % pid).read().strip()
@@ -68,7 +70,8 @@ count_masters() {
 
 make_run() {
 	make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" SUBMISSION_PORT="$SUBMISSION_PORT" \
-		SMTPS_PORT="$SMTPS_PORT" "$@" </dev/null 3>&-
+		SMTPS_PORT="$SMTPS_PORT" IMAP_PORT="$IMAP_PORT" IMAPS_PORT="$IMAPS_PORT" "$@" \
+		</dev/null 3>&-
 }
 
 alice_has_mail() {
@@ -79,7 +82,7 @@ alice_has_mail() {
 	run -0 make_run
 	assert_output --partial "postroom is running under s6 in $RT"
 	assert_count 1 count_procs s6-svscan
-	assert_count 3 count_masters tls-server	# smtp, submission, smtps
+	assert_count 5 count_masters tls-server	# smtp, submission, smtps, imap, imaps
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test \
@@ -154,6 +157,74 @@ alice_has_mail() {
 	[ -s "$RT/tls/cert.pem" ] && [ "$(stat -c %a "$RT/tls/key.pem")" = 600 ]
 }
 
+@test "make run: alice reads her mail with the printed imaplib command (imaps), and over STARTTLS" {
+	run -0 make_run
+	# The python3 command as printed, joined at its backslashes.
+	local cmd=$(sed -n '/^  python3 -c /,/))'"'"'$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to alice@example.test --header 'Subject: read me over IMAP'
+	wait_until 20 alice_has_mail
+	[ -n "$cmd" ] || fail "no python3 imaplib command in the output"
+	run -0 eval "$cmd"
+	assert_output --partial 'Subject: read me over IMAP'
+	assert_output --partial 'From: someone@example.org'
+	# Port 143's service: LOGIN only after STARTTLS.
+	run -0 "$PYTHON" - "$IMAP_PORT" "$RT/tls/cert.pem" <<'PY'
+import imaplib, ssl, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+print("caps before:", " ".join(m.capabilities))
+try:
+    m.login("alice@example.test", "alice-demo")
+except imaplib.IMAP4.error as e:
+    print("login before TLS:", e)
+t = ssl.create_default_context(cafile=sys.argv[2])
+t.check_hostname = False
+m.starttls(ssl_context=t)
+print("login after TLS:", m.login("alice@example.test", "alice-demo")[0])
+print("select:", m.select("INBOX"))
+m.logout()
+PY
+	assert_line --regexp '^caps before: .*STARTTLS.*LOGINDISABLED'
+	assert_line --regexp '^login before TLS: .*PRIVACYREQUIRED'
+	assert_line 'login after TLS: OK'
+	assert_line "select: ('OK', [b'1'])"
+	# The mail store is the mail user's, and so is the session that reads it.
+	run find "$RT/mail" ! -user mail
+	assert_output ''
+	grep -q 'authenticated alice@example.test' "$RT/log/imaps/current"
+}
+
+@test "make run: the session after login runs as the mail user, not root" {
+	run -0 make_run
+	"$PYTHON" - "$IMAPS_PORT" "$BATS_TEST_TMPDIR/logged-in" <<'PY' &
+import imaplib, ssl, sys, os, time
+t = ssl.create_default_context()
+t.check_hostname = False
+t.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), ssl_context=t)
+m.login("alice@example.test", "alice-demo")
+open(sys.argv[2], "w").close()
+# Held open until the test has looked; idle rather than sleeping blind.
+while os.path.exists(sys.argv[2]):
+    m.noop()
+    time.sleep(0.05)
+m.logout()
+PY
+	local client=$!
+	track_pid "$client"
+	wait_until 100 test -e "$BATS_TEST_TMPDIR/logged-in"
+	# The authenticated imap-serve: the one whose working directory is alice's Maildir.
+	local pid p
+	for p in $(pgrep -x imap-serve); do
+		[ "$(readlink "/proc/$p/cwd")" = "$RT/mail/example.test/alice" ] && pid=$p
+	done
+	[ -n "${pid:-}" ] || fail "no imap-serve in alice's Maildir"
+	run awk '/^Uid:/ { print $2, $3 }' "/proc/$pid/status"
+	assert_output "$(id -u mail) $(id -u mail)"
+	rm -f "$BATS_TEST_TMPDIR/logged-in"
+	wait "$client"
+}
+
 @test "make stop leaves no s6-svscan, s6-supervise, tls-server, smtp-recv or queue-run of the runtime behind" {
 	run -0 make_run
 	assert_count 1 count_procs s6-svscan
@@ -173,7 +244,7 @@ alice_has_mail() {
 	run -0 make_run
 	assert_equal "$(cat "$RT/s6-svscan.pid")" "$pid"
 	assert_count 1 count_procs s6-svscan
-	assert_count 3 count_masters tls-server
+	assert_count 5 count_masters tls-server
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test

@@ -1,0 +1,120 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef IMAP_SERVE_H
+#define IMAP_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "imap_cmd.h"
+#include "mailbox.h"
+#include "str.h"
+
+/* Settings from the environment (imap-serve(8) lists them). */
+struct config {
+	char **checkpassword;		/* pre-login: the program and its arguments */
+	const char *login_user;		/* pre-login: parse as this user (IMAP_LOGIN_USER) */
+	int auth_plaintext;		/* LOGIN and AUTHENTICATE allowed without TLS */
+	unsigned long login_timeout;	/* seconds, before login */
+	unsigned long timeout;		/* seconds, after login (RFC 3501: at least 30 minutes) */
+	unsigned long auth_failures;	/* failed logins before we hang up */
+	unsigned long appendlimit;	/* bytes in one APPEND */
+	unsigned long bad_commands;	/* BAD replies in a row before we hang up */
+};
+
+/* The connection: its input and output, and the command being answered. */
+struct conn {
+	struct buf in, out;
+	char inspace[16384], outspace[16384];
+	struct imap_cmd cmd;
+	struct imap_limits limits;
+	unsigned long bad_in_a_row;
+};
+
+void conn_init(struct conn *c, const struct config *cf, unsigned long timeout);
+/* printf to the client; a write that fails ends the session (exit 0: the client left). */
+void out(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void out_bytes(struct conn *c, const char *s, size_t n);
+/* s as an IMAP string: quoted when it can be, else a literal; NIL for 0. */
+void out_string(struct conn *c, const char *s, size_t n);
+void out_flush(struct conn *c);
+/* Reads the next command; answers BAD/NO/BYE itself for what imap_cmd_read refuses. 1 with a
+   command, 0 when the connection is over. */
+int conn_next(struct conn *c, const struct config *cf);
+/* The tag of the command being answered, NUL-terminated in a static buffer. */
+const char *conn_tag(struct conn *c);
+/* "TAG BAD text" for the current command, counting bad commands in a row. */
+void bad(struct conn *c, const struct config *cf, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The capability list after login, and before (which depends on TLS). */
+void out_capabilities(struct conn *c, const struct config *cf);
+#define CAPS_COMMON "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
+
+/* "* ID (...)": what we say of ourselves (login.c). */
+void cmd_id_reply(struct conn *c);
+
+/* Pre-login (login.c): never returns. */
+_Noreturn void login_serve(const struct config *cf);
+/* Authenticated (session.c): never returns. */
+_Noreturn void session_serve(const struct config *cf);
+
+/* The authenticated session. */
+struct session {
+	const struct config *cf;
+	struct conn c;
+	const char *root;		/* MAILDIR */
+	const char *user;
+	struct mbox box;		/* the selected folder, when selected */
+	int selected;
+	size_t announced;		/* messages the client has been told exist */
+	size_t recent_announced;
+	uint32_t keywords_announced;	/* the folder's keywords the client has been told of */
+	int enabled_utf8;
+};
+
+/* folder.c: commands on folders; each answers the tagged reply itself. */
+void cmd_select(struct session *s, int readonly);
+void cmd_create(struct session *s);
+void cmd_delete(struct session *s);
+void cmd_rename(struct session *s);
+void cmd_subscribe(struct session *s, int on);
+void cmd_list(struct session *s, int lsub);
+void cmd_status(struct session *s);
+void cmd_append(struct session *s);
+void cmd_namespace(struct session *s);
+void cmd_getquota(struct session *s, int root);
+/* The tagged OK/NO of a folder action by its errno. */
+void answer_mbox_error(struct session *s, const char *why);
+
+/* messages.c: FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH (search.c) with their UID forms. */
+void cmd_fetch(struct session *s, int uid, size_t arg);
+void cmd_store(struct session *s, int uid, size_t arg);
+void cmd_copy(struct session *s, int uid, size_t arg, int move);
+void cmd_expunge(struct session *s, int uid, size_t arg);
+void cmd_search(struct session *s, int uid, size_t arg);
+
+/* Expunges the \\Deleted messages among want (all when 0), announcing each EXPUNGE. */
+void expunge_announced(struct session *s, const unsigned char *want);
+
+/* session.c: untagged replies for what changed in the selected folder; with allow_expunge 0
+   (during FETCH, STORE, SEARCH) expunges wait. */
+void announce_changes(struct session *s, int allow_expunge);
+/* "* FLAGS (...)" when the folder has keywords the client has not been told of. */
+void announce_keywords(struct session *s);
+/* "* N FETCH (UID u FLAGS (...))" for message idx; the folder's flags as a list (with \\* when
+   permanent, for PERMANENTFLAGS). */
+void out_flags(struct session *s, size_t idx);
+void out_flag_list(struct session *s, unsigned flags, uint32_t keywords);
+void out_folder_flags(struct session *s, int permanent);
+
+/* Token i as a folder name: an astring, "INBOX" in any case made "INBOX". 0 when it is not one
+   (or too long). */
+int arg_folder(struct session *s, size_t i, char *out, size_t size);
+#define FOLDER_NAME_MAX 1024
+
+/* Sequence sets (messages.c): parses token i's set against the view; want[idx] set for each
+   message in it. 0 when the set is not valid (BAD). */
+int seqset_parse(struct session *s, size_t i, int uid, unsigned char *want);
+
+#endif

@@ -1,0 +1,437 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * Before login: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN and AUTHENTICATE PLAIN, and
+ * nothing that touches mail. On credentials the checkpassword program runs with them on fd 3
+ * and with the client on fds 0 and 1; on success it runs "imap-serve -A", which answers the
+ * login's tag (IMAPLOGINTAG, Courier's name for it) and serves the session while we wait; its
+ * exit ends ours. Exit 1 means the credentials were wrong, and we go on.
+ *
+ * With IMAP_LOGIN_USER the parsing is done by a child that runs as that user, so that what a
+ * client can reach before logging in is a process that can open no mailbox: the child hands
+ * each login to us, the parent, which stays as it was started (root, usually) only to run the
+ * checkpassword program, which needs those rights to become the mailbox's owner.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "die.h"
+#include "getln.h"
+#include "imap-serve.h"
+#include "fmt.h"
+#include "log.h"
+#include "ucspitls.h"
+
+/* user, password and timestamp, as the checkpassword interface bounds them */
+#define CREDENTIALS_MAX 512
+
+enum verdict { ACCEPTED, REFUSED, TROUBLE };
+
+struct login {
+	const struct config *cf;
+	struct conn c;
+	struct ucspitls tls;
+	int can_starttls;
+	int secure;		/* TLS: implicit, or started */
+	int started_tls;	/* by STARTTLS, in this process */
+	unsigned long failures;
+	int to_parent, from_parent;	/* the parser child's pipes, or -1 */
+};
+
+/* A login to check, as the parser hands it to the parent. */
+struct attempt {
+	char tag[128];
+	char cred[CREDENTIALS_MAX];	/* user\0password\0\0 */
+	size_t credlen;
+	int secure_started;		/* the parser started TLS: the parent takes over its fds */
+	char pending[sizeof ((struct conn *)0)->inspace];	/* commands the client sent ahead */
+	size_t pendinglen;
+};
+
+static void out_login_caps(struct login *l)
+{
+	out(&l->c, "%s", CAPS_COMMON);
+	if (l->can_starttls)
+		out(&l->c, " STARTTLS");
+	if (l->secure || l->cf->auth_plaintext)
+		out(&l->c, " AUTH=PLAIN");
+	else
+		out(&l->c, " LOGINDISABLED");
+}
+
+/* Runs the checkpassword program; returns only when the session it started is over (ACCEPTED)
+   or it refused. */
+static enum verdict run_checkpassword(const struct config *cf, const struct attempt *a)
+{
+	char why[256];
+	int p[2];
+
+	if (pipe(p) < 0) {
+		log_line("trouble: unable to make a pipe: %s", strerror(errno));
+		return TROUBLE;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_line("trouble: unable to fork: %s", strerror(errno));
+		close(p[0]), close(p[1]);
+		return TROUBLE;
+	}
+	if (pid == 0) {
+		if (p[0] != 3) {
+			if (dup2(p[0], 3) < 0)
+				_exit(EXIT_TEMP);
+			close(p[0]);
+		}
+		if (p[1] != 3)
+			close(p[1]);
+		if (setenv("IMAPLOGINTAG", a->tag, 1) < 0)
+			_exit(EXIT_TEMP);
+		if (a->pendinglen) {
+			static char enc[BASE64_LEN(sizeof a->pending) + 1];
+			base64_encode(a->pending, a->pendinglen, enc);
+			if (setenv("IMAPLOGINPENDING", enc, 1) < 0)
+				_exit(EXIT_TEMP);
+		} else {
+			unsetenv("IMAPLOGINPENDING");
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execvp(cf->checkpassword[0], cf->checkpassword);
+		log_line("trouble: unable to run %s: %s", cf->checkpassword[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(p[0]);
+	int wrote = fd_write_all(p[1], a->cred, a->credlen);
+	close(p[1]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			log_line("trouble: unable to wait: %s", strerror(errno));
+			return TROUBLE;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
+		return ACCEPTED;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+		return REFUSED;
+	snprintf(why, sizeof why, "%s %s %d", cf->checkpassword[0],
+		 WIFEXITED(status) ? "exited" : "was killed by signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	log_line("trouble: %s", why);
+	return TROUBLE;
+}
+
+/* The parser's side of a login: straight to checkpassword, or through the parent. */
+static enum verdict verify(struct login *l, struct attempt *a)
+{
+	out_flush(&l->c);
+	/* Whatever the client sent after the login command belongs to the session. */
+	a->pendinglen = buf_unread(&l->c.in);
+	memcpy(a->pending, buf_peek(&l->c.in), a->pendinglen);
+	enum verdict v;
+	if (l->to_parent < 0) {
+		v = run_checkpassword(l->cf, a);
+	} else {
+		char answer;
+		if (!fd_write_all(l->to_parent, (const char *)a, sizeof *a) ||
+		    read(l->from_parent, &answer, 1) != 1)
+			exit(EXIT_TEMP);
+		v = answer == 'y' ? ACCEPTED : answer == 'n' ? REFUSED : TROUBLE;
+	}
+	explicit_bzero(a->cred, sizeof a->cred);
+	if (v == ACCEPTED)
+		exit(0);
+	return v;
+}
+
+static void login_with(struct login *l, const char *user, size_t ulen, const char *pass,
+		       size_t plen)
+{
+	struct attempt a;
+
+	a.credlen = ulen + plen + 3;
+	if (ulen == 0 || a.credlen > sizeof a.cred || memchr(user, 0, ulen) ||
+	    memchr(pass, 0, plen)) {
+		/* Not a login that could succeed: refused like a wrong password. */
+		a.credlen = 0;
+	} else {
+		memcpy(a.cred, user, ulen);
+		a.cred[ulen] = 0;
+		memcpy(a.cred + ulen + 1, pass, plen);
+		a.cred[ulen + 1 + plen] = 0;
+		a.cred[ulen + 2 + plen] = 0;
+	}
+	str_copy(a.tag, sizeof a.tag, conn_tag(&l->c));
+	a.secure_started = l->started_tls;
+	enum verdict v = a.credlen ? verify(l, &a) : REFUSED;
+	explicit_bzero(&a, sizeof a);
+	if (v == TROUBLE) {
+		out(&l->c, "%s NO [UNAVAILABLE] Temporary authentication failure, try again later\r\n",
+		    conn_tag(&l->c));
+		return;
+	}
+	out(&l->c, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", conn_tag(&l->c));
+	if (++l->failures >= l->cf->auth_failures) {
+		out(&l->c, "* BYE Too many failed logins\r\n");
+		out_flush(&l->c);
+		log_line("closed: %lu failed logins", l->failures);
+		exit(0);
+	}
+}
+
+static int login_allowed(struct login *l)
+{
+	if (l->secure || l->cf->auth_plaintext)
+		return 1;
+	out(&l->c, "%s NO [PRIVACYREQUIRED] Log in only after STARTTLS\r\n", conn_tag(&l->c));
+	return 0;
+}
+
+static void cmd_login(struct login *l)
+{
+	struct imap_cmd *cmd = &l->c.cmd;
+
+	if (cmd->ntok != 4 || cmd->tok[2].type == IMAP_LPAREN || cmd->tok[2].type == IMAP_RPAREN ||
+	    cmd->tok[3].type == IMAP_LPAREN || cmd->tok[3].type == IMAP_RPAREN) {
+		bad(&l->c, l->cf, "LOGIN needs a user name and a password");
+		return;
+	}
+	if (!login_allowed(l))
+		return;
+	login_with(l, IMAP_TOK(cmd, 2), cmd->tok[2].len, IMAP_TOK(cmd, 3), cmd->tok[3].len);
+}
+
+/* AUTHENTICATE PLAIN (RFC 4616), with or without an initial response (SASL-IR, RFC 4959). */
+static void cmd_authenticate(struct login *l)
+{
+	struct imap_cmd *cmd = &l->c.cmd;
+	char line[2048], plain[1536];
+	size_t n, len;
+
+	if (cmd->ntok < 3 || cmd->ntok > 4 || cmd->tok[2].type != IMAP_ATOM) {
+		bad(&l->c, l->cf, "AUTHENTICATE needs a mechanism");
+		return;
+	}
+	if (!imap_tok_is(cmd, 2, "PLAIN")) {
+		out(&l->c, "%s NO Unsupported authentication mechanism\r\n", conn_tag(&l->c));
+		return;
+	}
+	if (!login_allowed(l))
+		return;
+	if (cmd->ntok == 4) {
+		n = cmd->tok[3].len;
+		if (n >= sizeof line) {
+			bad(&l->c, l->cf, "Initial response too long");
+			return;
+		}
+		memcpy(line, IMAP_TOK(cmd, 3), n);
+	} else {
+		out(&l->c, "+ \r\n");
+		out_flush(&l->c);
+		enum getln_result g = getln(&l->c.in, line, sizeof line, &n, '\n');
+		if (g == GETLN_EOF || g == GETLN_ERR)
+			exit(0);
+		if (g == GETLN_TOOLONG) {
+			bad(&l->c, l->cf, "Response too long");
+			return;
+		}
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+	}
+	line[n] = 0;
+	if (!strcmp(line, "*")) {
+		bad(&l->c, l->cf, "Authentication aborted");
+		return;
+	}
+	if (!strcmp(line, "="))
+		len = 0;
+	else if (!base64_decode(line, n, plain, sizeof plain, &len)) {
+		bad(&l->c, l->cf, "Invalid base64 data");
+		explicit_bzero(line, sizeof line);
+		return;
+	}
+	explicit_bzero(line, sizeof line);
+	buf_wipe_consumed(&l->c.in);
+	/* authzid NUL authcid NUL passwd; we log in only as whom the password proves. */
+	char *z1 = memchr(plain, 0, len);
+	char *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 + 1 - plain)) : 0;
+	if (!z2) {
+		explicit_bzero(plain, sizeof plain);
+		bad(&l->c, l->cf, "Invalid PLAIN response");
+		return;
+	}
+	const char *authz = plain, *user = z1 + 1, *pass = z2 + 1;
+	size_t ulen = (size_t)(z2 - user), plen = len - (size_t)(pass - plain);
+	if (z1 != plain && ((size_t)(z1 - authz) != ulen || memcmp(authz, user, ulen))) {
+		explicit_bzero(plain, sizeof plain);
+		out(&l->c, "%s NO [AUTHORIZATIONFAILED] Logging in as another user is not allowed\r\n",
+		    conn_tag(&l->c));
+		return;
+	}
+	login_with(l, user, ulen, pass, plen);
+	explicit_bzero(plain, sizeof plain);
+}
+
+static void cmd_starttls(struct login *l)
+{
+	if (!l->can_starttls) {
+		bad(&l->c, l->cf, l->secure ? "TLS is already active" : "STARTTLS is not offered");
+		return;
+	}
+	out(&l->c, "%s OK Begin TLS negotiation now\r\n", conn_tag(&l->c));
+	out_flush(&l->c);
+	if (!ucspitls_start(&l->tls)) {
+		log_line("closed: TLS handshake failed");
+		exit(0);
+	}
+	/* Nothing the client sent in cleartext may count as sent under TLS (CVE-2011-0411). */
+	buf_discard(&l->c.in);
+	l->can_starttls = 0;
+	l->secure = l->started_tls = 1;
+}
+
+/* ID (RFC 2971): the client's list is read and forgotten; ours names the program. */
+void cmd_id_reply(struct conn *c)
+{
+	out(c, "* ID (\"name\" \"postroom\")\r\n");
+}
+
+_Noreturn static void parse_commands(struct login *l)
+{
+	const struct config *cf = l->cf;
+
+	out(&l->c, "* OK [CAPABILITY ");
+	out_login_caps(l);
+	out(&l->c, "] postroom ready\r\n");
+	while (conn_next(&l->c, cf)) {
+		struct imap_cmd *cmd = &l->c.cmd;
+		const char *tag = conn_tag(&l->c);
+		unsigned long bad_before = l->c.bad_in_a_row;
+		int known = 1;
+		if (imap_tok_is(cmd, 1, "CAPABILITY") && cmd->ntok == 2) {
+			out(&l->c, "* CAPABILITY ");
+			out_login_caps(l);
+			out(&l->c, "\r\n%s OK Capability completed\r\n", tag);
+		} else if (imap_tok_is(cmd, 1, "NOOP") && cmd->ntok == 2) {
+			out(&l->c, "%s OK NOOP completed\r\n", tag);
+		} else if (imap_tok_is(cmd, 1, "LOGOUT") && cmd->ntok == 2) {
+			out(&l->c, "* BYE Logging out\r\n%s OK Logout completed\r\n", tag);
+			out_flush(&l->c);
+			exit(0);
+		} else if (imap_tok_is(cmd, 1, "ID")) {
+			cmd_id_reply(&l->c);
+			out(&l->c, "%s OK ID completed\r\n", tag);
+		} else if (imap_tok_is(cmd, 1, "STARTTLS") && cmd->ntok == 2) {
+			cmd_starttls(l);
+		} else if (imap_tok_is(cmd, 1, "LOGIN")) {
+			cmd_login(l);
+		} else if (imap_tok_is(cmd, 1, "AUTHENTICATE")) {
+			cmd_authenticate(l);
+		} else {
+			known = 0;
+		}
+		if (!known)
+			bad(&l->c, cf, "Log in first, or no such command");
+		else if (l->c.bad_in_a_row == bad_before)
+			l->c.bad_in_a_row = 0;
+		buf_wipe_consumed(&l->c.in);
+	}
+	exit(0);
+}
+
+/* The parent of a parser that runs as IMAP_LOGIN_USER: checks each login the parser hands
+   over. Exits when the parser does, or when a session it started is over. */
+_Noreturn static void check_for_parser(struct login *l, int from_parser, int to_parser,
+				       pid_t parser)
+{
+	static struct attempt a;
+	int took_fds = 0;
+
+	for (;;) {
+		size_t got = 0;
+		while (got < sizeof a) {
+			ssize_t r = read(from_parser, (char *)&a + got, sizeof a - got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got != sizeof a) {
+			int status;
+			while (waitpid(parser, &status, 0) < 0 && errno == EINTR)
+				;
+			exit(0);
+		}
+		if (a.credlen > sizeof a.cred || a.pendinglen > sizeof a.pending)
+			exit(EXIT_TEMP);
+		a.tag[sizeof a.tag - 1] = 0;
+		/* The parser started TLS in its own process: its fds 0 and 1 are TLS's pipes, ours
+		   are still the cleartext ones, which the session must not use. */
+		if (a.secure_started && !took_fds && l->tls.rfd >= 0) {
+			if (dup2(l->tls.rfd, 0) < 0 || dup2(l->tls.wfd, 1) < 0)
+				exit(EXIT_TEMP);
+			took_fds = 1;
+		}
+		enum verdict v = run_checkpassword(l->cf, &a);
+		explicit_bzero(&a, sizeof a);
+		if (v == ACCEPTED) {
+			kill(parser, SIGTERM);
+			exit(0);
+		}
+		char answer = v == REFUSED ? 'n' : 't';
+		if (!fd_write_all(to_parser, &answer, 1))
+			exit(0);
+	}
+}
+
+static void become(const struct passwd *pw)
+{
+	if ((getuid() == 0 && setgroups(1, &pw->pw_gid) < 0) || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		die_sys("unable to become %s", pw->pw_name);
+	if (pw->pw_uid != 0 && setuid(0) == 0)
+		die(EXIT_TEMP, "could not give up root to become %s", pw->pw_name);
+}
+
+_Noreturn void login_serve(const struct config *cf)
+{
+	static struct login l;
+
+	l.cf = cf;
+	l.to_parent = l.from_parent = -1;
+	conn_init(&l.c, cf, cf->login_timeout);
+	const char *protocol = getenv("SSL_PROTOCOL");
+	l.secure = protocol && *protocol;
+	l.tls = (struct ucspitls){ -1, -1, -1 };
+	l.can_starttls = ucspitls_available(&l.tls) && !l.secure;
+	if (!cf->login_user)
+		parse_commands(&l);
+
+	struct passwd *pw = getpwnam(cf->login_user);
+	if (!pw)
+		die(EXIT_TEMP, "IMAP_LOGIN_USER %s: no such user", cf->login_user);
+	int up[2], down[2];
+	if (pipe(up) < 0 || pipe(down) < 0)
+		die_sys("unable to make a pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die_sys("unable to fork");
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		become(pw);
+		l.to_parent = up[1];
+		l.from_parent = down[0];
+		parse_commands(&l);
+	}
+	close(up[1]);
+	close(down[0]);
+	check_for_parser(&l, up[0], down[1], pid);
+}

@@ -1,0 +1,768 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * Commands on the selected folder's messages: FETCH, STORE, COPY, MOVE and EXPUNGE, with their
+ * UID forms, and the sequence sets they all take.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "imap-serve.h"
+#include "log.h"
+#include "mime.h"
+
+/* A number of a sequence set: digits, no sign, not 0, below 2^32. */
+static int set_number(const char **p, uint32_t *n)
+{
+	unsigned long long v = 0;
+	const char *s = *p;
+
+	if (*s < '1' || *s > '9')
+		return 0;
+	while (*s >= '0' && *s <= '9') {
+		v = v * 10 + (unsigned)(*s++ - '0');
+		if (v > 0xffffffffULL)
+			return 0;
+	}
+	*n = (uint32_t)v;
+	*p = s;
+	return 1;
+}
+
+int seqset_parse(struct session *s, size_t i, int uid, unsigned char *want)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+	const struct mbox *m = &s->box;
+	char set[8192];
+
+	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_ATOM ||
+	    !imap_tok_cstr(cmd, i, set, sizeof set))
+		return 0;
+	/* "*" is the last message, or the highest UID in use. */
+	uint32_t star = uid ? (m->count ? m->msg[m->count - 1].uid : 0) : (uint32_t)m->count;
+	if (!uid && !m->count)
+		return 0;
+	const char *p = set;
+	for (;;) {
+		uint32_t lo, hi;
+		if (*p == '*')
+			lo = star, p++;
+		else if (!set_number(&p, &lo))
+			return 0;
+		hi = lo;
+		if (*p == ':') {
+			p++;
+			if (*p == '*')
+				hi = star, p++;
+			else if (!set_number(&p, &hi))
+				return 0;
+		}
+		if (lo > hi) {
+			uint32_t t = lo;
+			lo = hi;
+			hi = t;
+		}
+		if (uid) {
+			/* The view is in UID order: find the range by bisection. */
+			size_t a = 0, b = m->count;
+			while (a < b) {
+				size_t mid = (a + b) / 2;
+				if (m->msg[mid].uid < lo)
+					a = mid + 1;
+				else
+					b = mid;
+			}
+			for (; a < m->count && m->msg[a].uid <= hi; a++)
+				want[a] = 1;
+		} else {
+			if (hi > m->count)
+				return 0;
+			memset(want + lo - 1, 1, hi - lo + 1);
+		}
+		if (*p == 0)
+			return 1;
+		if (*p++ != ',')
+			return 0;
+	}
+}
+
+/* The messages of the set at token i, or 0 (answered) when the set is not valid. */
+static unsigned char *selected_set(struct session *s, int uid, size_t i)
+{
+	unsigned char *want = calloc(s->box.count + 1, 1);
+	if (!want) {
+		out(&s->c, "%s NO [SERVERBUG] Out of memory\r\n", conn_tag(&s->c));
+		return 0;
+	}
+	if (!seqset_parse(s, i, uid, want)) {
+		bad(&s->c, s->cf, "Invalid message set");
+		free(want);
+		return 0;
+	}
+	return want;
+}
+
+enum item_kind {
+	ITEM_FLAGS, ITEM_INTERNALDATE, ITEM_SIZE, ITEM_ENVELOPE, ITEM_UID, ITEM_BODY,
+	ITEM_BODYSTRUCTURE, ITEM_RFC822, ITEM_RFC822_HEADER, ITEM_RFC822_TEXT, ITEM_SECTION,
+};
+
+struct item {
+	enum item_kind kind;
+	int peek;
+	struct mime_section sec;
+	const char *fields[64];
+	char *spec;		/* the section as the client wrote it, for the reply */
+	int partial;
+	unsigned long long start, count;
+};
+
+#define ITEMS_MAX 64
+
+struct fetch {
+	struct item item[ITEMS_MAX];
+	size_t n;
+	char space[8192];	/* the items' section texts and field names */
+	size_t used;
+	int sets_seen;		/* some item marks the message \Seen */
+	int needs_message;	/* some item needs the message's bytes */
+};
+
+static char *keep(struct fetch *f, const char *s, size_t n)
+{
+	if (f->used + n + 1 > sizeof f->space)
+		return 0;
+	char *p = f->space + f->used;
+	memcpy(p, s, n);
+	p[n] = 0;
+	f->used += n + 1;
+	return p;
+}
+
+/* The text inside BODY[...]: part numbers, then HEADER, HEADER.FIELDS[.NOT] (names), TEXT or
+   MIME (RFC 3501 section 6.4.5). */
+static int parse_section(struct fetch *f, struct item *it, const char *p, const char *end)
+{
+	struct mime_section *sec = &it->sec;
+
+	sec->nparts = 0;
+	sec->kind = MIME_SECTION_ALL;
+	while (p < end && isdigit((unsigned char)*p)) {
+		unsigned long v = 0;
+		while (p < end && isdigit((unsigned char)*p) && v < 100000000)
+			v = v * 10 + (unsigned)(*p++ - '0');
+		if (v == 0 || sec->nparts == MIME_DEPTH_MAX)
+			return 0;
+		sec->part[sec->nparts++] = (unsigned)v;
+		if (p == end)
+			return 1;
+		if (*p++ != '.')
+			return 0;
+	}
+	size_t n = (size_t)(end - p);
+	if (n == 0)
+		return sec->nparts == 0;	/* "1." is not a section */
+	if (n == 4 && !strncasecmp(p, "TEXT", 4)) {
+		sec->kind = MIME_SECTION_TEXT;
+		return 1;
+	}
+	if (n == 4 && !strncasecmp(p, "MIME", 4)) {
+		sec->kind = MIME_SECTION_MIME;
+		return sec->nparts > 0;
+	}
+	if (n == 6 && !strncasecmp(p, "HEADER", 6)) {
+		sec->kind = MIME_SECTION_HEADER;
+		return 1;
+	}
+	size_t k;
+	if (n > 17 && !strncasecmp(p, "HEADER.FIELDS.NOT", 17)) {
+		sec->kind = MIME_SECTION_HEADER_FIELDS_NOT;
+		k = 17;
+	} else if (n > 13 && !strncasecmp(p, "HEADER.FIELDS", 13)) {
+		sec->kind = MIME_SECTION_HEADER_FIELDS;
+		k = 13;
+	} else {
+		return 0;
+	}
+	p += k;
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p++ != '(' || end[-1] != ')')
+		return 0;
+	end--;
+	sec->nfields = 0;
+	sec->fields = it->fields;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		const char *w = p;
+		if (*p == '"') {
+			w = ++p;
+			while (p < end && *p != '"')
+				p++;
+			if (p == end)
+				return 0;
+		} else {
+			while (p < end && *p != ' ')
+				p++;
+		}
+		if (p == w || sec->nfields == sizeof it->fields / sizeof *it->fields)
+			return 0;
+		char *name = keep(f, w, (size_t)(p - w));
+		if (!name)
+			return 0;
+		it->fields[sec->nfields++] = name;
+		if (p < end && *p == '"')
+			p++;
+	}
+	return sec->nfields > 0;
+}
+
+static int parse_item(struct fetch *f, const char *a, size_t n)
+{
+	static const struct {
+		const char *name;
+		enum item_kind kind;
+	} simple[] = {
+		{ "FLAGS", ITEM_FLAGS }, { "INTERNALDATE", ITEM_INTERNALDATE },
+		{ "RFC822.SIZE", ITEM_SIZE }, { "ENVELOPE", ITEM_ENVELOPE }, { "UID", ITEM_UID },
+		{ "BODY", ITEM_BODY }, { "BODYSTRUCTURE", ITEM_BODYSTRUCTURE },
+		{ "RFC822", ITEM_RFC822 }, { "RFC822.HEADER", ITEM_RFC822_HEADER },
+		{ "RFC822.TEXT", ITEM_RFC822_TEXT },
+	};
+	if (f->n == ITEMS_MAX)
+		return 0;
+	struct item *it = &f->item[f->n];
+	memset(it, 0, sizeof *it);
+	for (size_t k = 0; k < sizeof simple / sizeof *simple; k++)
+		if (strlen(simple[k].name) == n && !strncasecmp(a, simple[k].name, n)) {
+			it->kind = simple[k].kind;
+			f->n++;
+			if (it->kind == ITEM_RFC822 || it->kind == ITEM_RFC822_TEXT)
+				f->sets_seen = 1;
+			if (it->kind >= ITEM_ENVELOPE && it->kind != ITEM_UID)
+				f->needs_message = 1;
+			return 1;
+		}
+	const char *open = memchr(a, '[', n), *end = a + n;
+	if (!open)
+		return 0;
+	size_t head = (size_t)(open - a);
+	if (head == 9 && !strncasecmp(a, "BODY.PEEK", 9))
+		it->peek = 1;
+	else if (head != 4 || strncasecmp(a, "BODY", 4))
+		return 0;
+	const char *close = memchr(open, ']', (size_t)(end - open));
+	if (!close || !parse_section(f, it, open + 1, close))
+		return 0;
+	it->spec = keep(f, open + 1, (size_t)(close - open - 1));
+	if (!it->spec)
+		return 0;
+	const char *p = close + 1;
+	if (p < end) {
+		/* <start.count> */
+		char *e;
+		if (*p != '<' || end[-1] != '>' || !isdigit((unsigned char)p[1]))
+			return 0;
+		it->start = strtoull(p + 1, &e, 10);
+		if (*e != '.' || !isdigit((unsigned char)e[1]))
+			return 0;
+		it->count = strtoull(e + 1, &e, 10);
+		if (e != end - 1 || it->count == 0)
+			return 0;
+		it->partial = 1;
+	}
+	it->kind = ITEM_SECTION;
+	if (!it->peek)
+		f->sets_seen = 1;
+	f->needs_message = 1;
+	f->n++;
+	return 1;
+}
+
+/* The items from token i to the end of the command. */
+static int parse_items(struct session *s, size_t i, struct fetch *f)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+
+	if (i + 1 == cmd->ntok && cmd->tok[i].type == IMAP_ATOM) {
+		const char *a = IMAP_TOK(cmd, i);
+		size_t n = cmd->tok[i].len;
+		const char *macro = 0;
+		if (n == 3 && !strncasecmp(a, "ALL", 3))
+			macro = "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE";
+		else if (n == 4 && !strncasecmp(a, "FAST", 4))
+			macro = "FLAGS INTERNALDATE RFC822.SIZE";
+		else if (n == 4 && !strncasecmp(a, "FULL", 4))
+			macro = "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY";
+		if (macro) {
+			for (const char *w = macro; *w;) {
+				size_t len = strcspn(w, " ");
+				parse_item(f, w, len);
+				w += len + (w[len] == ' ');
+			}
+			return 1;
+		}
+		return parse_item(f, a, n);
+	}
+	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_LPAREN || imap_tok_skip(cmd, i) != cmd->ntok)
+		return 0;
+	for (i++; i + 1 < cmd->ntok; i++)
+		if (cmd->tok[i].type != IMAP_ATOM ||
+		    !parse_item(f, IMAP_TOK(cmd, i), cmd->tok[i].len))
+			return 0;
+	return f->n > 0;
+}
+
+/* One message's bytes and structure, read only when an item needs them. */
+struct loaded {
+	const char *data;
+	size_t len;
+	struct mime_msg *mime;
+	int tried;
+};
+
+static int load(struct session *s, size_t idx, struct loaded *l)
+{
+	char why[256];
+	if (l->tried)
+		return l->mime != 0;
+	l->tried = 1;
+	if (!mbox_read(&s->box, idx, &l->data, &l->len, why, sizeof why)) {
+		if (errno != ENOENT)
+			log_line("%s: unable to read message %u of %s: %s", s->user,
+				 s->box.msg[idx].uid, s->box.name, why);
+		return 0;
+	}
+	l->mime = mime_parse(l->data, l->len);
+	return l->mime != 0;
+}
+
+static void unload(struct loaded *l)
+{
+	if (l->mime)
+		mime_free(l->mime);
+	if (l->data)
+		mbox_release(l->data, l->len);
+	*l = (struct loaded){ 0 };
+}
+
+/* ENVELOPE, BODY or BODYSTRUCTURE, from the cache or computed and cached. */
+static int structure(struct session *s, size_t idx, struct loaded *l, enum item_kind kind,
+		     struct str *v)
+{
+	enum mbox_cache_kind ck = kind == ITEM_ENVELOPE ? MBOX_CACHE_ENVELOPE :
+				  kind == ITEM_BODY ? MBOX_CACHE_BODY : MBOX_CACHE_BODYSTRUCTURE;
+	str_truncate(v, 0);
+	if (mbox_cache_get(&s->box, idx, ck, v))
+		return 1;
+	if (!load(s, idx, l))
+		return 0;
+	int ok = kind == ITEM_ENVELOPE ? mime_envelope(l->mime, v) :
+					 mime_bodystructure(l->mime, kind == ITEM_BODYSTRUCTURE, v);
+	if (ok)
+		mbox_cache_put(&s->box, idx, ck, v->s, v->len);
+	return ok;
+}
+
+static unsigned long long message_vsize(struct session *s, size_t idx, struct loaded *l)
+{
+	struct mbox_msg *m = &s->box.msg[idx];
+	if (!m->vsize && load(s, idx, l)) {
+		m->vsize = mime_vsize(l->mime);
+		mbox_cache_vsize(&s->box, idx, m->vsize);
+	}
+	return m->vsize;
+}
+
+static void out_internaldate(struct session *s, time_t t)
+{
+	struct tm tm;
+	char text[64];
+	localtime_r(&t, &tm);
+	long off = tm.tm_gmtoff / 60;
+	char sign = off < 0 ? '-' : '+';
+	if (off < 0)
+		off = -off;
+	strftime(text, sizeof text, "%d-%b-%Y %H:%M:%S", &tm);
+	out(&s->c, "INTERNALDATE \"%s %c%02ld%02ld\"", text, sign, off / 60, off % 60);
+}
+
+/* Bytes of a body item, cut to its <start.count> when it has one, as a literal. */
+static void out_body_bytes(struct session *s, const struct item *it, const char *p, size_t n)
+{
+	if (it->partial) {
+		unsigned long long start = it->start < n ? it->start : n;
+		unsigned long long count = n - start < it->count ? n - start : it->count;
+		p += start;
+		n = (size_t)count;
+	}
+	out(&s->c, "{%zu}\r\n", n);
+	out_bytes(&s->c, p, n);
+}
+
+/* One message's FETCH reply; 0 when its file is gone. */
+static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, struct str *v)
+{
+	struct mbox_msg *m = &s->box.msg[idx];
+	struct loaded l = { 0 };
+	char why[256];
+	int ok = 1, flags_done = 0;
+
+	if (m->gone)
+		return 0;
+	if (f->needs_message && !load(s, idx, &l)) {
+		unload(&l);
+		return 0;
+	}
+	if (f->sets_seen && !s->box.readonly && !(m->flags & MBOX_SEEN)) {
+		if (mbox_store(&s->box, idx, m->flags | MBOX_SEEN, m->keywords, why, sizeof why))
+			flags_done = -1;	/* FLAGS goes into this reply even if not asked */
+		else
+			log_line("%s: unable to mark %u seen: %s", s->user, m->uid, why);
+	}
+	out(&s->c, "* %zu FETCH (", idx + 1);
+	const char *sep = "";
+	if (uid) {
+		out(&s->c, "UID %u", m->uid);
+		sep = " ";
+	}
+	for (size_t k = 0; k < f->n && ok; k++) {
+		const struct item *it = &f->item[k];
+		if (it->kind == ITEM_UID && uid)
+			continue;
+		if (it->kind == ITEM_FLAGS && flags_done == 1)
+			continue;
+		out(&s->c, "%s", sep);
+		sep = " ";
+		switch (it->kind) {
+		case ITEM_FLAGS:
+			out(&s->c, "FLAGS ");
+			out_flag_list(s, m->flags, m->keywords);
+			flags_done = 1;
+			break;
+		case ITEM_INTERNALDATE:
+			out_internaldate(s, m->internaldate);
+			break;
+		case ITEM_SIZE:
+			out(&s->c, "RFC822.SIZE %llu", message_vsize(s, idx, &l));
+			break;
+		case ITEM_UID:
+			out(&s->c, "UID %u", m->uid);
+			break;
+		case ITEM_ENVELOPE:
+		case ITEM_BODY:
+		case ITEM_BODYSTRUCTURE:
+			ok = structure(s, idx, &l, it->kind, v);
+			if (ok) {
+				out(&s->c, "%s ", it->kind == ITEM_ENVELOPE ? "ENVELOPE" :
+						 it->kind == ITEM_BODY ? "BODY" : "BODYSTRUCTURE");
+				out_bytes(&s->c, v->s, v->len);
+			}
+			break;
+		case ITEM_RFC822:
+		case ITEM_RFC822_HEADER:
+		case ITEM_RFC822_TEXT:
+		case ITEM_SECTION: {
+			struct mime_section whole = { .nparts = 0, .kind = MIME_SECTION_ALL };
+			const struct mime_section *sec = &it->sec;
+			if (it->kind == ITEM_RFC822)
+				sec = &whole;
+			else if (it->kind == ITEM_RFC822_HEADER)
+				whole.kind = MIME_SECTION_HEADER, sec = &whole;
+			else if (it->kind == ITEM_RFC822_TEXT)
+				whole.kind = MIME_SECTION_TEXT, sec = &whole;
+			str_truncate(v, 0);
+			ok = mime_section_get(l.mime, sec, v);
+			if (!ok)
+				break;
+			if (it->kind == ITEM_SECTION) {
+				out(&s->c, "BODY[%s]", it->spec);
+				if (it->partial)
+					out(&s->c, "<%llu>", it->start);
+				out(&s->c, " ");
+			} else {
+				out(&s->c, "%s ", it->kind == ITEM_RFC822 ? "RFC822" :
+						  it->kind == ITEM_RFC822_HEADER ? "RFC822.HEADER" :
+										   "RFC822.TEXT");
+			}
+			out_body_bytes(s, it, v->s ? v->s : "", v->len);
+			break;
+		}
+		}
+	}
+	if (flags_done == -1) {
+		out(&s->c, "%sFLAGS ", sep);
+		out_flag_list(s, m->flags, m->keywords);
+	}
+	out(&s->c, ")\r\n");
+	unload(&l);
+	if (!ok)
+		log_line("%s: out of memory fetching %u", s->user, m->uid);
+	return 1;
+}
+
+void cmd_fetch(struct session *s, int uid, size_t arg)
+{
+	static struct fetch f;
+	struct str v = STR_ZERO;
+
+	f.n = f.used = 0;
+	f.sets_seen = f.needs_message = 0;
+	if (!parse_items(s, arg + 1, &f)) {
+		bad(&s->c, s->cf, "Invalid FETCH items");
+		return;
+	}
+	unsigned char *want = selected_set(s, uid, arg);
+	if (!want)
+		return;
+	size_t missing = 0;
+	for (size_t i = 0; i < s->box.count; i++)
+		if (want[i] && !fetch_one(s, &f, i, uid, &v))
+			missing++;
+	free(want);
+	str_free(&v);
+	announce_changes(s, uid);
+	if (missing)
+		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
+		    conn_tag(&s->c));
+	else
+		out(&s->c, "%s OK Fetch completed\r\n", conn_tag(&s->c));
+}
+
+/* STORE set [+|-]FLAGS[.SILENT] flags */
+void cmd_store(struct session *s, int uid, size_t arg)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+	char what[32], why[256];
+	int mode = 0, silent = 0;
+
+	if (!imap_tok_cstr(cmd, arg + 1, what, sizeof what) || cmd->tok[arg + 1].type != IMAP_ATOM)
+		goto syntax;
+	char *w = what;
+	if (*w == '+' || *w == '-')
+		mode = *w++ == '+' ? 1 : -1;
+	if (!strcasecmp(w, "FLAGS.SILENT"))
+		silent = 1;
+	else if (strcasecmp(w, "FLAGS"))
+		goto syntax;
+	size_t i = arg + 2, end = cmd->ntok;
+	if (i < cmd->ntok && cmd->tok[i].type == IMAP_LPAREN) {
+		if (imap_tok_skip(cmd, i) != cmd->ntok)
+			goto syntax;
+		i++;
+		end = cmd->ntok - 1;
+	}
+	unsigned flags = 0;
+	uint32_t keywords = 0;
+	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
+					     "\\Draft" };
+	int create_failed = 0;
+	for (; i < end; i++) {
+		char word[256];
+		if (cmd->tok[i].type != IMAP_ATOM || !imap_tok_cstr(cmd, i, word, sizeof word))
+			goto syntax;
+		if (word[0] == '\\') {
+			size_t k = 0;
+			while (k < 5 && strcasecmp(word, names[k]))
+				k++;
+			if (k < 5)
+				flags |= 1u << k;
+			else if (strcasecmp(word, "\\Recent"))
+				goto syntax;
+			continue;
+		}
+		int kw = mbox_keyword(&s->box, word, mode >= 0 && !s->box.readonly);
+		if (kw >= 0)
+			keywords |= 1u << kw;
+		else if (mode >= 0)
+			create_failed = 1;
+	}
+	if (s->box.readonly) {
+		out(&s->c, "%s NO [READ-ONLY] The folder is read-only\r\n", conn_tag(&s->c));
+		return;
+	}
+	if (create_failed) {
+		out(&s->c, "%s NO [LIMIT] No room for more keywords in this folder\r\n",
+		    conn_tag(&s->c));
+		return;
+	}
+	unsigned char *want = selected_set(s, uid, arg);
+	if (!want)
+		return;
+	announce_keywords(s);
+	size_t failed = 0, missing = 0;
+	for (size_t k = 0; k < s->box.count; k++) {
+		if (!want[k])
+			continue;
+		struct mbox_msg *m = &s->box.msg[k];
+		if (m->gone) {
+			missing++;
+			continue;
+		}
+		unsigned nf = mode > 0 ? m->flags | flags : mode < 0 ? m->flags & ~flags :
+				 (m->flags & MBOX_RECENT) | flags;
+		uint32_t nk = mode > 0 ? m->keywords | keywords :
+			      mode < 0 ? m->keywords & ~keywords : keywords;
+		if ((nf != m->flags || nk != m->keywords) &&
+		    !mbox_store(&s->box, k, nf, nk, why, sizeof why)) {
+			if (errno == ENOENT) {
+				missing++;
+				continue;
+			}
+			log_line("%s: unable to store flags of %u: %s", s->user, m->uid, why);
+			failed++;
+			continue;
+		}
+		if (!silent)
+			out_flags(s, k);
+	}
+	free(want);
+	announce_changes(s, uid);
+	if (failed)
+		out(&s->c, "%s NO [SERVERBUG] Some flags could not be stored\r\n", conn_tag(&s->c));
+	else if (missing)
+		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
+		    conn_tag(&s->c));
+	else
+		out(&s->c, "%s OK Store completed\r\n", conn_tag(&s->c));
+	return;
+syntax:
+	bad(&s->c, s->cf, "STORE needs a set, FLAGS, +FLAGS or -FLAGS, and flags");
+}
+
+/* A list of UIDs, in the order given, as a UIDPLUS set: runs become a:b. */
+static void out_uid_set(struct session *s, const uint32_t *u, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && u[j + 1] == u[j] + 1)
+			j++;
+		out(&s->c, i ? ",%u" : "%u", u[i]);
+		if (j > i)
+			out(&s->c, ":%u", u[j]);
+		i = j + 1;
+	}
+}
+
+void cmd_copy(struct session *s, int uid, size_t arg, int move)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+	char dest[FOLDER_NAME_MAX], why[256];
+	const char *tag = conn_tag(&s->c);
+
+	if (arg + 2 != cmd->ntok || !arg_folder(s, arg + 1, dest, sizeof dest)) {
+		bad(&s->c, s->cf, "%s needs a set and a folder", move ? "MOVE" : "COPY");
+		return;
+	}
+	if (move && s->box.readonly) {
+		out(&s->c, "%s NO [READ-ONLY] The folder is read-only\r\n", tag);
+		return;
+	}
+	unsigned char *want = selected_set(s, uid, arg);
+	if (!want)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < s->box.count; i++)
+		n += want[i] && !s->box.msg[i].gone;
+	size_t *idx = malloc((n + 1) * sizeof *idx);
+	uint32_t *from = malloc((n + 1) * sizeof *from), *to = malloc((n + 1) * sizeof *to);
+	if (!idx || !from || !to) {
+		out(&s->c, "%s NO [SERVERBUG] Out of memory\r\n", tag);
+		goto done;
+	}
+	n = 0;
+	for (size_t i = 0; i < s->box.count; i++)
+		if (want[i] && !s->box.msg[i].gone) {
+			from[n] = s->box.msg[i].uid;
+			idx[n++] = i;
+		}
+	if (n == 0) {
+		/* RFC 9051: an empty UID set is not an error. */
+		out(&s->c, "%s OK No messages %s\r\n", tag, move ? "moved" : "copied");
+		goto done;
+	}
+	uint32_t uidvalidity;
+	if (!mbox_copy(&s->box, idx, n, dest, &uidvalidity, to, why, sizeof why)) {
+		if (errno == ENOENT)
+			out(&s->c, "%s NO [TRYCREATE] No such folder\r\n", tag);
+		else
+			answer_mbox_error(s, why);
+		goto done;
+	}
+	if (move) {
+		out(&s->c, "* OK [COPYUID %u ", uidvalidity);
+		out_uid_set(s, from, n);
+		out(&s->c, " ");
+		out_uid_set(s, to, n);
+		out(&s->c, "] Moved\r\n");
+		memset(want, 0, s->box.count);
+		for (size_t k = 0; k < n; k++) {
+			struct mbox_msg *m = &s->box.msg[idx[k]];
+			want[idx[k]] = 1;
+			if (!(m->flags & MBOX_DELETED) &&
+			    !mbox_store(&s->box, idx[k], m->flags | MBOX_DELETED, m->keywords, why,
+					sizeof why))
+				log_line("%s: unable to flag %u for MOVE: %s", s->user, m->uid, why);
+		}
+		expunge_announced(s, want);
+		announce_changes(s, 1);
+		out(&s->c, "%s OK Move completed\r\n", tag);
+		goto done;
+	}
+	announce_changes(s, 1);
+	out(&s->c, "%s OK [COPYUID %u ", tag, uidvalidity);
+	out_uid_set(s, from, n);
+	out(&s->c, " ");
+	out_uid_set(s, to, n);
+	out(&s->c, "] Copy completed\r\n");
+done:
+	free(want);
+	free(idx);
+	free(from);
+	free(to);
+}
+
+static void on_expunged(void *ctx, size_t seq)
+{
+	struct session *s = ctx;
+	out(&s->c, "* %zu EXPUNGE\r\n", seq);
+	if (s->announced)
+		s->announced--;
+}
+
+/* Expunges the \Deleted messages among want (all when 0), announcing each. */
+void expunge_announced(struct session *s, const unsigned char *want)
+{
+	char why[256];
+	struct mbox_events ev = { on_expunged, 0, s };
+	if (!mbox_expunge(&s->box, &ev, want, why, sizeof why))
+		log_line("%s: unable to expunge in %s: %s", s->user, s->box.name, why);
+}
+
+void cmd_expunge(struct session *s, int uid, size_t arg)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+	unsigned char *want = 0;
+
+	if (cmd->ntok != arg + (uid ? 1 : 0)) {
+		bad(&s->c, s->cf, uid ? "UID EXPUNGE needs a set" : "EXPUNGE takes no arguments");
+		return;
+	}
+	if (s->box.readonly) {
+		out(&s->c, "%s NO [READ-ONLY] The folder is read-only\r\n", conn_tag(&s->c));
+		return;
+	}
+	if (uid && !(want = selected_set(s, 1, arg)))
+		return;
+	expunge_announced(s, want);
+	free(want);
+	announce_changes(s, 1);
+	out(&s->c, "%s OK Expunge completed\r\n", conn_tag(&s->c));
+}

@@ -1,0 +1,410 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * SEARCH and UID SEARCH (RFC 3501 section 6.4.4): the keys are parsed into a tree, then every
+ * message of the view is tried against it. A message's bytes are read, and its headers or text
+ * decoded, only when a key needs them, once per message.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "imap-serve.h"
+#include "log.h"
+#include "mime.h"
+
+enum key_type {
+	KEY_ALL, KEY_FLAG, KEY_NOFLAG, KEY_KEYWORD, KEY_NOKEYWORD, KEY_NEW, KEY_OLD, KEY_SET,
+	KEY_LARGER, KEY_SMALLER, KEY_BEFORE, KEY_ON, KEY_SINCE, KEY_SENTBEFORE, KEY_SENTON,
+	KEY_SENTSINCE, KEY_HEADER, KEY_BODY, KEY_TEXT, KEY_NOT, KEY_OR, KEY_AND, KEY_NONE,
+};
+
+struct key {
+	enum key_type type;
+	unsigned flag;
+	int keyword;
+	unsigned long long number;
+	int date;			/* yyyymmdd */
+	char *field;			/* HEADER's field name, 0 for every field */
+	char *text;
+	size_t textlen;
+	unsigned char *set;		/* messages in a sequence or UID set */
+	struct key *a, *b;		/* NOT's a; OR's a and b; AND's list from a, by next */
+	struct key *next;
+};
+
+#define KEYS_MAX 2000
+
+struct parse {
+	struct session *s;
+	size_t i;			/* the next token */
+	struct key keys[KEYS_MAX];
+	size_t nkeys;
+	unsigned depth;
+	int badcharset;
+};
+
+static struct key *new_key(struct parse *p, enum key_type type)
+{
+	if (p->nkeys == KEYS_MAX)
+		return 0;
+	struct key *k = &p->keys[p->nkeys++];
+	memset(k, 0, sizeof *k);
+	k->type = type;
+	return k;
+}
+
+/* "1-Feb-1994" as yyyymmdd; 0 when it is not a date. */
+static int parse_date(const char *t)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	int day, year;
+	char mon[4];
+	int used = 0;
+
+	if (sscanf(t, "%2d-%3c-%4d%n", &day, mon, &year, &used) != 3 || t[used] || day < 1 ||
+	    day > 31)
+		return 0;
+	mon[3] = 0;
+	for (int m = 0; m < 12; m++)
+		if (!strncasecmp(months + 3 * m, mon, 3))
+			return year * 10000 + (m + 1) * 100 + day;
+	return 0;
+}
+
+static char *string_arg(struct parse *p, size_t *len)
+{
+	struct imap_cmd *cmd = &p->s->c.cmd;
+	if (p->i >= cmd->ntok || cmd->tok[p->i].type == IMAP_LPAREN ||
+	    cmd->tok[p->i].type == IMAP_RPAREN)
+		return 0;
+	/* NUL-terminated in place: the byte after a token is a separator we no longer need,
+	   or the command's own terminating NUL. */
+	char *t = cmd->data.s + cmd->tok[p->i].off;
+	*len = cmd->tok[p->i].len;
+	t[*len] = 0;
+	p->i++;
+	return t;
+}
+
+static struct key *parse_key(struct parse *p);
+
+/* Keys until the list's ')' (or the end), as one AND. */
+static struct key *parse_keys(struct parse *p, int in_list)
+{
+	struct imap_cmd *cmd = &p->s->c.cmd;
+	struct key *and = new_key(p, KEY_AND), **last;
+	if (!and)
+		return 0;
+	last = &and->a;
+	while (p->i < cmd->ntok) {
+		if (cmd->tok[p->i].type == IMAP_RPAREN) {
+			if (!in_list)
+				return 0;
+			p->i++;
+			return and->a ? and : 0;
+		}
+		struct key *k = parse_key(p);
+		if (!k)
+			return 0;
+		*last = k;
+		last = &k->next;
+	}
+	return in_list || !and->a ? 0 : and;
+}
+
+static struct key *parse_key(struct parse *p)
+{
+	static const struct {
+		const char *name;
+		enum key_type type;
+		unsigned flag;
+	} plain[] = {
+		{ "ALL", KEY_ALL, 0 }, { "ANSWERED", KEY_FLAG, MBOX_ANSWERED },
+		{ "DELETED", KEY_FLAG, MBOX_DELETED }, { "DRAFT", KEY_FLAG, MBOX_DRAFT },
+		{ "FLAGGED", KEY_FLAG, MBOX_FLAGGED }, { "RECENT", KEY_FLAG, MBOX_RECENT },
+		{ "SEEN", KEY_FLAG, MBOX_SEEN }, { "UNANSWERED", KEY_NOFLAG, MBOX_ANSWERED },
+		{ "UNDELETED", KEY_NOFLAG, MBOX_DELETED }, { "UNDRAFT", KEY_NOFLAG, MBOX_DRAFT },
+		{ "UNFLAGGED", KEY_NOFLAG, MBOX_FLAGGED }, { "UNSEEN", KEY_NOFLAG, MBOX_SEEN },
+		{ "NEW", KEY_NEW, 0 }, { "OLD", KEY_OLD, 0 },
+	};
+	static const struct {
+		const char *name;
+		enum key_type type;
+	} dated[] = {
+		{ "BEFORE", KEY_BEFORE }, { "ON", KEY_ON }, { "SINCE", KEY_SINCE },
+		{ "SENTBEFORE", KEY_SENTBEFORE }, { "SENTON", KEY_SENTON },
+		{ "SENTSINCE", KEY_SENTSINCE },
+	};
+	static const char *const fields[] = { "FROM", "TO", "CC", "BCC", "SUBJECT" };
+	struct imap_cmd *cmd = &p->s->c.cmd;
+	struct session *s = p->s;
+	size_t i = p->i;
+	struct key *k;
+	size_t len;
+
+	if (i >= cmd->ntok || ++p->depth > 64)
+		return 0;
+	if (cmd->tok[i].type == IMAP_LPAREN) {
+		p->i++;
+		k = parse_keys(p, 1);
+		p->depth--;
+		return k;
+	}
+	if (cmd->tok[i].type != IMAP_ATOM)
+		return 0;
+	const char *a = IMAP_TOK(cmd, i);
+	p->i++;
+	k = 0;
+	for (size_t n = 0; n < sizeof plain / sizeof *plain && !k; n++)
+		if (imap_tok_is(cmd, i, plain[n].name)) {
+			if (!(k = new_key(p, plain[n].type)))
+				return 0;
+			k->flag = plain[n].flag;
+		}
+	for (size_t n = 0; n < sizeof dated / sizeof *dated && !k; n++)
+		if (imap_tok_is(cmd, i, dated[n].name)) {
+			char *t = string_arg(p, &len);
+			if (!t || !(k = new_key(p, dated[n].type)) || !(k->date = parse_date(t)))
+				return 0;
+		}
+	for (size_t n = 0; n < sizeof fields / sizeof *fields && !k; n++)
+		if (imap_tok_is(cmd, i, fields[n])) {
+			if (!(k = new_key(p, KEY_HEADER)))
+				return 0;
+			k->field = (char *)fields[n];
+			if (!(k->text = string_arg(p, &k->textlen)))
+				return 0;
+		}
+	if (k) {
+	} else if (imap_tok_is(cmd, i, "HEADER")) {
+		if (!(k = new_key(p, KEY_HEADER)) || !(k->field = string_arg(p, &len)) ||
+		    !(k->text = string_arg(p, &k->textlen)))
+			return 0;
+	} else if (imap_tok_is(cmd, i, "BODY") || imap_tok_is(cmd, i, "TEXT")) {
+		if (!(k = new_key(p, imap_tok_is(cmd, i, "BODY") ? KEY_BODY : KEY_TEXT)) ||
+		    !(k->text = string_arg(p, &k->textlen)))
+			return 0;
+	} else if (imap_tok_is(cmd, i, "KEYWORD") || imap_tok_is(cmd, i, "UNKEYWORD")) {
+		int un = imap_tok_is(cmd, i, "UNKEYWORD");
+		char *t = string_arg(p, &len);
+		if (!t || !(k = new_key(p, un ? KEY_NOKEYWORD : KEY_KEYWORD)))
+			return 0;
+		k->keyword = mbox_keyword(&s->box, t, 0);
+	} else if (imap_tok_is(cmd, i, "LARGER") || imap_tok_is(cmd, i, "SMALLER")) {
+		int larger = imap_tok_is(cmd, i, "LARGER");
+		char *t = string_arg(p, &len), *end;
+		if (!t || !isdigit((unsigned char)*t) || !(k = new_key(p, larger ? KEY_LARGER :
+										   KEY_SMALLER)))
+			return 0;
+		errno = 0;
+		k->number = strtoull(t, &end, 10);
+		if (*end || errno)
+			return 0;
+	} else if (imap_tok_is(cmd, i, "NOT")) {
+		if (!(k = new_key(p, KEY_NOT)) || !(k->a = parse_key(p)))
+			return 0;
+	} else if (imap_tok_is(cmd, i, "OR")) {
+		if (!(k = new_key(p, KEY_OR)) || !(k->a = parse_key(p)) || !(k->b = parse_key(p)))
+			return 0;
+	} else if (imap_tok_is(cmd, i, "UID") || isdigit((unsigned char)*a) || *a == '*') {
+		int uid = imap_tok_is(cmd, i, "UID");
+		size_t at = uid ? p->i++ : i;
+		if (!(k = new_key(p, KEY_SET)) || !(k->set = calloc(s->box.count + 1, 1)))
+			return 0;
+		if (!seqset_parse(s, at, uid, k->set)) {
+			free(k->set);
+			k->set = 0;
+			return 0;
+		}
+	} else {
+		return 0;
+	}
+	p->depth--;
+	return k;
+}
+
+/* One message, as far as the keys have needed it. */
+struct candidate {
+	struct session *s;
+	size_t idx;
+	const char *data;
+	size_t len;
+	struct mime_msg *mime;
+	int loaded;
+	struct str headers;	/* every field, decoded: for TEXT */
+	int have_headers;
+	struct str body;
+	int have_body;
+	struct str field;
+};
+
+static struct mime_msg *candidate_mime(struct candidate *c)
+{
+	char why[256];
+	if (!c->loaded) {
+		c->loaded = 1;
+		if (mbox_read(&c->s->box, c->idx, &c->data, &c->len, why, sizeof why))
+			c->mime = mime_parse(c->data, c->len);
+	}
+	return c->mime;
+}
+
+static int local_date(time_t t)
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+}
+
+static int matches(struct candidate *c, const struct key *k)
+{
+	const struct mbox_msg *m = &c->s->box.msg[c->idx];
+	struct mime_msg *mime;
+	int y, mo, d;
+
+	switch (k->type) {
+	case KEY_ALL:
+		return 1;
+	case KEY_NONE:
+		return 0;
+	case KEY_FLAG:
+		return (m->flags & k->flag) != 0;
+	case KEY_NOFLAG:
+		return !(m->flags & k->flag);
+	case KEY_KEYWORD:
+		return k->keyword >= 0 && (m->keywords & (1u << k->keyword));
+	case KEY_NOKEYWORD:
+		return k->keyword < 0 || !(m->keywords & (1u << k->keyword));
+	case KEY_NEW:
+		return (m->flags & MBOX_RECENT) && !(m->flags & MBOX_SEEN);
+	case KEY_OLD:
+		return !(m->flags & MBOX_RECENT);
+	case KEY_SET:
+		return k->set[c->idx];
+	case KEY_LARGER:
+	case KEY_SMALLER: {
+		unsigned long long size = m->vsize;
+		if (!size && (mime = candidate_mime(c)))
+			size = mime_vsize(mime);
+		return k->type == KEY_LARGER ? size > k->number : size < k->number;
+	}
+	case KEY_BEFORE:
+		return local_date(m->internaldate) < k->date;
+	case KEY_ON:
+		return local_date(m->internaldate) == k->date;
+	case KEY_SINCE:
+		return local_date(m->internaldate) >= k->date;
+	case KEY_SENTBEFORE:
+	case KEY_SENTON:
+	case KEY_SENTSINCE: {
+		if (!(mime = candidate_mime(c)))
+			return 0;
+		/* No usable Date: the internal date stands in, as Dovecot does. */
+		int sent = mime_sent_date(mime, &y, &mo, &d) ? y * 10000 + mo * 100 + d :
+							       local_date(m->internaldate);
+		return k->type == KEY_SENTBEFORE ? sent < k->date :
+		       k->type == KEY_SENTON	 ? sent == k->date :
+						   sent >= k->date;
+	}
+	case KEY_HEADER:
+		if (!(mime = candidate_mime(c)))
+			return 0;
+		str_truncate(&c->field, 0);
+		if (!mime_header_text(mime, k->field, &c->field))
+			return 0;
+		if (!k->textlen)
+			return c->field.len > 0;
+		return mime_text_contains(c->field.s, c->field.len, k->text, k->textlen);
+	case KEY_TEXT:
+		if (!(mime = candidate_mime(c)))
+			return 0;
+		if (!c->have_headers) {
+			c->have_headers = 1;
+			mime_header_text(mime, 0, &c->headers);
+		}
+		if (c->headers.len &&
+		    mime_text_contains(c->headers.s, c->headers.len, k->text, k->textlen))
+			return 1;
+		/* FALLTHROUGH - to the body */
+	case KEY_BODY:
+		if (!(mime = candidate_mime(c)))
+			return 0;
+		if (!c->have_body) {
+			c->have_body = 1;
+			mime_body_text(mime, &c->body);
+		}
+		if (!k->textlen)
+			return 1;
+		return c->body.len && mime_text_contains(c->body.s, c->body.len, k->text,
+							  k->textlen);
+	case KEY_NOT:
+		return !matches(c, k->a);
+	case KEY_OR:
+		return matches(c, k->a) || matches(c, k->b);
+	case KEY_AND:
+		for (const struct key *x = k->a; x; x = x->next)
+			if (!matches(c, x))
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+static void free_candidate(struct candidate *c)
+{
+	if (c->mime)
+		mime_free(c->mime);
+	if (c->data)
+		mbox_release(c->data, c->len);
+	str_free(&c->headers);
+	str_free(&c->body);
+	str_free(&c->field);
+}
+
+void cmd_search(struct session *s, int uid, size_t arg)
+{
+	static struct parse p;
+	struct imap_cmd *cmd = &s->c.cmd;
+	const char *tag = conn_tag(&s->c);
+
+	p.s = s;
+	p.i = arg;
+	p.nkeys = 0;
+	p.depth = 0;
+	if (imap_tok_is(cmd, arg, "CHARSET")) {
+		char charset[64];
+		if (!imap_tok_cstr(cmd, arg + 1, charset, sizeof charset)) {
+			bad(&s->c, s->cf, "CHARSET needs a name");
+			return;
+		}
+		if (strcasecmp(charset, "UTF-8") && strcasecmp(charset, "US-ASCII")) {
+			out(&s->c, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unknown charset\r\n", tag);
+			return;
+		}
+		p.i = arg + 2;
+	}
+	struct key *root = parse_keys(&p, 0);
+	if (!root) {
+		bad(&s->c, s->cf, "Invalid SEARCH keys");
+		goto done;
+	}
+	out(&s->c, "* SEARCH");
+	for (size_t i = 0; i < s->box.count; i++) {
+		if (s->box.msg[i].gone)
+			continue;
+		struct candidate c = { .s = s, .idx = i };
+		if (matches(&c, root))
+			out(&s->c, " %lu", uid ? (unsigned long)s->box.msg[i].uid : (unsigned long)i + 1);
+		free_candidate(&c);
+	}
+	out(&s->c, "\r\n");
+	announce_changes(s, uid);
+	out(&s->c, "%s OK Search completed\r\n", tag);
+done:
+	for (size_t i = 0; i < p.nkeys; i++)
+		free(p.keys[i].set);
+}

@@ -1,0 +1,423 @@
+/* postroom: ISC license, see LICENSE. */
+/*
+ * After login: the user's Maildir, the command loop, the untagged replies that tell the client
+ * what changed (after each command, never in the middle of one's reply), and IDLE.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "deadline.h"
+#include "die.h"
+#include "getln.h"
+#include "imap-serve.h"
+#include "log.h"
+
+#define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
+	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
+
+void out_capabilities(struct conn *c, const struct config *cf)
+{
+	out(c, "%s APPENDLIMIT=%lu", CAPS_SESSION, cf->appendlimit);
+}
+
+static const char *const system_flags[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
+					    "\\Draft", "\\Recent" };
+
+void out_flag_list(struct session *s, unsigned flags, uint32_t keywords)
+{
+	int first = 1;
+	out(&s->c, "(");
+	for (unsigned i = 0; i < 6; i++)
+		if (flags & (1u << i)) {
+			out(&s->c, first ? "%s" : " %s", system_flags[i]);
+			first = 0;
+		}
+	for (unsigned i = 0; i < MBOX_KEYWORDS_MAX; i++)
+		if ((keywords & (1u << i)) && s->box.keyword[i]) {
+			out(&s->c, first ? "%s" : " %s", s->box.keyword[i]);
+			first = 0;
+		}
+	out(&s->c, ")");
+}
+
+void out_flags(struct session *s, size_t idx)
+{
+	const struct mbox_msg *m = &s->box.msg[idx];
+	out(&s->c, "* %zu FETCH (UID %u FLAGS ", idx + 1, m->uid);
+	out_flag_list(s, m->flags, m->keywords);
+	out(&s->c, ")\r\n");
+}
+
+/* The folder's flags and keywords, for SELECT's FLAGS and PERMANENTFLAGS. */
+void out_folder_flags(struct session *s, int permanent)
+{
+	out(&s->c, "(\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned i = 0; i < MBOX_KEYWORDS_MAX; i++)
+		if (s->box.keyword[i])
+			out(&s->c, " %s", s->box.keyword[i]);
+	out(&s->c, permanent ? " \\*)" : ")");
+}
+
+static void on_expunged(void *ctx, size_t seq)
+{
+	struct session *s = ctx;
+	out(&s->c, "* %zu EXPUNGE\r\n", seq);
+	if (s->announced)
+		s->announced--;
+}
+
+static void on_changed(void *ctx, size_t seq)
+{
+	struct session *s = ctx;
+	if (seq <= s->announced)
+		out_flags(s, seq - 1);
+}
+
+static uint32_t keyword_set(const struct mbox *m)
+{
+	uint32_t set = 0;
+	for (unsigned i = 0; i < MBOX_KEYWORDS_MAX; i++)
+		if (m->keyword[i])
+			set |= 1u << i;
+	return set;
+}
+
+void announce_keywords(struct session *s)
+{
+	uint32_t now = keyword_set(&s->box);
+	if (now != s->keywords_announced) {
+		out(&s->c, "* FLAGS ");
+		out_folder_flags(s, 0);
+		out(&s->c, "\r\n");
+		if (!s->box.readonly) {
+			out(&s->c, "* OK [PERMANENTFLAGS ");
+			out_folder_flags(s, 1);
+			out(&s->c, "] Flags permitted\r\n");
+		}
+		s->keywords_announced = now;
+	}
+}
+
+void announce_changes(struct session *s, int allow_expunge)
+{
+	char why[256];
+
+	if (!s->selected)
+		return;
+	struct mbox_events ev = { on_expunged, on_changed, s };
+	if (!mbox_sync(&s->box, &ev, allow_expunge, why, sizeof why))
+		log_line("%s: unable to read folder %s: %s", s->user, s->box.name, why);
+	announce_keywords(s);
+	if (s->box.count != s->announced) {
+		out(&s->c, "* %zu EXISTS\r\n", s->box.count);
+		s->announced = s->box.count;
+	}
+	size_t recent = 0;
+	for (size_t i = 0; i < s->box.count; i++)
+		if (s->box.msg[i].flags & MBOX_RECENT)
+			recent++;
+	if (recent != s->recent_announced) {
+		out(&s->c, "* %zu RECENT\r\n", recent);
+		s->recent_announced = recent;
+	}
+}
+
+void answer_mbox_error(struct session *s, const char *why)
+{
+	const char *code = "";
+	switch (errno) {
+	case ENOENT: code = "[NONEXISTENT] "; break;
+	case EEXIST: code = "[ALREADYEXISTS] "; break;
+	case EROFS: case EACCES: case EPERM: code = "[NOPERM] "; break;
+	case EDQUOT: code = "[OVERQUOTA] "; break;
+	case EINVAL: code = "[CANNOT] "; break;
+	default: code = "[SERVERBUG] "; break;
+	}
+	out(&s->c, "%s NO %s%s\r\n", conn_tag(&s->c), code, why);
+}
+
+/* IDLE (RFC 2177): changes as they happen, inotify telling us when new/ or cur/ change. */
+static void cmd_idle(struct session *s)
+{
+	char line[256];
+	size_t n;
+	int ino = -1;
+
+	if (s->c.cmd.ntok != 2) {
+		bad(&s->c, s->cf, "IDLE takes no arguments");
+		return;
+	}
+	if (s->selected) {
+		ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		char dir[4096];
+		const uint32_t events = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+					IN_ATTRIB;
+		for (int i = 0; i < 2 && ino >= 0; i++) {
+			snprintf(dir, sizeof dir, "%s/%s", s->box.dir, i ? "cur" : "new");
+			if (inotify_add_watch(ino, dir, events) < 0)
+				log_line("%s: unable to watch %s: %s", s->user, dir, strerror(errno));
+		}
+	}
+	out(&s->c, "+ idling\r\n");
+	out_flush(&s->c);
+	long long end = deadline_in((unsigned)s->cf->timeout);
+	long long keepalive = deadline_in(120);
+	for (;;) {
+		if (!buf_unread(&s->c.in)) {
+			struct pollfd p[2] = { { 0, POLLIN, 0 }, { ino, POLLIN, 0 } };
+			long long now = deadline_now_ms();
+			if (now >= end) {
+				out(&s->c, "* BYE Disconnected for inactivity\r\n");
+				out_flush(&s->c);
+				log_line("%s: closed: timed out in IDLE", s->user);
+				exit(0);
+			}
+			long long wait = (keepalive < end ? keepalive : end) - now;
+			int r = poll(p, ino >= 0 ? 2 : 1, wait > 0 ? (int)wait : 0);
+			if (r < 0 && errno != EINTR)
+				die_sys("unable to poll");
+			if (r <= 0) {
+				if (deadline_now_ms() >= keepalive) {
+					out(&s->c, "* OK Still here\r\n");
+					out_flush(&s->c);
+					keepalive = deadline_in(120);
+				}
+				continue;
+			}
+			if (ino >= 0 && p[1].revents) {
+				char evbuf[4096];
+				while (read(ino, evbuf, sizeof evbuf) > 0)
+					;
+				announce_changes(s, 1);
+				out_flush(&s->c);
+			}
+			if (!p[0].revents)
+				continue;
+		}
+		enum getln_result g = getln(&s->c.in, line, sizeof line, &n, '\n');
+		if (g == GETLN_EOF || g == GETLN_ERR)
+			exit(0);
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+		if (ino >= 0)
+			close(ino);
+		if (g == GETLN_OK && n == 4 && !strncasecmp(line, "DONE", 4)) {
+			out(&s->c, "%s OK Idle completed\r\n", conn_tag(&s->c));
+		} else {
+			bad(&s->c, s->cf, "Expected DONE");
+		}
+		return;
+	}
+}
+
+static void cmd_enable(struct session *s)
+{
+	if (s->c.cmd.ntok < 3) {
+		bad(&s->c, s->cf, "ENABLE needs capabilities");
+		return;
+	}
+	/* None of the capabilities ENABLE can turn on is offered yet. */
+	out(&s->c, "* ENABLED\r\n%s OK Enabled\r\n", conn_tag(&s->c));
+}
+
+static void unselect(struct session *s)
+{
+	if (s->selected) {
+		mbox_close(&s->box);
+		s->selected = 0;
+		s->announced = s->recent_announced = 0;
+	}
+}
+
+static void cmd_close(struct session *s, int expunge)
+{
+	char why[256];
+	if (expunge && !s->box.readonly) {
+		/* CLOSE expunges silently. */
+		struct mbox_events quiet = { 0, 0, 0 };
+		if (!mbox_expunge(&s->box, &quiet, 0, why, sizeof why))
+			log_line("%s: unable to expunge in %s: %s", s->user, s->box.name, why);
+	}
+	unselect(s);
+	out(&s->c, "%s OK %s completed\r\n", conn_tag(&s->c), expunge ? "Close" : "Unselect");
+}
+
+/* One command, in any state after login; the UID forms take their verb as token 2. */
+static void dispatch(struct session *s)
+{
+	struct imap_cmd *cmd = &s->c.cmd;
+	struct conn *c = &s->c;
+	const char *tag = conn_tag(c);
+	size_t n = cmd->ntok;
+
+	if (imap_tok_is(cmd, 1, "CAPABILITY") && n == 2) {
+		out(c, "* CAPABILITY ");
+		out_capabilities(c, s->cf);
+		out(c, "\r\n%s OK Capability completed\r\n", tag);
+	} else if (imap_tok_is(cmd, 1, "NOOP") && n == 2) {
+		announce_changes(s, 1);
+		out(c, "%s OK NOOP completed\r\n", tag);
+	} else if (imap_tok_is(cmd, 1, "CHECK") && n == 2 && s->selected) {
+		announce_changes(s, 1);
+		out(c, "%s OK Check completed\r\n", tag);
+	} else if (imap_tok_is(cmd, 1, "LOGOUT") && n == 2) {
+		out(c, "* BYE Logging out\r\n%s OK Logout completed\r\n", tag);
+		out_flush(c);
+		unselect(s);
+		log_line("%s: logged out", s->user);
+		exit(0);
+	} else if (imap_tok_is(cmd, 1, "ID")) {
+		cmd_id_reply(c);
+		out(c, "%s OK ID completed\r\n", tag);
+	} else if (imap_tok_is(cmd, 1, "ENABLE")) {
+		cmd_enable(s);
+	} else if (imap_tok_is(cmd, 1, "SELECT") || imap_tok_is(cmd, 1, "EXAMINE")) {
+		unselect(s);
+		cmd_select(s, imap_tok_is(cmd, 1, "EXAMINE"));
+	} else if (imap_tok_is(cmd, 1, "CREATE")) {
+		cmd_create(s);
+	} else if (imap_tok_is(cmd, 1, "DELETE")) {
+		cmd_delete(s);
+	} else if (imap_tok_is(cmd, 1, "RENAME")) {
+		cmd_rename(s);
+	} else if (imap_tok_is(cmd, 1, "SUBSCRIBE")) {
+		cmd_subscribe(s, 1);
+	} else if (imap_tok_is(cmd, 1, "UNSUBSCRIBE")) {
+		cmd_subscribe(s, 0);
+	} else if (imap_tok_is(cmd, 1, "LIST")) {
+		cmd_list(s, 0);
+	} else if (imap_tok_is(cmd, 1, "LSUB")) {
+		cmd_list(s, 1);
+	} else if (imap_tok_is(cmd, 1, "STATUS")) {
+		cmd_status(s);
+	} else if (imap_tok_is(cmd, 1, "APPEND")) {
+		cmd_append(s);
+	} else if (imap_tok_is(cmd, 1, "NAMESPACE") && n == 2) {
+		cmd_namespace(s);
+	} else if (imap_tok_is(cmd, 1, "GETQUOTA")) {
+		cmd_getquota(s, 0);
+	} else if (imap_tok_is(cmd, 1, "GETQUOTAROOT")) {
+		cmd_getquota(s, 1);
+	} else if (imap_tok_is(cmd, 1, "SETQUOTA")) {
+		out(c, "%s NO [NOPERM] Quotas are set by the administrator\r\n", tag);
+	} else if (imap_tok_is(cmd, 1, "IDLE")) {
+		cmd_idle(s);
+	} else if (!s->selected) {
+		if (imap_tok_is(cmd, 1, "FETCH") || imap_tok_is(cmd, 1, "STORE") ||
+		    imap_tok_is(cmd, 1, "SEARCH") || imap_tok_is(cmd, 1, "COPY") ||
+		    imap_tok_is(cmd, 1, "MOVE") || imap_tok_is(cmd, 1, "EXPUNGE") ||
+		    imap_tok_is(cmd, 1, "UID") || imap_tok_is(cmd, 1, "CLOSE") ||
+		    imap_tok_is(cmd, 1, "UNSELECT") || imap_tok_is(cmd, 1, "CHECK"))
+			bad(c, s->cf, "No folder selected");
+		else
+			bad(c, s->cf, "Unknown command");
+		return;
+	} else if (imap_tok_is(cmd, 1, "CLOSE") && n == 2) {
+		cmd_close(s, 1);
+		return;
+	} else if (imap_tok_is(cmd, 1, "UNSELECT") && n == 2) {
+		cmd_close(s, 0);
+		return;
+	} else {
+		int uid = imap_tok_is(cmd, 1, "UID");
+		size_t verb = uid ? 2 : 1;
+		if (imap_tok_is(cmd, verb, "FETCH"))
+			cmd_fetch(s, uid, verb + 1);
+		else if (imap_tok_is(cmd, verb, "STORE"))
+			cmd_store(s, uid, verb + 1);
+		else if (imap_tok_is(cmd, verb, "SEARCH"))
+			cmd_search(s, uid, verb + 1);
+		else if (imap_tok_is(cmd, verb, "COPY"))
+			cmd_copy(s, uid, verb + 1, 0);
+		else if (imap_tok_is(cmd, verb, "MOVE"))
+			cmd_copy(s, uid, verb + 1, 1);
+		else if (imap_tok_is(cmd, verb, "EXPUNGE"))
+			cmd_expunge(s, uid, verb + 1);
+		else
+			bad(c, s->cf, "Unknown command");
+		return;
+	}
+}
+
+/* Run as root (from a checkpassword program that stays root), become the mailbox's owner:
+   nothing after login needs more, and a mistake then reaches one user's mail at most. */
+static void become_owner(const char *root)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return;
+	if (stat(root, &st) < 0)
+		die_sys("unable to stat %s", root);
+	if (st.st_uid == 0)
+		return;
+	if (setgroups(1, &st.st_gid) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)
+		die_sys("unable to become the owner of %s", root);
+	if (setuid(0) == 0)
+		die(EXIT_TEMP, "could not give up root");
+}
+
+/* Commands the client sent right after its login, which the pre-login process read. */
+static void take_pending(struct session *s)
+{
+	const char *enc = getenv("IMAPLOGINPENDING");
+	size_t n;
+
+	if (!enc || !*enc)
+		return;
+	if (!base64_decode(enc, strlen(enc), s->c.inspace, sizeof s->c.inspace, &n))
+		die(EXIT_PERM, "IMAPLOGINPENDING is not valid");
+	s->c.in.pos = 0;
+	s->c.in.len = n;
+	unsetenv("IMAPLOGINPENDING");
+}
+
+_Noreturn void session_serve(const struct config *cf)
+{
+	static struct session s;
+	char why[256];
+
+	s.cf = cf;
+	const char *maildir = env_need("MAILDIR");
+	const char *user = getenv("USER");
+	s.user = user && *user ? user : "-";
+	if (chdir(maildir) < 0)
+		die_sys("unable to enter %s", maildir);
+	become_owner(".");
+	/* From here on the Maildir is ".": its owner may not be able to reach it by its path,
+	   through directories only root may enter. */
+	s.root = ".";
+	conn_init(&s.c, cf, cf->timeout);
+	take_pending(&s);
+	if (!mbox_ensure_special(s.root, why, sizeof why))
+		log_line("%s: unable to make the special folders: %s", s.user, why);
+
+	const char *tag = getenv("IMAPLOGINTAG");
+	if (tag && *tag) {
+		out(&s.c, "%s OK [CAPABILITY ", tag);
+		out_capabilities(&s.c, cf);
+		out(&s.c, "] Logged in\r\n");
+	} else {
+		out(&s.c, "* PREAUTH [CAPABILITY ");
+		out_capabilities(&s.c, cf);
+		out(&s.c, "] Logged in as %s\r\n", s.user);
+	}
+	unsetenv("IMAPLOGINTAG");
+	while (conn_next(&s.c, cf)) {
+		unsigned long bad_before = s.c.bad_in_a_row;
+		dispatch(&s);
+		if (s.c.bad_in_a_row == bad_before)
+			s.c.bad_in_a_row = 0;
+		out_flush(&s.c);
+	}
+	unselect(&s);
+	exit(0);
+}

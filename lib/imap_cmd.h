@@ -1,0 +1,77 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef IMAP_CMD_H
+#define IMAP_CMD_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "str.h"
+
+/*
+ * Reading IMAP commands (RFC 3501 section 2.2, with LITERAL+ from RFC 7888): a command is a line,
+ * or lines joined by literals, read whole into one bounded buffer and cut into tokens. Nothing a
+ * peer sends makes this allocate more than the limits below: a line longer than line_max, a
+ * literal longer than its limit, more tokens or deeper parentheses than allowed end the command
+ * with a reason, and the rest of it is thrown away as it arrives (or, for a literal the client
+ * sends without waiting, the connection must be closed: we cannot tell its end from its start).
+ */
+
+enum imap_tok_type {
+	IMAP_ATOM,	/* includes NIL and atoms with a [section]<partial> (FETCH's BODY[...]) */
+	IMAP_QUOTED,
+	IMAP_LITERAL,
+	IMAP_LPAREN,
+	IMAP_RPAREN,
+};
+
+struct imap_tok {
+	enum imap_tok_type type;
+	size_t off;	/* into the command's bytes (imap_cmd.data); quoted strings unescaped */
+	size_t len;
+};
+
+struct imap_limits {
+	size_t line_max;	/* one line, without literals */
+	size_t literal_max;	/* one literal, in any command but APPEND */
+	size_t append_max;	/* one APPEND message (APPENDLIMIT) */
+	size_t tokens_max;
+	size_t depth_max;	/* nested parentheses */
+};
+
+struct imap_cmd {
+	struct str data;	/* the command's bytes; tokens point into it */
+	struct imap_tok *tok;
+	size_t ntok;
+	size_t captok;
+	size_t tag;		/* token index of the tag (0) and the command name (1) */
+};
+#define IMAP_CMD_ZERO { STR_ZERO, 0, 0, 0, 0 }
+
+enum imap_read_result {
+	IMAP_READ_OK,
+	IMAP_READ_EOF,		/* the client is gone, or a read failed (errno) */
+	IMAP_READ_BAD,		/* a command we answer BAD to (why says why); go on reading */
+	IMAP_READ_TOOBIG,	/* a synchronizing literal over its limit: NO [TOOBIG], go on */
+	IMAP_READ_FATAL,	/* the stream cannot be followed any more: BYE and close */
+};
+
+/*
+ * Reads one command from in. For a synchronizing literal it writes the continuation request
+ * ("+ OK\r\n") to out and flushes it. The tag, when one could be read, is left in cmd even when
+ * the result is BAD or TOOBIG, so that the reply can carry it (cmd->ntok > 0).
+ */
+enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct buf *out,
+				    const struct imap_limits *lim, char *why, size_t whysize);
+void imap_cmd_free(struct imap_cmd *cmd);
+
+/* Token i's bytes (not NUL-terminated, unless copied with imap_tok_cstr). */
+#define IMAP_TOK(cmd, i) ((cmd)->data.s + (cmd)->tok[i].off)
+/* 1 when token i is an atom equal to word, without case. */
+int imap_tok_is(const struct imap_cmd *cmd, size_t i, const char *word);
+/* 1 when token i is a string or atom (an IMAP astring) with no NUL byte, copied, NUL-terminated,
+   into out (size bytes); 0 when it is not, or would not fit. */
+int imap_tok_cstr(const struct imap_cmd *cmd, size_t i, char *out, size_t size);
+/* The index just past the list that opens at token i (a LPAREN), or i + 1 for any other token. */
+size_t imap_tok_skip(const struct imap_cmd *cmd, size_t i);
+
+#endif

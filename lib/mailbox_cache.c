@@ -1,0 +1,304 @@
+/* postroom: ISC license, see LICENSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "mailbox-internal.h"
+
+/*
+ * postroom-cache: what is costly to compute from a message (its RFC822.SIZE, ENVELOPE, BODY and
+ * BODYSTRUCTURE), keyed by UID, so that a client's FETCH of a whole folder reads one file
+ * instead of every message. It is only a cache: a file that is missing, of another UIDVALIDITY,
+ * or wrong in any byte is ignored whole, and a session that cannot write it loses nothing.
+ *   postroom-cache 1 <uidvalidity>\n
+ *   <uid> W <vsize>\n
+ *   <uid> E|B|S <length>\n<length bytes>\n
+ * It is rewritten whole (temporary file, rename) when a session that added to it closes,
+ * keeping only messages still in the folder and at most CACHE_MAX bytes of strings, those of
+ * the newest messages first, which are the ones clients fetch.
+ */
+
+#define CACHE_MAX (32u << 20)
+#define VALUE_MAX (1u << 20)	/* a longer value is computed each time */
+
+static const char kinds[] = "EBS";	/* by enum mbox_cache_kind */
+
+struct centry {
+	uint32_t uid;
+	unsigned long long vsize;
+	char *s[3];
+	uint32_t n[3];
+};
+
+struct mbox_cache {
+	struct centry *e;	/* UID order */
+	size_t n, cap;
+	int dirty;
+};
+
+static void entries_free(struct mbox_cache *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		for (int k = 0; k < 3; k++)
+			free(c->e[i].s[k]);
+	free(c->e);
+	c->e = 0;
+	c->n = c->cap = 0;
+}
+
+void mbox_cache_free(struct mbox *m)
+{
+	if (!m->cache)
+		return;
+	entries_free(m->cache);
+	free(m->cache);
+	m->cache = 0;
+}
+
+/* The entry of uid: its index, or where it would go (*found 0). */
+static size_t find(const struct mbox_cache *c, uint32_t uid, int *found)
+{
+	size_t lo = 0, hi = c->n;
+
+	/* Most lookups are for the newest messages, at the end. */
+	if (c->n && c->e[c->n - 1].uid < uid) {
+		*found = 0;
+		return c->n;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->e[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < c->n && c->e[lo].uid == uid;
+	return lo;
+}
+
+/* The entry of uid, made when missing; 0 when out of memory. */
+static struct centry *entry(struct mbox_cache *c, uint32_t uid)
+{
+	int found;
+	size_t i = find(c, uid, &found);
+
+	if (found)
+		return &c->e[i];
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct centry *e = realloc(c->e, cap * sizeof *e);
+		if (!e)
+			return 0;
+		c->e = e;
+		c->cap = cap;
+	}
+	memmove(c->e + i + 1, c->e + i, (c->n - i) * sizeof *c->e);
+	c->e[i] = (struct centry){ .uid = uid };
+	c->n++;
+	return &c->e[i];
+}
+
+/* A decimal number at *p ending with the byte end; 0 when it is not one. */
+static int number(const char **p, const char *limit, char end, unsigned long long *v)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	while (s + n < limit && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (!n || n > 19 || s + n >= limit || s[n] != end)
+		return 0;
+	*v = strtoull(s, 0, 10);
+	*p = s + n + 1;
+	return 1;
+}
+
+static int parse(struct mbox_cache *c, const char *text, size_t len, uint32_t uidvalidity)
+{
+	const char *p = text, *end = text + len;
+	char head[64];
+	int hl = snprintf(head, sizeof head, "postroom-cache 1 %lu\n", (unsigned long)uidvalidity);
+
+	if (len < (size_t)hl || memcmp(text, head, (size_t)hl))
+		return 0;
+	p += hl;
+	uint32_t last = 0;
+	while (p < end) {
+		unsigned long long uid, v;
+		if (!number(&p, end, ' ', &uid) || !uid || uid > UINT32_MAX || uid < last ||
+		    end - p < 2 || p[1] != ' ')
+			return 0;
+		char kind = p[0];
+		p += 2;
+		if (!number(&p, end, '\n', &v))
+			return 0;
+		struct centry *e = entry(c, (uint32_t)uid);
+		if (!e)
+			return 0;
+		last = (uint32_t)uid;
+		if (kind == 'W') {
+			e->vsize = v;
+			continue;
+		}
+		const char *k = strchr(kinds, kind);
+		if (!k || !kind || v > VALUE_MAX || (size_t)(end - p) < v + 1 || p[v] != '\n')
+			return 0;
+		int i = (int)(k - kinds);
+		free(e->s[i]);
+		if (!(e->s[i] = malloc(v + 1)))
+			return 0;
+		memcpy(e->s[i], p, v);
+		e->s[i][v] = 0;
+		e->n[i] = (uint32_t)v;
+		p += v + 1;
+	}
+	return 1;
+}
+
+void mbox_cache_load(struct mbox *m)
+{
+	char path[PATH_MAX];
+
+	if (!m->cache) {
+		if (!(m->cache = calloc(1, sizeof *m->cache)))
+			return;
+		char *text;
+		size_t len;
+		if (snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) < (int)sizeof path &&
+		    mbox_slurp(path, &text, &len, 0)) {
+			if (!parse(m->cache, text, len, m->uidvalidity))
+				entries_free(m->cache);
+			free(text);
+		}
+	}
+	struct mbox_cache *c = m->cache;
+	for (size_t i = 0; i < m->count && c->n; i++) {
+		int found;
+		size_t k = find(c, m->msg[i].uid, &found);
+		if (found && !m->msg[i].vsize)
+			m->msg[i].vsize = c->e[k].vsize;
+	}
+}
+
+/* 1 when uid is still in the view (sorted by UID). */
+static int in_view(const struct mbox *m, uint32_t uid)
+{
+	size_t lo = 0, hi = m->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->msg[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->count && m->msg[lo].uid == uid && !m->msg[lo].gone;
+}
+
+void mbox_cache_save(struct mbox *m)
+{
+	struct mbox_cache *c = m->cache;
+	char path[PATH_MAX], tmp[PATH_MAX];
+
+	if (!c || !c->dirty)
+		return;
+	/* The strings of the newest messages that fit in the bound. */
+	size_t budget = CACHE_MAX, keep_from = 0;
+	for (size_t i = c->n; i-- > 0;) {
+		size_t sz = 0;
+		for (int k = 0; k < 3; k++)
+			sz += c->e[i].n[k] + 32;
+		if (!in_view(m, c->e[i].uid))
+			continue;
+		if (sz > budget) {
+			keep_from = i + 1;
+			break;
+		}
+		budget -= sz;
+	}
+	struct str s = STR_ZERO;
+	int ok = str_printf(&s, "postroom-cache 1 %lu\n", (unsigned long)m->uidvalidity);
+	for (size_t i = 0; ok && i < c->n; i++) {
+		const struct centry *e = &c->e[i];
+		if (!in_view(m, e->uid))
+			continue;
+		if (e->vsize)
+			ok = str_printf(&s, "%lu W %llu\n", (unsigned long)e->uid, e->vsize);
+		for (int k = 0; ok && k < 3 && i >= keep_from; k++)
+			if (e->s[k])
+				ok = str_printf(&s, "%lu %c %lu\n", (unsigned long)e->uid, kinds[k],
+						(unsigned long)e->n[k]) &&
+				     str_put(&s, e->s[k], e->n[k]) && str_putc(&s, '\n');
+	}
+	if (ok && snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) < (int)sizeof path &&
+	    snprintf(tmp, sizeof tmp, "%s/" MBOX_CACHE_FILE ".%ld.tmp", m->dir, (long)getpid()) <
+		    (int)sizeof tmp) {
+		/* No fsync: after a crash an empty or short file is just a cache to ignore. */
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			ok = fd_write_all(fd, s.s, s.len);
+			if (close(fd) < 0)
+				ok = 0;
+			if (!ok || rename(tmp, path) < 0)
+				unlink(tmp);
+		}
+	}
+	str_free(&s);
+	c->dirty = 0;
+}
+
+int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct str *out)
+{
+	struct mbox_cache *c = m->cache;
+	int found;
+
+	if (!c || idx >= m->count || (unsigned)kind > 2)
+		return 0;
+	size_t i = find(c, m->msg[idx].uid, &found);
+	if (!found || !c->e[i].s[kind])
+		return 0;
+	return str_put(out, c->e[i].s[kind], c->e[i].n[kind]);
+}
+
+void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,
+		    size_t n)
+{
+	if (!m->cache)
+		mbox_cache_load(m);
+	struct mbox_cache *c = m->cache;
+	if (!c || idx >= m->count || (unsigned)kind > 2 || n > VALUE_MAX)
+		return;
+	struct centry *e = entry(c, m->msg[idx].uid);
+	if (!e)
+		return;
+	char *copy = malloc(n + 1);
+	if (!copy)
+		return;
+	memcpy(copy, s, n);
+	copy[n] = 0;
+	free(e->s[kind]);
+	e->s[kind] = copy;
+	e->n[kind] = (uint32_t)n;
+	c->dirty = 1;
+}
+
+void mbox_cache_vsize(struct mbox *m, size_t idx, unsigned long long vsize)
+{
+	if (!m->cache)
+		mbox_cache_load(m);
+	struct mbox_cache *c = m->cache;
+	if (idx >= m->count)
+		return;
+	m->msg[idx].vsize = vsize;
+	struct centry *e = c ? entry(c, m->msg[idx].uid) : 0;
+	if (e && e->vsize != vsize) {
+		e->vsize = vsize;
+		c->dirty = 1;
+	}
+}

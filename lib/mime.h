@@ -1,0 +1,79 @@
+/* postroom: ISC license, see LICENSE. */
+#ifndef MIME_H
+#define MIME_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "str.h"
+
+/*
+ * A message's RFC 5322 header and MIME structure (RFC 2045-2047, 2231), parsed in memory for
+ * IMAP: ENVELOPE, BODY and BODYSTRUCTURE, BODY[section], and the decoded text SEARCH looks in.
+ * The parser copies nothing; it records offsets into the caller's bytes, which must outlive the
+ * parse. Files in a Maildir end lines with LF: what this module gives IMAP is CRLF-terminated,
+ * and every size and line count is of that form (Dovecot's "virtual size"), so that a message
+ * stored with LF or with CRLF looks the same to clients.
+ * Malformed input never fails the parse: it degrades as Dovecot's parser does (a multipart
+ * without its boundary is one text/plain part; nesting deeper than MIME_DEPTH_MAX stops being
+ * parsed).
+ */
+
+#define MIME_DEPTH_MAX 100
+#define MIME_PARTS_MAX 10000
+
+struct mime_msg;
+
+/* 0 only when out of memory. */
+struct mime_msg *mime_parse(const char *msg, size_t len);
+void mime_free(struct mime_msg *m);
+
+/* RFC822.SIZE: the message's size with every line ending CRLF. */
+unsigned long long mime_vsize(const struct mime_msg *m);
+
+/* Append the IMAP ENVELOPE, BODY (extended 0) or BODYSTRUCTURE (extended 1) of the message, as
+   Dovecot writes them. 1, or 0 when out of memory. */
+int mime_envelope(const struct mime_msg *m, struct str *out);
+int mime_bodystructure(const struct mime_msg *m, int extended, struct str *out);
+
+/* A BODY[section] specifier (RFC 3501 section 6.4.5), parsed by the IMAP command parser. */
+enum mime_section_kind {
+	MIME_SECTION_ALL,		/* BODY[] or BODY[1.2]: the whole part */
+	MIME_SECTION_HEADER,
+	MIME_SECTION_HEADER_FIELDS,
+	MIME_SECTION_HEADER_FIELDS_NOT,
+	MIME_SECTION_TEXT,
+	MIME_SECTION_MIME,
+};
+struct mime_section {
+	unsigned part[MIME_DEPTH_MAX];	/* 1-based part numbers, as in "1.2.3" */
+	size_t nparts;			/* 0: the message itself */
+	enum mime_section_kind kind;
+	const char *const *fields;	/* HEADER.FIELDS (NOT): names, matched without case */
+	size_t nfields;
+};
+/* Appends the section's bytes (CRLF line ends) to out; a part that does not exist is empty, as
+   Dovecot answers. 1, or 0 when out of memory. */
+int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct str *out);
+
+/*
+ * For SEARCH. mime_header_text appends the values of every header field of the top-level
+ * message named name (every field when name is 0, as "Name: value" lines), unfolded, RFC 2047
+ * encoded-words decoded and converted to UTF-8, each followed by '\n'. mime_body_text appends
+ * the text of the body: every text/ part (and message/rfc822's header and text), its transfer
+ * encoding (base64, quoted-printable) undone and its charset converted to UTF-8 (bytes that do
+ * not convert are dropped). 1, or 0 when out of memory.
+ */
+int mime_header_text(const struct mime_msg *m, const char *name, struct str *out);
+int mime_body_text(const struct mime_msg *m, struct str *out);
+
+/* The Date: field's date as the sender wrote it, for SENTBEFORE/SENTON/SENTSINCE (RFC 3501
+   compares dates without time and timezone): 1 with *year, *month (1-12) and *day, or 0 when
+   there is no date that parses. */
+int mime_sent_date(const struct mime_msg *m, int *year, int *month, int *day);
+
+/* 1 when needle (UTF-8) occurs in hay (UTF-8) under simple Unicode case folding, as SEARCH
+   compares text; an empty needle occurs everywhere. */
+int mime_text_contains(const char *hay, size_t haylen, const char *needle, size_t needlelen);
+
+#endif

@@ -1,0 +1,214 @@
+#!/usr/bin/env bats
+# postroom: ISC license, see LICENSE.
+# imap-serve before and at login, and what it does with bad input: on stdin/stdout, with the
+# real checkpassword-mysql and the demo users (the TLS handshakes are in
+# imap-serve-sessions.bats). A test that needs TLS to be on says so with SSL_PROTOCOL, as
+# tls-wrap without -n does.
+
+load lib/common
+load lib/smtp
+load lib/imap
+
+setup() {
+	imap_users
+}
+
+teardown() {
+	common_teardown
+}
+
+@test "before TLS: LOGINDISABLED, and LOGIN and AUTHENTICATE are refused with PRIVACYREQUIRED" {
+	run -0 imap_session IMAP_AUTH_PLAINTEXT=0 <<'EOF'
+a CAPABILITY
+b LOGIN alice@example.test alice-demo
+c AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1kZW1v
+d LOGOUT
+EOF
+	assert_line -n 0 --regexp '^\* OK \[CAPABILITY IMAP4rev1 .*LOGINDISABLED\] '
+	assert_line -n 1 --regexp '^\* CAPABILITY IMAP4rev1 .*LOGINDISABLED$'
+	refute_line --partial 'AUTH=PLAIN'
+	assert_line -n 3 --regexp '^b NO \[PRIVACYREQUIRED\] '
+	assert_line -n 4 --regexp '^c NO \[PRIVACYREQUIRED\] '
+	assert_line -n 5 '* BYE Logging out'
+	assert_line -n 6 --regexp '^d OK '
+}
+
+@test "under TLS: AUTH=PLAIN, no LOGINDISABLED, and LOGIN hands over to the session" {
+	run -0 imap_session IMAP_AUTH_PLAINTEXT=0 SSL_PROTOCOL=TLSv1.3 <<'EOF'
+a CAPABILITY
+b LOGIN alice@example.test alice-demo
+c SELECT INBOX
+d LOGOUT
+EOF
+	assert_line -n 1 --regexp '^\* CAPABILITY IMAP4rev1 .*AUTH=PLAIN'
+	refute_line --partial LOGINDISABLED
+	assert_line --regexp '^b OK \[CAPABILITY IMAP4rev1 .*UIDPLUS.*\] Logged in$'
+	assert_line '* 0 EXISTS'
+	assert_line --regexp '^c OK \[READ-WRITE\] '
+	assert_line --regexp '^d OK '
+	# The session ran in alice's Maildir, which checkpassword-mysql made.
+	[ -d "$(alice_maildir)/cur" ]
+}
+
+@test "AUTHENTICATE PLAIN with an initial response (SASL-IR) and after a continuation" {
+	local ir
+	ir=$(printf '\0alice@example.test\0alice-demo' | base64 -w0)
+	run -0 imap_session <<EOF
+a AUTHENTICATE PLAIN $ir
+b LOGOUT
+EOF
+	assert_line --regexp '^a OK \[CAPABILITY .*\] Logged in$'
+	run -0 imap_session <<EOF
+a AUTHENTICATE PLAIN
+$ir
+b LOGOUT
+EOF
+	assert_line -n 1 '+ '
+	assert_line --regexp '^a OK \[CAPABILITY .*\] Logged in$'
+	# Another authorization identity than the one the password proves is refused.
+	ir=$(printf 'bob@example.test\0alice@example.test\0alice-demo' | base64 -w0)
+	run -0 imap_session <<EOF
+a AUTHENTICATE PLAIN $ir
+b AUTHENTICATE PLAIN
+*
+c AUTHENTICATE CRAM-MD5
+d LOGOUT
+EOF
+	assert_line -n 1 --regexp '^a NO \[AUTHORIZATIONFAILED\] '
+	assert_line -n 3 --regexp '^b BAD '
+	assert_line -n 4 --regexp '^c NO '
+}
+
+@test "wrong passwords: NO [AUTHENTICATIONFAILED], and after the third the connection closes" {
+	run -0 imap_session <<'EOF'
+a LOGIN alice@example.test wrong1
+b LOGIN alice@example.test wrong2
+c LOGIN nobody@example.test wrong3
+d LOGIN alice@example.test alice-demo
+EOF
+	assert_line -n 1 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 2 --regexp '^b NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 3 --regexp '^c NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 4 '* BYE Too many failed logins'
+	refute_line --regexp '^d '
+	[ "${#lines[@]}" -eq 5 ]
+	# A right password after a wrong one logs in (the limit is per connection, not a lockout).
+	run -0 imap_session IMAP_AUTH_FAILURES=2 <<'EOF'
+a LOGIN alice@example.test wrong1
+b LOGIN alice@example.test alice-demo
+c LOGOUT
+EOF
+	assert_line --regexp '^b OK \[CAPABILITY '
+}
+
+@test "commands sent right after LOGIN, before its answer, reach the session" {
+	# Pipelined in one write: the pre-login process has read them already.
+	run -0 imap_raw < <(printf 'a LOGIN alice@example.test alice-demo\r\nb SELECT INBOX\r\nc LOGOUT\r\n')
+	assert_line --regexp '^a OK \[CAPABILITY '
+	assert_line --regexp '^b OK \[READ-WRITE\] '
+	assert_line --regexp '^c OK '
+}
+
+@test "commands that need a login, or do not exist, are BAD before it; ID and NOOP are fine" {
+	run -0 imap_session <<'EOF'
+a SELECT INBOX
+b ID ("name" "test")
+c NOOP
+d FROBNICATE
+e LOGOUT
+EOF
+	assert_line -n 1 --regexp '^a BAD '
+	assert_line -n 2 '* ID ("name" "postroom")'
+	assert_line -n 3 --regexp '^b OK '
+	assert_line -n 4 --regexp '^c OK '
+	assert_line -n 5 --regexp '^d BAD '
+}
+
+@test "IMAP_LOGIN_USER: the parser runs as that user, and a login still reaches the Maildir" {
+	[ "$(id -u)" = 0 ] || skip "needs root to change users"
+	local fifo=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	mkfifo "$fifo"
+	env IMAP_AUTH_PLAINTEXT=1 IMAP_LOGIN_USER=nobody imap-serve $CHECKPW <"$fifo" >"$out" 2>&1 &
+	local parent=$!
+	track_pid "$parent"
+	exec 5>"$fifo"
+	wait_until 50 grep -q '^\* OK' "$out"
+	local parser
+	parser=$(pgrep -P "$parent")
+	[ -n "$parser" ]
+	# The parser: nobody's uid, every one of its four (real, effective, saved, fs).
+	run awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$parser/status"
+	assert_output "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID"
+	run awk '/^Uid:/ { print $2 }' "/proc/$parent/status"
+	assert_output 0
+	printf 'a LOGIN alice@example.test alice-demo\r\nb SELECT INBOX\r\nc LOGOUT\r\n' >&5
+	exec 5>&-
+	wait_until 100 sh -c "! kill -0 $parent 2>/dev/null"
+	run cat "$out"
+	assert_line --regexp '^a OK \[CAPABILITY '
+	assert_line --regexp '^b OK \[READ-WRITE\] '
+}
+
+@test "-A run as root becomes the Maildir's owner: what it writes belongs to that user" {
+	[ "$(id -u)" = 0 ] || skip "needs root to change users"
+	make_private_dir
+	local md=$PRIVATE_DIR/owned
+	mkdir -p "$md"/{cur,new,tmp}
+	chown -R nobody:nogroup "$md"
+	chmod 700 "$md"
+	run -0 imap_preauth "$md" <<'EOF'
+a APPEND INBOX {5+}
+hello
+b LOGOUT
+EOF
+	assert_line --regexp '^a OK \[APPENDUID [0-9]+ 1\] '
+	run find "$md" -user root
+	assert_output ''
+	run find "$md/cur" -type f -user nobody
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "bad input: an over-long line closes with BYE, garbage is BAD, and 20 BADs in a row close" {
+	run -0 imap_raw < <("$PYTHON" -c 'import sys; sys.stdout.write("a NOOP " + "x" * 70000 + "\r\nb LOGOUT\r\n")')
+	assert_line -n 1 --regexp '^\* BYE .*too long'
+	refute_line --regexp '^b '
+	run -0 imap_raw < <(printf '\x01\x02\x03 garbage\r\n(((\r\n"unterminated\r\n)\r\n* NOOP\r\na NOOP\r\n')
+	assert_line -n 1 --regexp '^\* BAD '
+	assert_line --regexp '^a OK '
+	run -0 imap_raw < <(for i in $(seq 25); do printf 'a%d WHAT\r\n' "$i"; done)
+	assert_line '* BYE Too many bad commands'
+	refute_line --regexp '^a21 '
+}
+
+@test "bad input: literals of 4 GB are refused before a byte of them is read, 10000 parentheses are BAD" {
+	run -0 imap_raw < <(printf 'a LOGIN {4294967296}\r\nb NOOP\r\n')
+	assert_line -n 1 --regexp '^a NO \[TOOBIG\] '
+	assert_line -n 2 --regexp '^b OK '
+	# A literal the client sends without waiting (LITERAL+) cannot be skipped: BYE.
+	run -0 imap_raw < <(printf 'a LOGIN {4294967296+}\r\nxxxx\r\nb NOOP\r\n')
+	assert_line -n 1 --regexp '^\* BYE '
+	refute_line --regexp '^b '
+	run -0 imap_raw < <("$PYTHON" -c 'import sys; sys.stdout.write("a ID " + "(" * 10000 + ")" * 10000 + "\r\nb NOOP\r\n")')
+	assert_line -n 1 --regexp '^a BAD .*nested'
+	assert_line -n 2 --regexp '^b OK '
+}
+
+@test "bad input after login: what a peer sends does not grow memory without bound" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	# 200 commands of 60 kB of nested lists and literals each, and a 50 MB APPEND refused
+	# against a 1 MB limit: the peak stays far below what they add up to.
+	run -0 /usr/bin/time -f 'maxrss %M' "$BASH" -c '
+		"$1" -c "import sys
+sys.stdout.write(\"x SELECT INBOX\r\n\")
+for i in range(200):
+    sys.stdout.write(\"a%d SEARCH \" % i + \"(\" * 60 + \"ALL\" + \")\" * 60 + \" TEXT {60000+}\r\n\" + \"y\" * 60000 + \"\r\n\")
+sys.stdout.write(\"b APPEND INBOX {52428800}\r\nc LOGOUT\r\n\")" |
+		(cd "$2" && MAILDIR="$2" IMAP_APPENDLIMIT=1048576 imap-serve -A 2>/dev/null) | tail -n 4
+	' - "$PYTHON" "$md"
+	assert_line --regexp '^b NO \[TOOBIG\] '
+	assert_line --regexp '^c OK '
+	local rss
+	rss=$(sed -n 's/^maxrss //p' <<<"$output")
+	[ "$rss" -lt 30000 ] || fail "peak memory $rss kB"
+}
