@@ -176,7 +176,7 @@ asan:
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
-	dovecot-core dovecot-imapd iproute2 mutt time
+	dovecot-core dovecot-imapd iproute2 mutt time tmux
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

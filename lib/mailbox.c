@@ -783,6 +783,18 @@ static void quota_add(const char *root, unsigned long long bytes)
 	}
 }
 
+/*
+ * Where an appended message goes, relative to its folder: without flags into new/ with no
+ * info, as Dovecot saves it, so that it is \Recent for the session that sees it first (RFC
+ * 3501 section 6.3.11); with flags into cur/ under its name with them.
+ */
+static const char *placed(unsigned flags, uint32_t kw, const char *base, const char *fname)
+{
+	static char rel[512];
+	snprintf(rel, sizeof rel, "%s/%s", flags || kw ? "cur" : "new", flags || kw ? fname : base);
+	return rel;
+}
+
 int mbox_append(const char *root, const char *name, const char *data, size_t len,
 		unsigned flags, const char *const *keywords, size_t nkeywords, time_t internaldate,
 		uint32_t *uidvalidity, uint32_t *uid, char *why, size_t whysize)
@@ -793,6 +805,12 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 		return mbox_fail(why, whysize, errno, "not a valid folder name");
 	if (!mbox_folder_exists(dir) && (strcasecmp(name, "INBOX") || !maildir_make(root)))
 		return mbox_fail(why, whysize, ENOENT, "no folder %s", name);
+	/* Messages already there that have no UID yet (a delivery's) get theirs first, as
+	   Dovecot's sync before an append gives them: UIDs follow the order of arrival. */
+	struct mbox before;
+	if (!open_view(&before, root, name, 1, OPEN_STATUS, why, whysize))
+		return 0;
+	mbox_close(&before);
 	/* Stored with LF line ends, as Dovecot and every delivery store them; W= is the size
 	   with CRLF, which is what IMAP counts. */
 	char *lf = malloc(len ? len : 1);
@@ -812,7 +830,8 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 		new_base(base, sizeof base, n, (unsigned long long)n + lines);
 		if (!make_name(base, flags, kw, fname, sizeof fname) ||
 		    snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, base) >= (int)sizeof tmp ||
-		    snprintf(dest, sizeof dest, "%s/cur/%s", dir, fname) >= (int)sizeof dest) {
+		    snprintf(dest, sizeof dest, "%s/%s", dir, placed(flags, kw, base, fname)) >=
+			    (int)sizeof dest) {
 			free(lf);
 			return mbox_fail(why, whysize, ENAMETOOLONG, "file name in %s", dir);
 		}
@@ -846,7 +865,8 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 		char again[300];
 		new_base(again, sizeof again, n, (unsigned long long)n + lines);
 		if (!make_name(again, flags, kw, fname, sizeof fname) ||
-		    snprintf(dest, sizeof dest, "%s/cur/%s", dir, fname) >= (int)sizeof dest) {
+		    snprintf(dest, sizeof dest, "%s/%s", dir, placed(flags, kw, again, fname)) >=
+			    (int)sizeof dest) {
 			ok = 0;
 			e = ENAMETOOLONG;
 			break;
@@ -857,7 +877,7 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 	if (!ok)
 		return mbox_fail(why, whysize, e, "unable to store the message in %s", dir);
 	char cur[PATH_MAX];
-	snprintf(cur, sizeof cur, "%s/cur", dir);
+	snprintf(cur, sizeof cur, "%s/%s", dir, flags || kw ? "cur" : "new");
 	if (!sync_dir_at(AT_FDCWD, cur)) {
 		e = errno;
 		unlink(dest);

@@ -32,7 +32,8 @@ void mime_free(struct mime_msg *m);
 unsigned long long mime_vsize(const struct mime_msg *m);
 
 /* Append the IMAP ENVELOPE, BODY (extended 0) or BODYSTRUCTURE (extended 1) of the message, as
-   Dovecot writes them. 1, or 0 when out of memory. */
+   Dovecot writes them, without the outer parentheses (as Dovecot caches them; the FETCH reply
+   adds them). 1, or 0 when out of memory. */
 int mime_envelope(const struct mime_msg *m, struct str *out);
 int mime_bodystructure(const struct mime_msg *m, int extended, struct str *out);
 

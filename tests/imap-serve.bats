@@ -212,3 +212,33 @@ sys.stdout.write(\"b APPEND INBOX {52428800}\r\nc LOGOUT\r\n\")" |
 	rss=$(sed -n 's/^maxrss //p' <<<"$output")
 	[ "$rss" -lt 30000 ] || fail "peak memory $rss kB"
 }
+
+@test "QUOTA: GETQUOTAROOT reports maildirsize's limit and usage; APPEND over it is NO [OVERQUOTA]" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf '2048S,10C\n1000 1\n' >"$md/maildirsize"
+	printf 'Subject: x\n\n%01000d\n' 0 >"$md/cur/1.M1P1.host,S=1000:2,S"
+	run -0 imap_preauth "$md" <<EOF
+a GETQUOTAROOT INBOX
+b GETQUOTA "User quota"
+c APPEND INBOX {1500+}
+$(printf "%01500d" 0)
+d APPEND INBOX {10+}
+0123456789
+e GETQUOTA "nothing"
+f LOGOUT
+EOF
+	assert_line -n 1 '* QUOTAROOT "INBOX" "User quota"'
+	assert_line -n 2 '* QUOTA "User quota" (STORAGE 1 2 MESSAGE 1 10)'
+	assert_line -n 3 --regexp '^a OK '
+	assert_line -n 6 --regexp '^c NO \[OVERQUOTA\] '
+	assert_line -n 7 --regexp '^d OK \[APPENDUID [0-9]+ 2\] '
+	assert_line -n 8 --regexp '^e NO \[NONEXISTENT\] '
+	# Without maildirsize there is no quota: no root.
+	rm "$md/maildirsize"
+	run -0 imap_preauth "$md" <<'EOF'
+a GETQUOTAROOT INBOX
+b LOGOUT
+EOF
+	assert_line -n 1 '* QUOTAROOT "INBOX"'
+}

@@ -73,6 +73,24 @@ maildir_usage() {
 	assert_count 1 msg_count "$MD"
 }
 
+@test "run as root, what a delivery creates belongs to the owner of where it creates it" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	mkdir -p "$BATS_TEST_TMPDIR/mail"
+	chown nobody:nogroup "$BATS_TEST_TMPDIR/mail"
+	run -0 maildir-deliver "$MD" <"$MSG"
+	run -0 maildir-deliver "$BATS_TEST_TMPDIR/mail/example.test/alice/.Lists" <"$MSG"
+	# Every directory made (the domain, the Maildir, its folder) and every file delivered
+	# (and the folder's maildirfolder) are nobody's, as if nobody had delivered them.
+	run find "$BATS_TEST_TMPDIR/mail" ! -user nobody
+	assert_output ''
+	assert_count 2 sh -c "find '$BATS_TEST_TMPDIR/mail' -type f -path '*/new/*' | wc -l"
+	[ -f "$MD/.Lists/maildirfolder" ]
+	# A store that root owns stays root's.
+	run -0 maildir-deliver "$BATS_TEST_TMPDIR/rootmail/bob" <"$MSG"
+	run find "$BATS_TEST_TMPDIR/rootmail" ! -user root
+	assert_output ''
+}
+
 @test "an existing Maildir is delivered into as it is" {
 	mkdir -p "$MD/tmp" "$MD/new" "$MD/cur"
 	echo old >"$MD/cur/1.M1P1Q1.host,S=4:2,S"

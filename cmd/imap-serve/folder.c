@@ -489,6 +489,37 @@ done:
 	free(fs.f);
 }
 
+/* The limits maildirsize states on its first line ("<bytes>S,<count>C"), as the delivery that
+   wrote it was told them, and the usage: 1, or 0 when there is no quota. */
+static int quota_of(const char *root, struct maildir_quota *q)
+{
+	char path[4096], line[128];
+	unsigned long long bytes = 0;
+
+	snprintf(path, sizeof path, "%s/maildirsize", root);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int got = fgets(line, sizeof line, f) != 0;
+	fclose(f);
+	if (!got)
+		return 0;
+	for (char *p = line; *p && *p != '\n';) {
+		char *end;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		if (*end == 'S')
+			bytes = v;
+		p = end + (*end != 0);
+		if (*p == ',')
+			p++;
+	}
+	if (!maildir_quota_read(root, bytes, q))
+		return 0;
+	return q->bytes_limit || q->count_limit;
+}
+
 /* RFC 3501 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz", the day perhaps with a leading space. */
 static int parse_date_time(const char *t, time_t *out)
 {
@@ -577,6 +608,14 @@ void cmd_append(struct session *s)
 		out(&s->c, "%s NO Empty message\r\n", conn_tag(&s->c));
 		return;
 	}
+	/* Over the Maildir++ quota, as a delivery would be refused (RFC 9208's OVERQUOTA). */
+	struct maildir_quota q;
+	if (quota_of(s->root, &q) &&
+	    ((q.bytes_limit && q.bytes + cmd->tok[i].len > q.bytes_limit) ||
+	     (q.count_limit && q.count + 1 > q.count_limit))) {
+		out(&s->c, "%s NO [OVERQUOTA] The mailbox is over its quota\r\n", conn_tag(&s->c));
+		return;
+	}
 	uint32_t uidvalidity, uid;
 	if (!mbox_append(s->root, name, IMAP_TOK(cmd, i), cmd->tok[i].len, flags, kw, nkw, when,
 			 &uidvalidity, &uid, why, sizeof why)) {
@@ -599,37 +638,6 @@ void cmd_namespace(struct session *s)
 {
 	out(&s->c, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n%s OK Namespace completed\r\n",
 	    conn_tag(&s->c));
-}
-
-/* The limits maildirsize states on its first line ("<bytes>S,<count>C"), as the delivery that
-   wrote it was told them, and the usage: 1, or 0 when there is no quota. */
-static int quota_of(const char *root, struct maildir_quota *q)
-{
-	char path[4096], line[128];
-	unsigned long long bytes = 0;
-
-	snprintf(path, sizeof path, "%s/maildirsize", root);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	int got = fgets(line, sizeof line, f) != 0;
-	fclose(f);
-	if (!got)
-		return 0;
-	for (char *p = line; *p && *p != '\n';) {
-		char *end;
-		unsigned long long v = strtoull(p, &end, 10);
-		if (end == p)
-			break;
-		if (*end == 'S')
-			bytes = v;
-		p = end + (*end != 0);
-		if (*p == ',')
-			p++;
-	}
-	if (!maildir_quota_read(root, bytes, q))
-		return 0;
-	return q->bytes_limit || q->count_limit;
 }
 
 /* QUOTA (RFC 9208) from the Maildir++ quota: one root, "User quota", over the whole Maildir. */

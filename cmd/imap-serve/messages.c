@@ -461,9 +461,11 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 		case ITEM_BODYSTRUCTURE:
 			ok = structure(s, idx, &l, it->kind, v);
 			if (ok) {
-				out(&s->c, "%s ", it->kind == ITEM_ENVELOPE ? "ENVELOPE" :
-						 it->kind == ITEM_BODY ? "BODY" : "BODYSTRUCTURE");
+				/* lib/mime gives the list's contents, without its parentheses. */
+				out(&s->c, "%s (", it->kind == ITEM_ENVELOPE ? "ENVELOPE" :
+						   it->kind == ITEM_BODY ? "BODY" : "BODYSTRUCTURE");
 				out_bytes(&s->c, v->s, v->len);
+				out_bytes(&s->c, ")", 1);
 			}
 			break;
 		case ITEM_RFC822:

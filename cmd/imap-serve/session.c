@@ -116,18 +116,19 @@ void announce_changes(struct session *s, int allow_expunge)
 	if (!mbox_sync(&s->box, &ev, allow_expunge, why, sizeof why))
 		log_line("%s: unable to read folder %s: %s", s->user, s->box.name, why);
 	announce_keywords(s);
-	if (s->box.count != s->announced) {
-		out(&s->c, "* %zu EXISTS\r\n", s->box.count);
-		s->announced = s->box.count;
-	}
 	size_t recent = 0;
 	for (size_t i = 0; i < s->box.count; i++)
 		if (s->box.msg[i].flags & MBOX_RECENT)
 			recent++;
-	if (recent != s->recent_announced) {
-		out(&s->c, "* %zu RECENT\r\n", recent);
-		s->recent_announced = recent;
+	/* RECENT goes with new messages, as Dovecot sends it: after expunges the client counts
+	   down by itself. */
+	if (s->box.count != s->announced) {
+		out(&s->c, "* %zu EXISTS\r\n", s->box.count);
+		if (s->box.count > s->announced || recent != s->recent_announced)
+			out(&s->c, "* %zu RECENT\r\n", recent);
+		s->announced = s->box.count;
 	}
+	s->recent_announced = recent;
 }
 
 void answer_mbox_error(struct session *s, const char *why)
