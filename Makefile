@@ -52,7 +52,6 @@ LIB_SRCS = \
 	lib/smtp_deliver.c \
 	lib/smtp_options.c \
 	lib/sql.c \
-	lib/str.c \
 	lib/sync.c \
 	lib/tcprules.c \
 	lib/temp.c \

@@ -1,7 +1,7 @@
 /* postroom: ISC license, see LICENSE. */
 #include "base64.h"
 
-static int value(char c)
+int base64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -25,7 +25,7 @@ int base64_decode(const char *in, size_t n, char *out, size_t max, size_t *outle
 	for (size_t i = 0; i < n; i += 4) {
 		int v[4], pad = 0;
 		for (int k = 0; k < 4; k++) {
-			v[k] = value(in[i + k]);
+			v[k] = base64_value(in[i + k]);
 			if (in[i + k] == '=' && i + 4 == n && k >= 2) {
 				pad++;
 				v[k] = 0;

@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* The value (0-63) of one base64 digit, or -1 for any other byte. */
+int base64_value(char c);
+
 /*
  * Decodes base64 (RFC 4648 section 4, padding required, no white space) as SASL sends it.
  * Returns 1 with the bytes in out[0..*outlen), or 0 for bad input or when it would not fit in

@@ -150,7 +150,7 @@ toks:
 /* Reads n bytes of a literal into the command. 1, or 0 at end of input or on a read error. */
 static int read_literal(struct imap_cmd *cmd, struct buf *in, size_t n)
 {
-	if (!str_reserve(&cmd->data, n))
+	if (!sa_ready(&cmd->data, n))
 		return 0;
 	while (n) {
 		if (!buf_unread(in)) {
@@ -187,11 +187,11 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 {
 	struct reading r = { 0, 0, 0 };
 
-	str_truncate(&cmd->data, 0);
+	sa_truncate(&cmd->data, 0);
 	cmd->ntok = 0;
 	for (;;) {
 		size_t room = lim->line_max - r.line_bytes;
-		if (!str_reserve(&cmd->data, room + 1)) {
+		if (!sa_ready(&cmd->data, room + 1)) {
 			snprintf(why, whysize, "Out of memory");
 			return IMAP_READ_FATAL;
 		}
@@ -255,7 +255,7 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 
 void imap_cmd_free(struct imap_cmd *cmd)
 {
-	str_free(&cmd->data);
+	sa_free(&cmd->data);
 	free(cmd->tok);
 	cmd->tok = 0;
 	cmd->ntok = cmd->captok = 0;

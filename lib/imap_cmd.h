@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "str.h"
+#include "sa.h"
 
 /*
  * Reading IMAP commands (RFC 3501 section 2.2, with LITERAL+ from RFC 7888): a command is a line,
@@ -39,13 +39,13 @@ struct imap_limits {
 };
 
 struct imap_cmd {
-	struct str data;	/* the command's bytes; tokens point into it */
+	struct sa data;	/* the command's bytes; tokens point into it */
 	struct imap_tok *tok;
 	size_t ntok;
 	size_t captok;
 	size_t tag;		/* token index of the tag (0) and the command name (1) */
 };
-#define IMAP_CMD_ZERO { STR_ZERO, 0, 0, 0, 0 }
+#define IMAP_CMD_ZERO { SA_ZERO, 0, 0, 0, 0 }
 
 enum imap_read_result {
 	IMAP_READ_OK,

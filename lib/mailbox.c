@@ -384,7 +384,10 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 	struct scan s = { 0 };
 	unsigned char *changed = 0;
 
-	if (m->count && unchanged(m))
+	int held_back = 0;	/* messages gone during a FETCH, to be announced now */
+	for (size_t i = 0; allow_expunge && i < m->count && !held_back; i++)
+		held_back = m->msg[i].gone;
+	if (m->count && !held_back && unchanged(m))
 		return 1;
 	for (int attempt = 0;; attempt++) {
 		if (!scan_dirs(m, !m->readonly, &s) || !uidlist_read(m->dir, &m->state->ul) ||

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "str.h"
+#include "sa.h"
 
 /*
  * IMAP folders over Maildir++, laid out exactly as Dovecot lays them out, so that a mailbox moves
@@ -124,7 +124,7 @@ int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 /* Cached strings of a message, by kind, in the folder's postroom-cache. get: 1 and the value
    appended to out, or 0 when not cached. put never fails the caller's command. */
 enum mbox_cache_kind { MBOX_CACHE_ENVELOPE, MBOX_CACHE_BODY, MBOX_CACHE_BODYSTRUCTURE };
-int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct str *out);
+int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out);
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,
 		    size_t n);
 /* Records message idx's RFC822.SIZE for the next session. */

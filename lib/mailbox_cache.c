@@ -222,19 +222,19 @@ void mbox_cache_save(struct mbox *m)
 		}
 		budget -= sz;
 	}
-	struct str s = STR_ZERO;
-	int ok = str_printf(&s, "postroom-cache 1 %lu\n", (unsigned long)m->uidvalidity);
+	struct sa s = SA_ZERO;
+	int ok = sa_catf(&s, "postroom-cache 1 %lu\n", (unsigned long)m->uidvalidity);
 	for (size_t i = 0; ok && i < c->n; i++) {
 		const struct centry *e = &c->e[i];
 		if (!in_view(m, e->uid))
 			continue;
 		if (e->vsize)
-			ok = str_printf(&s, "%lu W %llu\n", (unsigned long)e->uid, e->vsize);
+			ok = sa_catf(&s, "%lu W %llu\n", (unsigned long)e->uid, e->vsize);
 		for (int k = 0; ok && k < 3 && i >= keep_from; k++)
 			if (e->s[k])
-				ok = str_printf(&s, "%lu %c %lu\n", (unsigned long)e->uid, kinds[k],
+				ok = sa_catf(&s, "%lu %c %lu\n", (unsigned long)e->uid, kinds[k],
 						(unsigned long)e->n[k]) &&
-				     str_put(&s, e->s[k], e->n[k]) && str_putc(&s, '\n');
+				     sa_catb(&s, e->s[k], e->n[k]) && sa_catc(&s, '\n');
 	}
 	if (ok && snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) < (int)sizeof path &&
 	    snprintf(tmp, sizeof tmp, "%s/" MBOX_CACHE_FILE ".%ld.tmp", m->dir, (long)getpid()) <
@@ -249,11 +249,11 @@ void mbox_cache_save(struct mbox *m)
 				unlink(tmp);
 		}
 	}
-	str_free(&s);
+	sa_free(&s);
 	c->dirty = 0;
 }
 
-int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct str *out)
+int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out)
 {
 	struct mbox_cache *c = m->cache;
 	int found;
@@ -263,7 +263,7 @@ int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct
 	size_t i = find(c, m->msg[idx].uid, &found);
 	if (!found || !c->e[i].s[kind])
 		return 0;
-	return str_put(out, c->e[i].s[kind], c->e[i].n[kind]);
+	return sa_catb(out, c->e[i].s[kind], c->e[i].n[kind]);
 }
 
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,

@@ -258,14 +258,14 @@ int mbox_subscribe(const char *root, const char *name, int subscribe, char *why,
 		names_free(&s);
 		return 1;
 	}
-	struct str text = STR_ZERO;
-	int ok = str_puts(&text, "V\t2\n\n");
+	struct sa text = SA_ZERO;
+	int ok = sa_cats(&text, "V\t2\n\n");
 	for (size_t i = 0; ok && i <= s.n; i++) {
 		const char *n = i < s.n ? s.v[i] : subscribe ? norm : 0;
 		if (!n || i == at)
 			continue;
 		size_t start = text.len;
-		ok = str_puts(&text, n) && str_putc(&text, '\n');
+		ok = sa_cats(&text, n) && sa_catc(&text, '\n');
 		for (size_t j = start; ok && j < text.len; j++)
 			if (text.s[j] == '.')
 				text.s[j] = '\t';
@@ -273,11 +273,11 @@ int mbox_subscribe(const char *root, const char *name, int subscribe, char *why,
 	names_free(&s);
 	if (!ok) {
 		dotlock_release(fd, path);
-		str_free(&text);
+		sa_free(&text);
 		return mbox_fail(why, whysize, ENOMEM, "subscriptions");
 	}
 	ok = dotlock_replace(fd, path, text.s, text.len);
-	str_free(&text);
+	sa_free(&text);
 	return ok ? 1 : mbox_fail(why, whysize, errno, "unable to write %s", path);
 }
 

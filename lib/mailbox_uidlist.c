@@ -534,9 +534,9 @@ int uidlist_read(const char *dir, struct uidlist *u)
 	return read_file(dir, u, 0, 0);
 }
 
-static int put_record(struct str *s, const struct uidlist_rec *r)
+static int put_record(struct sa *s, const struct uidlist_rec *r)
 {
-	return str_printf(s, "%lu%s%s :%s\n", (unsigned long)r->uid, r->ext[0] ? " " : "", r->ext,
+	return sa_catf(s, "%lu%s%s :%s\n", (unsigned long)r->uid, r->ext[0] ? " " : "", r->ext,
 			  r->base);
 }
 
@@ -545,27 +545,27 @@ static int put_record(struct str *s, const struct uidlist_rec *r)
 static int rewrite(const char *dir, struct uidlist *u)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	struct str s = STR_ZERO;
+	struct sa s = SA_ZERO;
 
 	if (!uidlist_path(dir, ".tmp", tmp, sizeof tmp) || !uidlist_path(dir, "", path, sizeof path))
 		return 0;
-	int ok = str_printf(&s, "3 V%lu N%lu G%s\n", (unsigned long)u->uidvalidity,
+	int ok = sa_catf(&s, "3 V%lu N%lu G%s\n", (unsigned long)u->uidvalidity,
 			    (unsigned long)u->nextuid, u->guid);
 	for (size_t i = 0; ok && i < u->n; i++)
 		ok = put_record(&s, &u->rec[i]);
 	if (!ok) {
-		str_free(&s);
+		sa_free(&s);
 		return 0;
 	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
-		str_free(&s);
+		sa_free(&s);
 		return 0;
 	}
 	struct stat st;
 	ok = fd_write_all(fd, s.s, s.len) && fdatasync(fd) == 0 && fstat(fd, &st) == 0;
 	int e = errno;
-	str_free(&s);
+	sa_free(&s);
 	if (close(fd) < 0 && ok) {
 		ok = 0;
 		e = errno;
@@ -589,7 +589,7 @@ static int rewrite(const char *dir, struct uidlist *u)
 static int append(const char *dir, struct uidlist *u, size_t from)
 {
 	char path[PATH_MAX];
-	struct str s = STR_ZERO;
+	struct sa s = SA_ZERO;
 
 	if (!uidlist_path(dir, "", path, sizeof path))
 		return 0;
@@ -597,18 +597,18 @@ static int append(const char *dir, struct uidlist *u, size_t from)
 	for (size_t i = from; ok && i < u->n; i++)
 		ok = put_record(&s, &u->rec[i]);
 	if (!ok) {
-		str_free(&s);
+		sa_free(&s);
 		return 0;
 	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0) {
-		str_free(&s);
+		sa_free(&s);
 		return 0;
 	}
 	struct stat st;
 	ok = fd_write_all(fd, s.s, s.len) && fdatasync(fd) == 0 && fstat(fd, &st) == 0;
 	int e = errno;
-	str_free(&s);
+	sa_free(&s);
 	close(fd);
 	if (!ok) {
 		errno = e;
@@ -858,11 +858,11 @@ int keywords_add(const char *dir, char *kw[MBOX_KEYWORDS_MAX], const char *name)
 		return idx;
 	}
 	kw[room] = strdup(name);
-	struct str s = STR_ZERO;
+	struct sa s = SA_ZERO;
 	int ok = kw[room] != 0;
 	for (int i = 0; ok && i < MBOX_KEYWORDS_MAX; i++)
 		if (kw[i])
-			ok = str_printf(&s, "%d %s\n", i, kw[i]);
+			ok = sa_catf(&s, "%d %s\n", i, kw[i]);
 	if (!ok || !dotlock_replace(fd, path, s.s, s.len)) {
 		if (!ok)
 			dotlock_release(fd, path);
@@ -870,6 +870,6 @@ int keywords_add(const char *dir, char *kw[MBOX_KEYWORDS_MAX], const char *name)
 		kw[room] = 0;
 		room = -1;
 	}
-	str_free(&s);
+	sa_free(&s);
 	return room;
 }

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "mime.h"
-#include "str.h"
+#include "sa.h"
 
 /*
  * What lib/mime.c, lib/mime_imap.c and lib/mime_text.c share: the part tree and header index
@@ -53,32 +53,32 @@ struct mime_msg {
 
 /* The field's value as Dovecot reads it: continuation lines joined with LF, CRs before LFs
    dropped, cut at a NUL. Appends to out; 1, or 0 when out of memory. */
-int mime_hdr_value(const struct mime_msg *m, const struct mime_hdr *h, struct str *out);
+int mime_hdr_value(const struct mime_msg *m, const struct mime_hdr *h, struct sa *out);
 /* 1 when the field is named name (ASCII case-insensitive). */
 int mime_hdr_is(const struct mime_msg *m, const struct mime_hdr *h, const char *name);
 
 /* The RFC 5322 lexer (comments, quoted strings, atoms, MIME tokens) over a NUL-free value. */
 struct mime_lex {
 	const unsigned char *p, *end;
-	struct str *comment;	/* when not 0, the text of the last comment skipped */
+	struct sa *comment;	/* when not 0, the text of the last comment skipped */
 	int nomem;
 };
 int mime_lex_skip(struct mime_lex *x);
-int mime_lex_token(struct mime_lex *x, struct str *out);
-int mime_lex_atom(struct mime_lex *x, struct str *out);
-int mime_lex_dot_atom(struct mime_lex *x, struct str *out);
-int mime_lex_quoted(struct mime_lex *x, struct str *out);
-int mime_lex_phrase(struct mime_lex *x, struct str *out);
-int mime_lex_domain(struct mime_lex *x, struct str *out);
-int mime_lex_content_type(struct mime_lex *x, struct str *out);
+int mime_lex_token(struct mime_lex *x, struct sa *out);
+int mime_lex_atom(struct mime_lex *x, struct sa *out);
+int mime_lex_dot_atom(struct mime_lex *x, struct sa *out);
+int mime_lex_quoted(struct mime_lex *x, struct sa *out);
+int mime_lex_phrase(struct mime_lex *x, struct sa *out);
+int mime_lex_domain(struct mime_lex *x, struct sa *out);
+int mime_lex_content_type(struct mime_lex *x, struct sa *out);
 
 /* Content-Type style parameters after the type (RFC 2045, with RFC 2231 continuations joined
    as Dovecot 2.3 does): name/value pairs, NUL-separated, appended to out; *count set. */
-int mime_params(struct mime_lex *x, struct str *out, size_t *count);
+int mime_params(struct mime_lex *x, struct sa *out, size_t *count);
 
 #define MIME_LEX_ZERO { 0, 0, 0, 0 }
 
 /* For mime_body_text: the part's decoded text (transfer encoding undone, charset converted). */
-int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct str *out);
+int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct sa *out);
 
 #endif

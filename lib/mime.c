@@ -33,7 +33,7 @@ struct parser {
 	size_t len;
 	struct boundary *b;
 	size_t nb, bcap;
-	struct str tmp, params;
+	struct sa tmp, params;
 	int nomem;
 };
 
@@ -149,13 +149,13 @@ static void content_type(struct parser *ps, int part, const struct mime_hdr *h,
 		return;
 	}
 	struct mime_lex x = MIME_LEX_ZERO;
-	struct str ct = STR_ZERO;
+	struct sa ct = SA_ZERO;
 	x.p = (const unsigned char *)ps->tmp.s;
 	x.end = x.p + ps->tmp.len;
 	mime_lex_skip(&x);
 	int r = mime_lex_content_type(&x, &ct);
-	if (x.nomem || (ct.len == 0 && !str_put(&ct, "", 0))) {
-		str_free(&ct);
+	if (x.nomem || (ct.len == 0 && !sa_catb(&ct, "", 0))) {
+		sa_free(&ct);
 		ps->nomem = 1;
 		return;
 	}
@@ -168,7 +168,7 @@ static void content_type(struct parser *ps, int part, const struct mime_hdr *h,
 		if (strcasecmp(ct.s + 10, "digest") == 0)
 			p->flags |= MIME_F_DIGEST;
 	}
-	str_free(&ct);
+	sa_free(&ct);
 	if (r < 0 || !(p->flags & MIME_F_MULTIPART))
 		return;
 	size_t n;
@@ -517,13 +517,13 @@ struct mime_msg *mime_parse(const char *msg, size_t len)
 	m->msg = msg;
 	m->len = len;
 	struct parser ps = { .m = m, .p = msg, .len = len };
-	ps.tmp = (struct str)STR_ZERO;
-	ps.params = (struct str)STR_ZERO;
+	ps.tmp = (struct sa)SA_ZERO;
+	ps.params = (struct sa)SA_ZERO;
 	parse(&ps);
 	pop_boundaries(&ps, 0);
 	free(ps.b);
-	str_free(&ps.tmp);
-	str_free(&ps.params);
+	sa_free(&ps.tmp);
+	sa_free(&ps.params);
 	if (ps.nomem) {
 		mime_free(m);
 		errno = ENOMEM;
@@ -553,11 +553,11 @@ int mime_hdr_is(const struct mime_msg *m, const struct mime_hdr *h, const char *
 	return h->colon && h->namelen == n && strncasecmp(m->msg + h->off, name, n) == 0;
 }
 
-int mime_hdr_value(const struct mime_msg *m, const struct mime_hdr *h, struct str *out)
+int mime_hdr_value(const struct mime_msg *m, const struct mime_hdr *h, struct sa *out)
 {
 	size_t pos = h->value;
 
-	if (!str_reserve(out, h->vend - h->value + 1))
+	if (!sa_ready(out, h->vend - h->value + 1))
 		return 0;
 	while (pos < h->vend) {
 		char c = m->msg[pos];
@@ -578,11 +578,11 @@ int mime_hdr_value(const struct mime_msg *m, const struct mime_hdr *h, struct st
 
 /* Appends msg[a..b) with every line ending CRLF and NULs as 0x80 (IMAP literals carry no
    NULs; Dovecot sends 0x80 in their place). */
-static int put_crlf(struct str *out, const char *msg, size_t a, size_t b)
+static int put_crlf(struct sa *out, const char *msg, size_t a, size_t b)
 {
 	if (b <= a)
 		return 1;
-	if (!str_reserve(out, (b - a) * 2))
+	if (!sa_ready(out, (b - a) * 2))
 		return 0;
 	for (size_t i = a; i < b; i++) {
 		char c = msg[i];
@@ -634,7 +634,7 @@ static int field_listed(const struct mime_msg *m, const struct mime_hdr *h,
    except that the message's own HEADER.FIELDS always ends with one (Dovecot builds that
    from its cache). */
 static int header_fields(const struct mime_msg *m, const struct mime_part *p,
-	const struct mime_section *sec, int want, int always_blank, struct str *out)
+	const struct mime_section *sec, int want, int always_blank, struct sa *out)
 {
 	for (size_t i = 0; i < p->nhdr; i++) {
 		const struct mime_hdr *h = &m->hdrs[p->hdr0 + i];
@@ -644,7 +644,7 @@ static int header_fields(const struct mime_msg *m, const struct mime_part *p,
 		if (!put_crlf(out, m->msg, h->off, end))
 			return 0;
 		/* A field on the last line of a message has no line end of its own. */
-		if (end == h->vend && !str_put(out, "\r\n", 2))
+		if (end == h->vend && !sa_catb(out, "\r\n", 2))
 			return 0;
 	}
 	/* the blank line is whatever the header holds after its last field */
@@ -653,10 +653,10 @@ static int header_fields(const struct mime_msg *m, const struct mime_part *p,
 	/* (a part's empty header still gets its blank line) */
 	if (p != &m->parts[0] && p->he == p->hs)
 		blank = 1;
-	return !(always_blank || blank) || str_put(out, "\r\n", 2);
+	return !(always_blank || blank) || sa_catb(out, "\r\n", 2);
 }
 
-int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct str *out)
+int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct sa *out)
 {
 	const struct mime_part *p;
 
@@ -726,9 +726,9 @@ static int token_char(unsigned char c)
 	return c == '.' || (atext(c) && c != '/' && c != '=' && c != '?');
 }
 
-static void lex_put(struct mime_lex *x, struct str *s, const unsigned char *a, size_t n)
+static void lex_put(struct mime_lex *x, struct sa *s, const unsigned char *a, size_t n)
 {
-	if (s && !str_put(s, (const char *)a, n))
+	if (s && !sa_catb(s, (const char *)a, n))
 		x->nomem = 1;
 }
 
@@ -790,7 +790,7 @@ int mime_lex_skip(struct mime_lex *x)
 	return x->p < x->end;
 }
 
-static int run(struct mime_lex *x, struct str *out, int (*ok)(unsigned char))
+static int run(struct mime_lex *x, struct sa *out, int (*ok)(unsigned char))
 {
 	const unsigned char *start = x->p;
 
@@ -800,19 +800,19 @@ static int run(struct mime_lex *x, struct str *out, int (*ok)(unsigned char))
 	return x->p < x->end ? mime_lex_skip(x) : 0;
 }
 
-int mime_lex_token(struct mime_lex *x, struct str *out)
+int mime_lex_token(struct mime_lex *x, struct sa *out)
 {
 	return run(x, out, token_char);
 }
 
-int mime_lex_atom(struct mime_lex *x, struct str *out)
+int mime_lex_atom(struct mime_lex *x, struct sa *out)
 {
 	if (x->p >= x->end || !atext(*x->p))
 		return -1;
 	return run(x, out, atext);
 }
 
-int mime_lex_dot_atom(struct mime_lex *x, struct str *out)
+int mime_lex_dot_atom(struct mime_lex *x, struct sa *out)
 {
 	if (x->p >= x->end || !atext(*x->p))
 		return -1;
@@ -837,7 +837,7 @@ int mime_lex_dot_atom(struct mime_lex *x, struct str *out)
 	}
 }
 
-int mime_lex_quoted(struct mime_lex *x, struct str *out)
+int mime_lex_quoted(struct mime_lex *x, struct sa *out)
 {
 	const unsigned char *start = ++x->p;
 
@@ -876,7 +876,7 @@ static int atom_or_dot(unsigned char c)
 	return c == '.' || atext(c);
 }
 
-int mime_lex_phrase(struct mime_lex *x, struct str *out)
+int mime_lex_phrase(struct mime_lex *x, struct sa *out)
 {
 	if (x->p >= x->end)
 		return 0;
@@ -893,7 +893,7 @@ int mime_lex_phrase(struct mime_lex *x, struct str *out)
 	return mime_lex_skip(x);
 }
 
-static int domain_literal(struct mime_lex *x, struct str *out)
+static int domain_literal(struct mime_lex *x, struct sa *out)
 {
 	const unsigned char *start = x->p++;
 
@@ -928,7 +928,7 @@ static int domain_literal(struct mime_lex *x, struct str *out)
 	return -1;
 }
 
-int mime_lex_domain(struct mime_lex *x, struct str *out)
+int mime_lex_domain(struct mime_lex *x, struct sa *out)
 {
 	x->p++;			/* the '@' */
 	if (mime_lex_skip(x) <= 0)
@@ -938,7 +938,7 @@ int mime_lex_domain(struct mime_lex *x, struct str *out)
 
 /* type "/" subtype, strictly: on an error out keeps only a lone type (Dovecot writes "text"
    with an empty subtype for "Content-Type: text") or nothing. */
-int mime_lex_content_type(struct mime_lex *x, struct str *out)
+int mime_lex_content_type(struct mime_lex *x, struct sa *out)
 {
 	size_t start = out->len;
 
@@ -947,26 +947,26 @@ int mime_lex_content_type(struct mime_lex *x, struct str *out)
 	if (mime_lex_token(x, out) <= 0 || out->len == start)
 		return -1;
 	if (*x->p != '/') {
-		str_truncate(out, start);
+		sa_truncate(out, start);
 		return -1;
 	}
 	x->p++;
 	if (mime_lex_skip(x) <= 0) {
-		str_truncate(out, start);
+		sa_truncate(out, start);
 		return -1;
 	}
 	lex_put(x, out, (const unsigned char *)"/", 1);
 	size_t sub = out->len;
 	int r = mime_lex_token(x, out);
 	if (r < 0 || out->len == sub || (x->p < x->end && *x->p != ';')) {
-		str_truncate(out, start);
+		sa_truncate(out, start);
 		return -1;
 	}
 	return r;
 }
 
 /* One ";" name "=" value: 1 with the name and value, 0 at the end, -1 on bad syntax. */
-static int param(struct mime_lex *x, struct str *name, struct str *value)
+static int param(struct mime_lex *x, struct sa *name, struct sa *value)
 {
 	name->len = 0;
 	value->len = 0;
@@ -995,7 +995,7 @@ static int param(struct mime_lex *x, struct str *name, struct str *value)
 		lex_put(x, value, start, (size_t)(x->p - start));
 	} else
 		r = mime_lex_token(x, value);
-	if (!str_put(name, "", 0) || !str_put(value, "", 0))
+	if (!sa_catb(name, "", 0) || !sa_catb(value, "", 0))
 		x->nomem = 1;
 	return r < 0 ? -1 : 1;
 }
@@ -1006,15 +1006,15 @@ struct cont {
 	int extended;
 };
 
-static int put_pair(struct str *out, const char *name, size_t nlen, const char *value)
+static int put_pair(struct sa *out, const char *name, size_t nlen, const char *value)
 {
-	return str_put(out, name, nlen) && str_putc(out, 0) && str_puts(out, value) &&
-		str_putc(out, 0);
+	return sa_catb(out, name, nlen) && sa_catc(out, 0) && sa_cats(out, value) &&
+		sa_catc(out, 0);
 }
 
-int mime_params(struct mime_lex *x, struct str *out, size_t *count)
+int mime_params(struct mime_lex *x, struct sa *out, size_t *count)
 {
-	struct str name = STR_ZERO, value = STR_ZERO, scratch = STR_ZERO, joined = STR_ZERO;
+	struct sa name = SA_ZERO, value = SA_ZERO, scratch = SA_ZERO, joined = SA_ZERO;
 	struct cont *c = 0;
 	size_t nc = 0, cap = 0;
 	unsigned idx = 0;
@@ -1068,12 +1068,12 @@ int mime_params(struct mime_lex *x, struct str *out, size_t *count)
 		c[nc].name = scratch.len;
 		c[nc].idx = idx;
 		c[nc].extended = extended;
-		if (!str_put(&scratch, name.s, (size_t)(star - name.s)) || !str_putc(&scratch, 0)) {
+		if (!sa_catb(&scratch, name.s, (size_t)(star - name.s)) || !sa_catc(&scratch, 0)) {
 			ok = 0;
 			break;
 		}
 		c[nc].value = scratch.len;
-		if (!str_put(&scratch, value.s, value.len) || !str_putc(&scratch, 0)) {
+		if (!sa_catb(&scratch, value.s, value.len) || !sa_catc(&scratch, 0)) {
 			ok = 0;
 			break;
 		}
@@ -1110,7 +1110,7 @@ int mime_params(struct mime_lex *x, struct str *out, size_t *count)
 			/* Out of order or missing pieces stay apart, numbered. */
 			for (size_t j = i; ok && j < next; j++) {
 				joined.len = 0;
-				ok = str_printf(&joined, c[j].extended ? "%s*%u*" : "%s*%u",
+				ok = sa_catf(&joined, c[j].extended ? "%s*%u*" : "%s*%u",
 					scratch.s + c[j].name, c[j].idx) &&
 					put_pair(out, joined.s, joined.len, scratch.s + c[j].value);
 				(*count)++;
@@ -1118,30 +1118,30 @@ int mime_params(struct mime_lex *x, struct str *out, size_t *count)
 			continue;
 		}
 		joined.len = 0;
-		if (!str_put(&joined, "", 0))
+		if (!sa_catb(&joined, "", 0))
 			ok = 0;
 		if (ok && !c[i].extended && ext)
-			ok = str_puts(&joined, "''");
+			ok = sa_cats(&joined, "''");
 		for (size_t j = i; ok && j < next; j++) {
 			const char *v = scratch.s + c[j].value;
 			if (!c[j].extended && ext) {
 				for (; *v && ok; v++)
-					ok = *v == '%' ? str_puts(&joined, "%25") : str_putc(&joined, *v);
+					ok = *v == '%' ? sa_cats(&joined, "%25") : sa_catc(&joined, *v);
 			} else
-				ok = str_puts(&joined, v);
+				ok = sa_cats(&joined, v);
 		}
 		if (!ok)
 			break;
 		const char *n = scratch.s + c[i].name;
-		ok = str_puts(out, n) && (!ext || str_putc(out, '*')) && str_putc(out, 0) &&
-			str_put(out, joined.s, joined.len) && str_putc(out, 0);
+		ok = sa_cats(out, n) && (!ext || sa_catc(out, '*')) && sa_catc(out, 0) &&
+			sa_catb(out, joined.s, joined.len) && sa_catc(out, 0);
 		(*count)++;
 	}
 	free(c);
-	str_free(&name);
-	str_free(&value);
-	str_free(&scratch);
-	str_free(&joined);
+	sa_free(&name);
+	sa_free(&value);
+	sa_free(&scratch);
+	sa_free(&joined);
 	if (!ok)
 		x->nomem = 1;
 	return ok;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "str.h"
+#include "sa.h"
 
 /*
  * A message's RFC 5322 header and MIME structure (RFC 2045-2047, 2231), parsed in memory for
@@ -34,8 +34,8 @@ unsigned long long mime_vsize(const struct mime_msg *m);
 /* Append the IMAP ENVELOPE, BODY (extended 0) or BODYSTRUCTURE (extended 1) of the message, as
    Dovecot writes them, without the outer parentheses (as Dovecot caches them; the FETCH reply
    adds them). 1, or 0 when out of memory. */
-int mime_envelope(const struct mime_msg *m, struct str *out);
-int mime_bodystructure(const struct mime_msg *m, int extended, struct str *out);
+int mime_envelope(const struct mime_msg *m, struct sa *out);
+int mime_bodystructure(const struct mime_msg *m, int extended, struct sa *out);
 
 /* A BODY[section] specifier (RFC 3501 section 6.4.5), parsed by the IMAP command parser. */
 enum mime_section_kind {
@@ -55,7 +55,7 @@ struct mime_section {
 };
 /* Appends the section's bytes (CRLF line ends) to out; a part that does not exist is empty, as
    Dovecot answers. 1, or 0 when out of memory. */
-int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct str *out);
+int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct sa *out);
 
 /*
  * For SEARCH. mime_header_text appends the values of every header field of the top-level
@@ -65,8 +65,8 @@ int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, s
  * encoding (base64, quoted-printable) undone and its charset converted to UTF-8 (bytes that do
  * not convert are dropped). 1, or 0 when out of memory.
  */
-int mime_header_text(const struct mime_msg *m, const char *name, struct str *out);
-int mime_body_text(const struct mime_msg *m, struct str *out);
+int mime_header_text(const struct mime_msg *m, const char *name, struct sa *out);
+int mime_body_text(const struct mime_msg *m, struct sa *out);
 
 /* The Date: field's date as the sender wrote it, for SENTBEFORE/SENTON/SENTSINCE (RFC 3501
    compares dates without time and timezone): 1 with *year, *month (1-12) and *day, or 0 when

@@ -33,8 +33,8 @@ struct addrs {
 
 struct actx {
 	struct mime_lex x;
-	struct str *arena;
-	struct str tmp;		/* the address parser's working string */
+	struct sa *arena;
+	struct sa tmp;		/* the address parser's working string */
 	struct addr cur;
 	struct addrs *out;
 	int nomem;
@@ -43,7 +43,7 @@ struct actx {
 static struct nstr keep(struct actx *c, const char *s, size_t n)
 {
 	struct nstr r = { c->arena->len, 1 };
-	if (!str_put(c->arena, s, n) || !str_putc(c->arena, 0))
+	if (!sa_catb(c->arena, s, n) || !sa_catc(c->arena, 0))
 		c->nomem = 1;
 	return r;
 }
@@ -113,9 +113,9 @@ static int domain_list(struct actx *c)
 			return 0;
 		if (*c->x.p != '@')
 			break;
-		if (c->tmp.len > 0 && !str_putc(&c->tmp, ','))
+		if (c->tmp.len > 0 && !sa_catc(&c->tmp, ','))
 			c->nomem = 1;
-		if (!str_putc(&c->tmp, '@'))
+		if (!sa_catc(&c->tmp, '@'))
 			c->nomem = 1;
 		int r = mime_lex_domain(&c->x, &c->tmp);
 		if (r <= 0)
@@ -185,7 +185,7 @@ static int addr_spec(struct actx *c, int *invalid)
 		c->cur.name = keep(c, c->x.comment->s, c->x.comment->len);
 	else if (r2 == -2) {
 		/* A lone word is a mailbox; words that follow make it a display name. */
-		if (!str_putc(&c->tmp, ' '))
+		if (!sa_catc(&c->tmp, ' '))
 			c->nomem = 1;
 		size_t before = c->tmp.len;
 		(void)mime_lex_phrase(&c->x, &c->tmp);
@@ -254,9 +254,9 @@ static int group(struct actx *c)
 
 /* Adds the addresses of one field value to out (RFC 5322 section 3.4, with Dovecot's repairs:
    MISSING_MAILBOX, MISSING_DOMAIN, SYNTAX_ERROR, INVALID_ROUTE). */
-static int parse_addresses(const char *v, size_t len, struct str *arena, struct addrs *out)
+static int parse_addresses(const char *v, size_t len, struct sa *arena, struct addrs *out)
 {
-	struct str comment = STR_ZERO;
+	struct sa comment = SA_ZERO;
 	struct actx c;
 
 	memset(&c, 0, sizeof c);
@@ -265,7 +265,7 @@ static int parse_addresses(const char *v, size_t len, struct str *arena, struct 
 	c.x.comment = &comment;
 	c.arena = arena;
 	c.out = out;
-	c.tmp = (struct str)STR_ZERO;
+	c.tmp = (struct sa)SA_ZERO;
 	if (mime_lex_skip(&c.x) > 0) {
 		for (;;) {
 			const unsigned char *start = c.x.p;
@@ -286,25 +286,25 @@ static int parse_addresses(const char *v, size_t len, struct str *arena, struct 
 			}
 		}
 	}
-	str_free(&comment);
-	str_free(&c.tmp);
+	sa_free(&comment);
+	sa_free(&c.tmp);
 	return !c.nomem && !c.x.nomem;
 }
 
 /* --- IMAP strings ------------------------------------------------------------------------- */
 
-static int put_literal(struct str *out, const char *s, size_t n)
+static int put_literal(struct sa *out, const char *s, size_t n)
 {
-	return str_printf(out, "{%zu}\r\n", n) && str_put(out, s, n);
+	return sa_catf(out, "{%zu}\r\n", n) && sa_catb(out, s, n);
 }
 
 /* A string or NIL: quoted when that is short and clean, else a literal. */
-static int put_nstring(struct str *out, const char *s)
+static int put_nstring(struct sa *out, const char *s)
 {
 	int escapes = 0;
 
 	if (!s)
-		return str_puts(out, "NIL");
+		return sa_cats(out, "NIL");
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
 			if (++escapes > 4)
@@ -312,38 +312,38 @@ static int put_nstring(struct str *out, const char *s)
 		} else if (*p == '\r' || *p == '\n' || *p >= 0x80)
 			return put_literal(out, s, strlen(s));
 	}
-	if (!str_putc(out, '"'))
+	if (!sa_catc(out, '"'))
 		return 0;
 	for (const char *p = s; *p; p++) {
-		if ((*p == '"' || *p == '\\') && !str_putc(out, '\\'))
+		if ((*p == '"' || *p == '\\') && !sa_catc(out, '\\'))
 			return 0;
-		if (!str_putc(out, *p))
+		if (!sa_catc(out, *p))
 			return 0;
 	}
-	return str_putc(out, '"');
+	return sa_catc(out, '"');
 }
 
 /* The same with line breaks taken out (a space put in where the next line has no blank). */
-static int put_nstring_nolf(struct str *out, const char *s)
+static int put_nstring_nolf(struct sa *out, const char *s)
 {
 	if (!s || !strpbrk(s, "\r\n"))
 		return put_nstring(out, s);
-	struct str t = STR_ZERO;
-	int ok = str_put(&t, "", 0);
+	struct sa t = SA_ZERO;
+	int ok = sa_catb(&t, "", 0);
 	for (const char *p = s; *p && ok; p++) {
 		if (*p != '\r' && *p != '\n')
-			ok = str_putc(&t, *p);
+			ok = sa_catc(&t, *p);
 		else if (p[1] != ' ' && p[1] != '\t' && p[1] != '\r' && p[1] != '\n' && p[1])
-			ok = str_putc(&t, ' ');
+			ok = sa_catc(&t, ' ');
 	}
 	ok = ok && put_nstring(out, t.s);
-	str_free(&t);
+	sa_free(&t);
 	return ok;
 }
 
 /* A display name or subject: blanks collapsed to one space, line breaks removed, no blanks
    at either end. Untouched clean text is quoted; anything else is a literal. */
-static int put_human(struct str *out, const char *s)
+static int put_human(struct sa *out, const char *s)
 {
 	size_t n = strlen(s);
 	int modify = 0, last_lwsp = 1, prefix = 1;
@@ -367,26 +367,26 @@ static int put_human(struct str *out, const char *s)
 	if (last_lwsp && n > 0 && !prefix)
 		modify = 1;
 	if (!modify)
-		return str_putc(out, '"') && str_put(out, s, n) && str_putc(out, '"');
-	struct str t = STR_ZERO;
-	int ok = str_put(&t, "", 0);
+		return sa_catc(out, '"') && sa_catb(out, s, n) && sa_catc(out, '"');
+	struct sa t = SA_ZERO;
+	int ok = sa_catb(&t, "", 0);
 	last_lwsp = 1;
 	for (size_t i = 0; i < n && ok; i++) {
 		char c = s[i];
 		if (c == ' ' || c == '\t') {
 			if (!last_lwsp)
-				ok = str_putc(&t, ' ');
+				ok = sa_catc(&t, ' ');
 			last_lwsp = 1;
 		} else if (c != '\r' && c != '\n') {
-			ok = str_putc(&t, c);
+			ok = sa_catc(&t, c);
 			last_lwsp = 0;
 		}
 	}
 	if (ok && t.len > 0 && t.s[t.len - 1] == ' ')
 		t.len--;
 	if (ok)
-		ok = t.len == 0 ? str_puts(out, "\"\"") : put_literal(out, t.s, t.len);
-	str_free(&t);
+		ok = t.len == 0 ? sa_cats(out, "\"\"") : put_literal(out, t.s, t.len);
+	sa_free(&t);
 	return ok;
 }
 
@@ -397,35 +397,35 @@ enum { E_DATE, E_SUBJECT, E_FROM, E_SENDER, E_REPLY_TO, E_TO, E_CC, E_BCC, E_IN_
 static const char *const envelope_fields[E_N] = { "Date", "Subject", "From", "Sender",
 	"Reply-To", "To", "Cc", "Bcc", "In-Reply-To", "Message-ID" };
 
-static int put_addrs(struct str *out, const struct addrs *a, const struct str *arena)
+static int put_addrs(struct sa *out, const struct addrs *a, const struct sa *arena)
 {
 	if (a->n == 0)
-		return str_puts(out, "NIL");
-	if (!str_putc(out, '('))
+		return sa_cats(out, "NIL");
+	if (!sa_catc(out, '('))
 		return 0;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct addr *x = &a->a[i];
 		const char *name = x->name.set ? arena->s + x->name.off : 0;
-		if (!str_putc(out, '(') ||
-		    !(name ? put_human(out, name) : str_puts(out, "NIL")) || !str_putc(out, ' ') ||
+		if (!sa_catc(out, '(') ||
+		    !(name ? put_human(out, name) : sa_cats(out, "NIL")) || !sa_catc(out, ' ') ||
 		    !put_nstring(out, x->route.set ? arena->s + x->route.off : 0) ||
-		    !str_putc(out, ' ') ||
+		    !sa_catc(out, ' ') ||
 		    !put_nstring(out, x->mailbox.set ? arena->s + x->mailbox.off : 0) ||
-		    !str_putc(out, ' ') ||
+		    !sa_catc(out, ' ') ||
 		    !put_nstring(out, x->domain.set ? arena->s + x->domain.off : 0) ||
-		    !str_putc(out, ')'))
+		    !sa_catc(out, ')'))
 			return 0;
 	}
-	return str_putc(out, ')');
+	return sa_catc(out, ')');
 }
 
-static int envelope_of(const struct mime_msg *m, const struct mime_part *p, struct str *out)
+static int envelope_of(const struct mime_msg *m, const struct mime_part *p, struct sa *out)
 {
-	struct str arena = STR_ZERO, val = STR_ZERO;
+	struct sa arena = SA_ZERO, val = SA_ZERO;
 	struct addrs a[E_N];
 	size_t text[E_N];
 	int has[E_N] = { 0 };
-	int ok = str_put(&arena, "", 0);
+	int ok = sa_catb(&arena, "", 0);
 
 	memset(a, 0, sizeof a);
 	for (size_t i = 0; i < p->nhdr && ok; i++) {
@@ -442,32 +442,32 @@ static int envelope_of(const struct mime_msg *m, const struct mime_part *p, stru
 			} else {
 				text[f] = arena.len;
 				has[f] = 1;
-				ok = str_put(&arena, val.s, val.len) && str_putc(&arena, 0);
+				ok = sa_catb(&arena, val.s, val.len) && sa_catc(&arena, 0);
 			}
 			break;
 		}
 	}
 	ok = ok && put_nstring_nolf(out, has[E_DATE] ? arena.s + text[E_DATE] : 0) &&
-		str_putc(out, ' ') &&
-		(has[E_SUBJECT] ? put_human(out, arena.s + text[E_SUBJECT]) : str_puts(out, "NIL"));
+		sa_catc(out, ' ') &&
+		(has[E_SUBJECT] ? put_human(out, arena.s + text[E_SUBJECT]) : sa_cats(out, "NIL"));
 	for (int f = E_FROM; f <= E_BCC && ok; f++) {
 		const struct addrs *x = &a[f];
 		if ((f == E_SENDER || f == E_REPLY_TO) && x->n == 0)
 			x = &a[E_FROM];
-		ok = str_putc(out, ' ') && put_addrs(out, x, &arena);
+		ok = sa_catc(out, ' ') && put_addrs(out, x, &arena);
 	}
-	ok = ok && str_putc(out, ' ') &&
+	ok = ok && sa_catc(out, ' ') &&
 		put_nstring_nolf(out, has[E_IN_REPLY_TO] ? arena.s + text[E_IN_REPLY_TO] : 0) &&
-		str_putc(out, ' ') &&
+		sa_catc(out, ' ') &&
 		put_nstring_nolf(out, has[E_MESSAGE_ID] ? arena.s + text[E_MESSAGE_ID] : 0);
 	for (int f = 0; f < E_N; f++)
 		free(a[f].a);
-	str_free(&arena);
-	str_free(&val);
+	sa_free(&arena);
+	sa_free(&val);
 	return ok;
 }
 
-int mime_envelope(const struct mime_msg *m, struct str *out)
+int mime_envelope(const struct mime_msg *m, struct sa *out)
 {
 	return envelope_of(m, &m->parts[0], out);
 }
@@ -476,7 +476,7 @@ int mime_envelope(const struct mime_msg *m, struct str *out)
 
 /* A part's Content-* fields, parsed; strings in the arena, -1 offsets for absent ones. */
 struct cdata {
-	struct str arena;
+	struct sa arena;
 	long type, subtype, cte, id, desc, md5, location, disp;
 	long params, dparams, lang;	/* NUL-separated lists */
 	size_t nparams, ndparams, nlang;
@@ -486,14 +486,14 @@ struct cdata {
 static long put_arena(struct cdata *d, const char *s, size_t n, int *ok)
 {
 	long off = (long)d->arena.len;
-	if (!str_put(&d->arena, s, n) || !str_putc(&d->arena, 0))
+	if (!sa_catb(&d->arena, s, n) || !sa_catc(&d->arena, 0))
 		*ok = 0;
 	return off;
 }
 
 static int content_fields(const struct mime_msg *m, const struct mime_part *p, struct cdata *d)
 {
-	struct str val = STR_ZERO, tok = STR_ZERO;
+	struct sa val = SA_ZERO, tok = SA_ZERO;
 	int ok = 1;
 
 	d->type = d->subtype = d->cte = d->id = d->desc = d->md5 = d->location = d->disp = -1;
@@ -522,10 +522,10 @@ static int content_fields(const struct mime_msg *m, const struct mime_part *p, s
 			d->subtype = slash ? put_arena(d, slash + 1, tok.len - tl - 1, &ok) :
 				put_arena(d, "", 0, &ok);
 			if (r >= 0) {
-				struct str ps = STR_ZERO;
+				struct sa ps = SA_ZERO;
 				ok = ok && mime_params(&x, &ps, &d->nparams);
 				d->params = put_arena(d, ps.s ? ps.s : "", ps.len, &ok);
-				str_free(&ps);
+				sa_free(&ps);
 			}
 		} else if (mime_hdr_is(m, h, "Content-Transfer-Encoding") && d->cte < 0) {
 			mime_lex_skip(&x);
@@ -540,11 +540,11 @@ static int content_fields(const struct mime_msg *m, const struct mime_part *p, s
 		else if (mime_hdr_is(m, h, "Content-Location") && d->location < 0)
 			d->location = put_arena(d, val.s, val.len, &ok);
 		else if (mime_hdr_is(m, h, "Content-Language") && d->lang < 0) {
-			struct str langs = STR_ZERO;
+			struct sa langs = SA_ZERO;
 			size_t n = 0;
 			mime_lex_skip(&x);
 			while (ok && mime_lex_atom(&x, &tok) >= 0) {
-				ok = str_put(&langs, tok.s, tok.len) && str_putc(&langs, 0);
+				ok = sa_catb(&langs, tok.s, tok.len) && sa_catc(&langs, 0);
 				n++;
 				tok.len = 0;
 				if (x.p >= x.end || *x.p != ',')
@@ -556,26 +556,26 @@ static int content_fields(const struct mime_msg *m, const struct mime_part *p, s
 				d->lang = put_arena(d, langs.s, langs.len, &ok);
 				d->nlang = n;
 			}
-			str_free(&langs);
+			sa_free(&langs);
 		} else if (mime_hdr_is(m, h, "Content-Disposition") && !d->has_dparams) {
 			/* A later field counts while the earlier ones had no parameters. */
 			mime_lex_skip(&x);
 			if (mime_lex_token(&x, &tok) < 0)
 				continue;
 			d->disp = put_arena(d, tok.s ? tok.s : "", tok.len, &ok);
-			struct str ps = STR_ZERO;
+			struct sa ps = SA_ZERO;
 			size_t n = 0;
 			ok = ok && mime_params(&x, &ps, &n);
 			d->dparams = put_arena(d, ps.s ? ps.s : "", ps.len, &ok);
 			d->ndparams = n;
 			d->has_dparams = n > 0;
-			str_free(&ps);
+			sa_free(&ps);
 		}
 		if (x.nomem)
 			ok = 0;
 	}
-	str_free(&val);
-	str_free(&tok);
+	sa_free(&val);
+	sa_free(&tok);
 	return ok;
 }
 
@@ -584,14 +584,14 @@ static const char *at(const struct cdata *d, long off)
 	return off < 0 ? 0 : d->arena.s + off;
 }
 
-static int put_params(struct str *out, const struct cdata *d, long list, size_t n,
+static int put_params(struct sa *out, const struct cdata *d, long list, size_t n,
 	int default_charset)
 {
 	int charset = 0;
 
 	if (!default_charset && n == 0)
-		return str_puts(out, "NIL");
-	if (!str_putc(out, '('))
+		return sa_cats(out, "NIL");
+	if (!sa_catc(out, '('))
 		return 0;
 	const char *s = at(d, list);
 	for (size_t i = 0; i < n; i++) {
@@ -600,66 +600,66 @@ static int put_params(struct str *out, const struct cdata *d, long list, size_t 
 		s = value + strlen(value) + 1;
 		if (strcasecmp(name, "charset") == 0)
 			charset = 1;
-		if ((i > 0 && !str_putc(out, ' ')) || !put_nstring(out, name) ||
-		    !str_putc(out, ' ') || !put_nstring(out, value))
+		if ((i > 0 && !sa_catc(out, ' ')) || !put_nstring(out, name) ||
+		    !sa_catc(out, ' ') || !put_nstring(out, value))
 			return 0;
 	}
 	if (default_charset && !charset &&
-	    ((n > 0 && !str_putc(out, ' ')) || !str_puts(out, "\"charset\" \"us-ascii\"")))
+	    ((n > 0 && !sa_catc(out, ' ')) || !sa_cats(out, "\"charset\" \"us-ascii\"")))
 		return 0;
-	return str_putc(out, ')');
+	return sa_catc(out, ')');
 }
 
-static int put_common(struct str *out, const struct cdata *d)
+static int put_common(struct sa *out, const struct cdata *d)
 {
-	if (!str_putc(out, ' '))
+	if (!sa_catc(out, ' '))
 		return 0;
 	if (d->disp < 0) {
-		if (!str_puts(out, "NIL"))
+		if (!sa_cats(out, "NIL"))
 			return 0;
-	} else if (!str_putc(out, '(') || !put_nstring(out, at(d, d->disp)) ||
-	    !str_putc(out, ' ') || !put_params(out, d, d->dparams, d->ndparams, 0) ||
-	    !str_putc(out, ')'))
+	} else if (!sa_catc(out, '(') || !put_nstring(out, at(d, d->disp)) ||
+	    !sa_catc(out, ' ') || !put_params(out, d, d->dparams, d->ndparams, 0) ||
+	    !sa_catc(out, ')'))
 		return 0;
-	if (!str_putc(out, ' '))
+	if (!sa_catc(out, ' '))
 		return 0;
 	if (d->lang < 0) {
-		if (!str_puts(out, "NIL"))
+		if (!sa_cats(out, "NIL"))
 			return 0;
 	} else {
 		const char *s = at(d, d->lang);
-		if (!str_putc(out, '('))
+		if (!sa_catc(out, '('))
 			return 0;
 		for (size_t i = 0; i < d->nlang; i++) {
-			if ((i > 0 && !str_putc(out, ' ')) || !put_nstring(out, s))
+			if ((i > 0 && !sa_catc(out, ' ')) || !put_nstring(out, s))
 				return 0;
 			s += strlen(s) + 1;
 		}
-		if (!str_putc(out, ')'))
+		if (!sa_catc(out, ')'))
 			return 0;
 	}
-	return str_putc(out, ' ') && put_nstring_nolf(out, at(d, d->location));
+	return sa_catc(out, ' ') && put_nstring_nolf(out, at(d, d->location));
 }
 
-static int put_part(const struct mime_msg *m, int part, int extended, struct str *out);
+static int put_part(const struct mime_msg *m, int part, int extended, struct sa *out);
 
-static int put_children(const struct mime_msg *m, int first, int extended, struct str *out)
+static int put_children(const struct mime_msg *m, int first, int extended, struct sa *out)
 {
 	for (int c = first; c >= 0; c = m->parts[c].next) {
-		if (!str_putc(out, '(') || !put_part(m, c, extended, out) || !str_putc(out, ')'))
+		if (!sa_catc(out, '(') || !put_part(m, c, extended, out) || !sa_catc(out, ')'))
 			return 0;
 	}
 	return 1;
 }
 
-static int put_part(const struct mime_msg *m, int part, int extended, struct str *out)
+static int put_part(const struct mime_msg *m, int part, int extended, struct sa *out)
 {
 	const struct mime_part *p = &m->parts[part];
 	struct cdata d;
 	int ok, text;
 
-	d.arena = (struct str)STR_ZERO;
-	ok = str_put(&d.arena, "", 0) && content_fields(m, p, &d);
+	d.arena = (struct sa)SA_ZERO;
+	ok = sa_catb(&d.arena, "", 0) && content_fields(m, p, &d);
 	if (!ok)
 		goto done;
 	if (p->flags & MIME_F_MULTIPART) {
@@ -667,53 +667,53 @@ static int put_part(const struct mime_msg *m, int part, int extended, struct str
 			ok = put_children(m, p->child, extended, out);
 		else
 			/* No parts: Dovecot shows one empty text/plain. */
-			ok = str_puts(out, extended ?
+			ok = sa_cats(out, extended ?
 				"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 "
 				"NIL NIL NIL NIL)" :
 				"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
-		ok = ok && str_putc(out, ' ') && put_nstring(out, at(&d, d.subtype) ? at(&d, d.subtype) : "");
+		ok = ok && sa_catc(out, ' ') && put_nstring(out, at(&d, d.subtype) ? at(&d, d.subtype) : "");
 		if (ok && extended)
-			ok = str_putc(out, ' ') && put_params(out, &d, d.params, d.nparams, 0) &&
+			ok = sa_catc(out, ' ') && put_params(out, &d, d.params, d.nparams, 0) &&
 				put_common(out, &d);
 		goto done;
 	}
 	if (p->flags & MIME_F_RFC822) {
 		text = 0;
-		ok = str_puts(out, "\"message\" \"rfc822\"");
+		ok = sa_cats(out, "\"message\" \"rfc822\"");
 	} else if (p->flags & MIME_F_OVERFLOW) {
 		/* Dovecot shows a multipart nested too deep as opaque data. */
 		text = 0;
-		ok = str_puts(out, "\"application\" \"octet-stream\"");
+		ok = sa_cats(out, "\"application\" \"octet-stream\"");
 	} else if (d.type < 0) {
 		text = 1;
-		ok = str_puts(out, "\"text\" \"plain\"");
+		ok = sa_cats(out, "\"text\" \"plain\"");
 	} else {
 		text = strcasecmp(at(&d, d.type), "text") == 0;
-		ok = put_nstring(out, at(&d, d.type)) && str_putc(out, ' ') &&
+		ok = put_nstring(out, at(&d, d.type)) && sa_catc(out, ' ') &&
 			put_nstring(out, at(&d, d.subtype));
 	}
-	ok = ok && str_putc(out, ' ') && put_params(out, &d, d.params, d.nparams, text) &&
-		str_putc(out, ' ') && put_nstring_nolf(out, at(&d, d.id)) && str_putc(out, ' ') &&
-		put_nstring_nolf(out, at(&d, d.desc)) && str_putc(out, ' ') &&
-		(d.cte >= 0 ? put_nstring(out, at(&d, d.cte)) : str_puts(out, "\"7bit\"")) &&
-		str_printf(out, " %llu", p->bvsize);
+	ok = ok && sa_catc(out, ' ') && put_params(out, &d, d.params, d.nparams, text) &&
+		sa_catc(out, ' ') && put_nstring_nolf(out, at(&d, d.id)) && sa_catc(out, ' ') &&
+		put_nstring_nolf(out, at(&d, d.desc)) && sa_catc(out, ' ') &&
+		(d.cte >= 0 ? put_nstring(out, at(&d, d.cte)) : sa_cats(out, "\"7bit\"")) &&
+		sa_catf(out, " %llu", p->bvsize);
 	if (!ok)
 		goto done;
 	if (text)
-		ok = str_printf(out, " %lu", p->blines);
+		ok = sa_catf(out, " %lu", p->blines);
 	else if ((p->flags & MIME_F_RFC822) && p->child >= 0)
-		ok = str_puts(out, " (") && envelope_of(m, &m->parts[p->child], out) &&
-			str_puts(out, ") ") && put_children(m, p->child, extended, out) &&
-			str_printf(out, " %lu", p->blines);
+		ok = sa_cats(out, " (") && envelope_of(m, &m->parts[p->child], out) &&
+			sa_cats(out, ") ") && put_children(m, p->child, extended, out) &&
+			sa_catf(out, " %lu", p->blines);
 	if (ok && extended)
-		ok = str_putc(out, ' ') && put_nstring_nolf(out, at(&d, d.md5)) &&
+		ok = sa_catc(out, ' ') && put_nstring_nolf(out, at(&d, d.md5)) &&
 			put_common(out, &d);
 done:
-	str_free(&d.arena);
+	sa_free(&d.arena);
 	return ok;
 }
 
-int mime_bodystructure(const struct mime_msg *m, int extended, struct str *out)
+int mime_bodystructure(const struct mime_msg *m, int extended, struct sa *out)
 {
 	return put_part(m, 0, extended, out);
 }

@@ -1,4 +1,5 @@
 /* postroom: ISC license, see LICENSE. */
+#define _GNU_SOURCE	/* memmem */
 #include <errno.h>
 #include <iconv.h>
 #include <locale.h>
@@ -7,6 +8,7 @@
 #include <strings.h>
 #include <wctype.h>
 
+#include "base64.h"
 #include "mime-internal.h"
 #include "utf8.h"
 
@@ -26,24 +28,31 @@ static int is_utf8_name(const char *cs)
 }
 
 /* Appends the well-formed UTF-8 in s[0..n); other bytes are dropped. */
-static int put_valid_utf8(struct str *out, const char *s, size_t n)
+static int put_valid_utf8(struct sa *out, const char *s, size_t n)
 {
+	/* Only ever shorter: room for all of it at once, then bytes copied, not appended. */
+	if (!sa_ready(out, n))
+		return 0;
+	const unsigned char *u = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_len((const unsigned char *)s + i, n - i);
-		if (l == 0) {
-			i++;
-			continue;
+		size_t run = i;	/* well-formed bytes from i on, copied as one */
+		while (run < n) {
+			size_t l = u[run] < 0x80 ? 1 : utf8_len(u + run, n - run);
+			if (l == 0)
+				break;
+			run += l;
 		}
-		if (!str_put(out, s + i, l))
-			return 0;
-		i += l;
+		memcpy(out->s + out->len, s + i, run - i);
+		out->len += run - i;
+		i = run + (run < n);	/* past the byte that is not UTF-8 */
 	}
+	out->s[out->len] = 0;
 	return 1;
 }
 
 /* Converts s[0..n) from charset to UTF-8, dropping what does not convert. Returns 1, 0 when
    out of memory, -1 when iconv does not know the charset (out unchanged). */
-static int convert(const char *charset, const char *s, size_t n, struct str *out)
+static int convert(const char *charset, const char *s, size_t n, struct sa *out)
 {
 	if (!charset || !*charset || is_utf8_name(charset))
 		return put_valid_utf8(out, s, n);
@@ -54,7 +63,7 @@ static int convert(const char *charset, const char *s, size_t n, struct str *out
 	size_t left = n;
 	int ok = 1;
 	while (left > 0 && ok) {
-		if (!str_reserve(out, left * 4 + 16)) {
+		if (!sa_ready(out, left * 4 + 16)) {
 			ok = 0;
 			break;
 		}
@@ -89,47 +98,38 @@ static int hexval(char c)
 	return -1;
 }
 
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* base64, skipping what is not in the alphabet, stopping at '='. */
-static int base64_put(struct str *out, const char *s, size_t n)
+static int base64_put(struct sa *out, const char *s, size_t n)
 {
+	/* At most 3 bytes for each 4 digits: room for all of it at once, not a check a byte. */
+	if (!sa_ready(out, n / 4 * 3 + 3))
+		return 0;
 	unsigned acc = 0;
 	int bits = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '=')
 			break;
-		int v = b64val(s[i]);
+		int v = base64_value(s[i]);
 		if (v < 0)
 			continue;
 		acc = (acc << 6) | (unsigned)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			if (!str_putc(out, (char)((acc >> bits) & 0xff)))
-				return 0;
+			out->s[out->len++] = (char)((acc >> bits) & 0xff);
 		}
 	}
+	out->s[out->len] = 0;
 	return 1;
 }
 
 /* quoted-printable (RFC 2045 section 6.7); with q set, RFC 2047's Q ("_" is a space). */
-static int qp_put(struct str *out, const char *s, size_t n, int q)
+static int qp_put(struct sa *out, const char *s, size_t n, int q)
 {
+	/* Decoding only shortens: room for all of it at once. */
+	if (!sa_ready(out, n))
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (c == '_' && q)
@@ -155,19 +155,25 @@ static int qp_put(struct str *out, const char *s, size_t n, int q)
 				}
 			}
 		}
-		if (!str_putc(out, c))
-			return 0;
+		out->s[out->len++] = c;
 	}
+	out->s[out->len] = 0;
 	return 1;
 }
 
 /* An encoded-word at s[0..n): its charset (without an RFC 2231 "*language") and its
    decoded bytes appended to raw. Returns its length, or 0 when s does not start one. */
+#define ENCODED_WORD_MAX 1024
+
 static size_t encoded_word(const char *s, size_t n, char *charset, size_t cslen,
-	struct str *raw, int *nomem)
+	struct sa *raw, int *nomem)
 {
 	if (n < 8 || s[0] != '=' || s[1] != '?')
 		return 0;
+	/* RFC 2047 allows 75 bytes; longer ones are taken, up to a bound, so that a header of
+	   many "=?" without their "?=" costs a scan of that bound each, not of the header. */
+	if (n > ENCODED_WORD_MAX)
+		n = ENCODED_WORD_MAX;
 	const char *q1 = memchr(s + 2, '?', n - 2);
 	if (!q1 || q1 == s + 2 || (size_t)(q1 - s) + 3 >= n || q1[2] != '?')
 		return 0;
@@ -205,9 +211,9 @@ static size_t encoded_word(const char *s, size_t n, char *charset, size_t cslen,
    with only blanks between them are joined, and bytes of one charset are converted
    together so that a character split over two words survives. Text outside encoded-words
    that is not UTF-8 is taken as ISO-8859-1. */
-static int decode_2047(const char *s, size_t n, struct str *out)
+static int decode_2047(const char *s, size_t n, struct sa *out)
 {
-	struct str raw = STR_ZERO, plain = STR_ZERO;
+	struct sa raw = SA_ZERO, plain = SA_ZERO;
 	char cs[64], pending_cs[64] = "";
 	int nomem = 0, ok = 1;
 	size_t i = 0;
@@ -229,9 +235,9 @@ static int decode_2047(const char *s, size_t n, struct str *out)
 			while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n'))
 				j++;
 			char cs2[64];
-			struct str probe = STR_ZERO;
+			struct sa probe = SA_ZERO;
 			size_t w2 = encoded_word(s + j, n - j, cs2, sizeof cs2, &probe, &nomem);
-			str_free(&probe);
+			sa_free(&probe);
 			if (w2 && strcasecmp(cs2, pending_cs) == 0) {
 				i = j;
 				continue;
@@ -253,33 +259,33 @@ static int decode_2047(const char *s, size_t n, struct str *out)
 		plain.len = 0;
 		for (size_t k = i; k < j && ok; k++) {
 			if (s[k] != '\r' && s[k] != '\n')
-				ok = str_putc(&plain, s[k]);
+				ok = sa_catc(&plain, s[k]);
 		}
 		for (size_t k = 0; k < plain.len && ok;) {
 			size_t l = utf8_len((const unsigned char *)plain.s + k, plain.len - k);
 			if (l) {
-				ok = str_put(out, plain.s + k, l);
+				ok = sa_catb(out, plain.s + k, l);
 				k += l;
 			} else {
 				unsigned char c = (unsigned char)plain.s[k++];
 				char two[2] = { (char)(0xc0 | (c >> 6)), (char)(0x80 | (c & 0x3f)) };
-				ok = str_put(out, two, 2);
+				ok = sa_catb(out, two, 2);
 			}
 		}
 		i = j;
 	}
-	str_free(&raw);
-	str_free(&plain);
-	if (ok && !str_put(out, "", 0))
+	sa_free(&raw);
+	sa_free(&plain);
+	if (ok && !sa_catb(out, "", 0))
 		ok = 0;
 	return ok;
 }
 
-int mime_header_text(const struct mime_msg *m, const char *name, struct str *out)
+int mime_header_text(const struct mime_msg *m, const char *name, struct sa *out)
 {
 	const struct mime_part *p = &m->parts[0];
-	struct str v = STR_ZERO;
-	int ok = str_put(out, "", 0);
+	struct sa v = SA_ZERO;
+	int ok = sa_catb(out, "", 0);
 
 	for (size_t i = 0; i < p->nhdr && ok; i++) {
 		const struct mime_hdr *h = &m->hdrs[p->hdr0 + i];
@@ -288,10 +294,10 @@ int mime_header_text(const struct mime_msg *m, const char *name, struct str *out
 		v.len = 0;
 		ok = mime_hdr_value(m, h, &v);
 		if (ok && !name)
-			ok = str_put(out, m->msg + h->off, h->namelen) && str_puts(out, ": ");
-		ok = ok && decode_2047(v.s, v.len, out) && str_putc(out, '\n');
+			ok = sa_catb(out, m->msg + h->off, h->namelen) && sa_cats(out, ": ");
+		ok = ok && decode_2047(v.s, v.len, out) && sa_catc(out, '\n');
 	}
-	str_free(&v);
+	sa_free(&v);
 	return ok;
 }
 
@@ -302,7 +308,7 @@ int mime_header_text(const struct mime_msg *m, const char *name, struct str *out
 static int part_encoding(const struct mime_msg *m, const struct mime_part *p, char *cs,
 	size_t cslen, char *cte, size_t ctelen)
 {
-	struct str v = STR_ZERO, tok = STR_ZERO, ps = STR_ZERO;
+	struct sa v = SA_ZERO, tok = SA_ZERO, ps = SA_ZERO;
 	int seen_ct = 0, seen_cte = 0, ok = 1;
 
 	*cs = *cte = 0;
@@ -347,16 +353,16 @@ static int part_encoding(const struct mime_msg *m, const struct mime_part *p, ch
 			s = val + strlen(val) + 1;
 		}
 	}
-	str_free(&v);
-	str_free(&tok);
-	str_free(&ps);
+	sa_free(&v);
+	sa_free(&tok);
+	sa_free(&ps);
 	return ok;
 }
 
-int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct str *out)
+int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct sa *out)
 {
 	char cs[64], cte[32];
-	struct str raw = STR_ZERO;
+	struct sa raw = SA_ZERO;
 	const char *body = m->msg + p->bs;
 	size_t n = p->be > p->bs ? p->be - p->bs : 0;
 	int ok;
@@ -368,19 +374,19 @@ int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct s
 	else if (strcasecmp(cte, "quoted-printable") == 0)
 		ok = qp_put(&raw, body, n, 0);
 	else
-		ok = str_put(&raw, body, n);
+		ok = sa_catb(&raw, body, n);
 	if (ok) {
 		int r = convert(cs, raw.s ? raw.s : "", raw.len, out);
 		ok = r < 0 ? put_valid_utf8(out, raw.s ? raw.s : "", raw.len) : r;
 	}
-	str_free(&raw);
+	sa_free(&raw);
 	return ok;
 }
 
-int mime_body_text(const struct mime_msg *m, struct str *out)
+int mime_body_text(const struct mime_msg *m, struct sa *out)
 {
-	int ok = str_put(out, "", 0);
-	struct str v = STR_ZERO;
+	int ok = sa_catb(out, "", 0);
+	struct sa v = SA_ZERO;
 
 	for (size_t i = 1; i < m->nparts && ok; i++) {
 		const struct mime_part *p = &m->parts[i];
@@ -392,17 +398,17 @@ int mime_body_text(const struct mime_msg *m, struct str *out)
 					continue;
 				v.len = 0;
 				ok = mime_hdr_value(m, h, &v) &&
-					str_put(out, m->msg + h->off, h->namelen) && str_puts(out, ": ") &&
-					decode_2047(v.s, v.len, out) && str_putc(out, '\n');
+					sa_catb(out, m->msg + h->off, h->namelen) && sa_cats(out, ": ") &&
+					decode_2047(v.s, v.len, out) && sa_catc(out, '\n');
 			}
 		}
 	}
 	for (size_t i = 0; i < m->nparts && ok; i++) {
 		const struct mime_part *p = &m->parts[i];
 		if ((p->flags & MIME_F_TEXT) && p->child < 0)
-			ok = mime_part_text(m, p, out) && str_putc(out, '\n');
+			ok = mime_part_text(m, p, out) && sa_catc(out, '\n');
 	}
-	str_free(&v);
+	sa_free(&v);
 	return ok;
 }
 
@@ -428,14 +434,14 @@ int mime_sent_date(const struct mime_msg *m, int *year, int *month, int *day)
 {
 	const struct mime_part *p = &m->parts[0];
 	const struct mime_hdr *date = 0;
-	struct str v = STR_ZERO;
+	struct sa v = SA_ZERO;
 
 	for (size_t i = 0; i < p->nhdr; i++) {
 		if (mime_hdr_is(m, &m->hdrs[p->hdr0 + i], "Date"))
 			date = &m->hdrs[p->hdr0 + i];
 	}
 	if (!date || !mime_hdr_value(m, date, &v)) {
-		str_free(&v);
+		sa_free(&v);
 		return 0;
 	}
 	int d = 0, mo = 0, y = -1, step = 0;
@@ -485,7 +491,7 @@ int mime_sent_date(const struct mime_msg *m, int *year, int *month, int *day)
 			step = 3;
 		}
 	}
-	str_free(&v);
+	sa_free(&v);
 	if (step < 3 || d < 1 || d > 31)
 		return 0;
 	*year = y;
@@ -521,6 +527,11 @@ static unsigned *folded(const char *s, size_t n, size_t *count)
 		return 0;
 	for (size_t i = 0; i < n;) {
 		const unsigned char *u = (const unsigned char *)s + i;
+		if (*u < 0x80) {	/* most text: no decoding, no locale */
+			cp[k++] = *u >= 'A' && *u <= 'Z' ? *u + 32u : *u;
+			i++;
+			continue;
+		}
 		size_t l = utf8_len(u, n - i);
 		unsigned c;
 		if (l == 0) {
@@ -551,8 +562,18 @@ int mime_text_contains(const char *hay, size_t haylen, const char *needle, size_
 	unsigned *n = folded(needle, needlelen, &nn);
 	int found = 0;
 	if (h && n) {
-		for (size_t i = 0; !found && i + nn <= nh; i++)
-			found = memcmp(h + i, n, nn * sizeof *n) == 0;
+		/* memmem is linear (two-way); a match must also fall on a code point. */
+		const char *hb = (const char *)h, *nb = (const char *)n;
+		size_t hl = nh * sizeof *h, nl = nn * sizeof *n;
+		for (const char *at = hb; !found && (size_t)(at - hb) + nl <= hl;) {
+			const char *m = memmem(at, hl - (size_t)(at - hb), nb, nl);
+			if (!m)
+				break;
+			if ((size_t)(m - hb) % sizeof *h == 0)
+				found = 1;
+			else
+				at = m + 1;
+		}
 	}
 	free(h);
 	free(n);

@@ -75,6 +75,14 @@ int sa_catf(struct sa *sa, const char *fmt, ...)
 	return 1;
 }
 
+void sa_truncate(struct sa *sa, size_t n)
+{
+	if (n < sa->len) {
+		sa->len = n;
+		sa->s[n] = 0;
+	}
+}
+
 int sa_terminate(struct sa *sa)
 {
 	if (!sa_ready(sa, 0))

@@ -23,6 +23,8 @@ int sa_catc(struct sa *sa, char c);
 /* Appends a NUL that is counted in len: used to build NUL-separated lists. */
 int sa_cat0(struct sa *sa);
 int sa_catf(struct sa *sa, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Keeps the first n bytes (and the NUL after them), when there are more. */
+void sa_truncate(struct sa *sa, size_t n);
 /* Makes s a C string without counting the NUL in len. */
 int sa_terminate(struct sa *sa);
 void sa_free(struct sa *sa);

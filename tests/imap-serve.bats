@@ -164,7 +164,7 @@ EOF
 	assert_line --regexp '^a OK \[APPENDUID [0-9]+ 1\] '
 	run find "$md" -user root
 	assert_output ''
-	run find "$md/cur" -type f -user nobody
+	run find "$md/cur" "$md/new" -type f -user nobody
 	[ "${#lines[@]}" -eq 1 ]
 }
 
@@ -241,4 +241,107 @@ a GETQUOTAROOT INBOX
 b LOGOUT
 EOF
 	assert_line -n 1 '* QUOTAROOT "INBOX"'
+}
+
+@test "costly input: LIST with 60 wildcards and SEARCH over a Subject of 30000 unfinished encoded words end at once" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	"$PYTHON" -c 'import sys; sys.stdout.write("Subject: " + "=?x?b?A" * 30000 + "\nFrom: a@b\n\nbody\n")' \
+		>"$md/new/1.M1P1.host"
+	local pattern
+	pattern=$(printf '%%%.0s' $(seq 60))x
+	SECONDS=0
+	run -0 timeout 20 bash -c 'cd "$1" && printf "a LIST \"\" \"%s\"\r\nb SELECT INBOX\r\nc SEARCH SUBJECT foo\r\nd SEARCH TEXT foo\r\ne LOGOUT\r\n" "$2" |
+		MAILDIR="$1" imap-serve -A 2>/dev/null | sed "s/\r\$//"' - "$md" "$pattern"
+	assert_line --regexp '^a OK '
+	assert_line '* SEARCH'
+	assert_line --regexp '^d OK '
+	[ "$SECONDS" -lt 5 ] || fail "took $SECONDS s"
+}
+
+@test "before login a literal is at most 8 kB, whatever IMAP_APPENDLIMIT says" {
+	run -0 imap_raw IMAP_APPENDLIMIT=104857600 < <(printf 'a LOGIN {9000}\r\nb APPEND INBOX {100000000+}\r\n')
+	assert_line -n 1 --regexp '^a NO \[TOOBIG\] '
+	assert_line -n 2 --regexp '^\* BYE '
+}
+
+@test "a message that vanished during a FETCH is announced by the next NOOP" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	local i
+	for i in 1 2 3; do printf 'Subject: %s\n\nx\n' "$i" >"$md/cur/$i.M1P1.host:2,"; done
+	local fifo=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	mkfifo "$fifo"
+	(cd "$md" && MAILDIR="$md" imap-serve -A <"$fifo" >"$out" 2>/dev/null) &
+	track_pid $!
+	exec 5>"$fifo"
+	printf 'a SELECT INBOX\r\n' >&5
+	wait_until 50 grep -q '^a OK' "$out"
+	rm "$md/cur/2.M1P1.host:2,"
+	printf 'b FETCH 1:* (FLAGS)\r\nc NOOP\r\nd FETCH 1:* (FLAGS)\r\ne LOGOUT\r\n' >&5
+	exec 5>&-
+	wait_until 50 grep -q '^e OK' "$out"
+	run sed 's/\r$//' "$out"
+	# The FETCH may not say EXPUNGE; the NOOP after it must, and then all is well again.
+	assert_line '* 2 EXPUNGE'
+	assert_line --regexp '^c OK '
+	assert_line --regexp '^d OK '
+	refute_line --regexp '^d NO'
+}
+
+@test "STORE refuses a bad set or a bad keyword before it creates any keyword" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: 1\n\nx\n' >"$md/cur/1.M1P1.host:2,"
+	run -0 imap_preauth "$md" <<'EOF'
+a SELECT INBOX
+b STORE 99 +FLAGS (junkword)
+c STORE 1 +FLAGS (a[b c])
+d STORE 1 +FLAGS (goodword)
+e LOGOUT
+EOF
+	assert_line --regexp '^b BAD '
+	assert_line --regexp '^c BAD '
+	assert_line --regexp '^d OK '
+	run cat "$md/dovecot-keywords"
+	assert_output '0 goodword'
+}
+
+@test "a client that drips its command a byte at a time is cut off when the command's time is up" {
+	local fifo=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	mkfifo "$fifo"
+	env IMAP_AUTH_PLAINTEXT=1 IMAP_LOGIN_TIMEOUT=2 imap-serve $CHECKPW <"$fifo" >"$out" 2>/dev/null &
+	local pid=$!
+	track_pid "$pid"
+	# One byte every 0.5 s: each read is quick, the command never ends.
+	"$PYTHON" -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    for i in range(12):
+        os.write(fd, b"a")
+        time.sleep(0.5)
+except OSError:
+    pass' "$fifo"
+	wait_until 50 sh -c "! kill -0 $pid 2>/dev/null"
+	run grep -c 'BYE Disconnected for inactivity' "$out"
+	assert_output 1
+}
+
+@test "the cache: BODYSTRUCTURE comes from postroom-cache once computed; without the cache it is computed again" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	local f="$md/cur/1.M1P1.host:2,S"
+	printf 'Subject: one\n\nplain text\n' >"$f"
+	local cmds='a SELECT INBOX\nb FETCH 1 (BODYSTRUCTURE)\nc LOGOUT\n'
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	# The same file name with other contents: the cached answer stands (the cache is by UID,
+	# as Dovecot's is; a Maildir file's contents never change)...
+	printf 'Subject: one\nContent-Type: image/png\n\nxx\n' >"$f"
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	# ...and with the cache gone, nothing is lost: it is read from the message again.
+	rm "$md/postroom-cache"
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("image" "png" '
 }

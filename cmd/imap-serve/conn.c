@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "imap-serve.h"
 #include "log.h"
 
@@ -28,6 +29,7 @@ void conn_init(struct conn *c, const struct config *cf, unsigned long timeout)
 		.depth_max = 64,
 	};
 	c->bad_in_a_row = 0;
+	c->timeout = timeout;
 }
 
 _Noreturn static void gone(void)
@@ -133,6 +135,9 @@ int conn_next(struct conn *c, const struct config *cf)
 
 	for (;;) {
 		errno = 0;
+		/* The whole command within the timeout, not each byte of it: a client that drips
+		   a byte a minute holds no session for ever. */
+		c->in.deadline_ms = deadline_in((unsigned)c->timeout);
 		enum imap_read_result r = imap_cmd_read(&c->cmd, &c->in, &c->out, &c->limits, why,
 							sizeof why);
 		switch (r) {

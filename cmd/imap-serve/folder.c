@@ -193,22 +193,37 @@ static int by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* RFC 3501 section 6.3.8: '*' matches anything, '%' anything but the separator. */
+/*
+ * RFC 3501 section 6.3.8: '*' matches anything, '%' anything but the separator. One row of
+ * "the pattern so far matches the name's first j bytes" per pattern byte, so that a pattern
+ * of many wildcards costs its length times the name's, never a search of every split.
+ */
 static int matches(const char *pat, const char *name)
 {
-	for (; *pat; pat++, name++) {
-		if (*pat == '*' || *pat == '%') {
-			for (const char *n = name;; n++) {
-				if (matches(pat + 1, n))
-					return 1;
-				if (!*n || (*pat == '%' && *n == '.'))
-					return 0;
-			}
+	size_t n = strlen(name);
+	unsigned char row[FOLDER_NAME_MAX + 1], next[FOLDER_NAME_MAX + 1];
+
+	if (n > FOLDER_NAME_MAX)
+		return 0;
+	memset(row, 0, n + 1);
+	row[0] = 1;
+	for (; *pat; pat++) {
+		if (*pat == '*') {
+			next[0] = row[0];
+			for (size_t j = 1; j <= n; j++)
+				next[j] = next[j - 1] | row[j];
+		} else if (*pat == '%') {
+			next[0] = row[0];
+			for (size_t j = 1; j <= n; j++)
+				next[j] = row[j] | (next[j - 1] & (name[j - 1] != '.'));
+		} else {
+			next[0] = 0;
+			for (size_t j = 1; j <= n; j++)
+				next[j] = row[j - 1] & (name[j - 1] == *pat);
 		}
-		if (*pat != *name)
-			return 0;
+		memcpy(row, next, n + 1);
 	}
-	return !*name;
+	return row[n];
 }
 
 /* The pattern with the reference before it; "INBOX" at its start matched in any case. */

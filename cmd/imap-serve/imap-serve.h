@@ -8,7 +8,7 @@
 #include "buf.h"
 #include "imap_cmd.h"
 #include "mailbox.h"
-#include "str.h"
+#include "sa.h"
 
 /* Settings from the environment (imap-serve(8) lists them). */
 struct config {
@@ -29,6 +29,7 @@ struct conn {
 	struct imap_cmd cmd;
 	struct imap_limits limits;
 	unsigned long bad_in_a_row;
+	unsigned long timeout;	/* seconds a whole command may take to arrive */
 };
 
 void conn_init(struct conn *c, const struct config *cf, unsigned long timeout);

@@ -11,7 +11,9 @@
  * each login to us, the parent, which stays as it was started (root, usually) only to run the
  * checkpassword program, which needs those rights to become the mailbox's owner.
  */
+#define _GNU_SOURCE	/* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -340,6 +342,8 @@ _Noreturn static void parse_commands(struct login *l)
 			bad(&l->c, cf, "Log in first, or no such command");
 		else if (l->c.bad_in_a_row == bad_before)
 			l->c.bad_in_a_row = 0;
+		/* A password may have come in a literal: not kept past its command. */
+		explicit_bzero(cmd->data.s, cmd->data.len);
 		buf_wipe_consumed(&l->c.in);
 	}
 	exit(0);
@@ -407,6 +411,8 @@ _Noreturn void login_serve(const struct config *cf)
 	l.cf = cf;
 	l.to_parent = l.from_parent = -1;
 	conn_init(&l.c, cf, cf->login_timeout);
+	/* Before login nothing needs more than a user name and a password: no APPEND here. */
+	l.c.limits.literal_max = l.c.limits.append_max = 8192;
 	const char *protocol = getenv("SSL_PROTOCOL");
 	l.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };
@@ -418,7 +424,7 @@ _Noreturn void login_serve(const struct config *cf)
 	if (!pw)
 		die(EXIT_TEMP, "IMAP_LOGIN_USER %s: no such user", cf->login_user);
 	int up[2], down[2];
-	if (pipe(up) < 0 || pipe(down) < 0)
+	if (pipe2(up, O_CLOEXEC) < 0 || pipe2(down, O_CLOEXEC) < 0)
 		die_sys("unable to make a pipe");
 	pid_t pid = fork();
 	if (pid < 0)

@@ -355,11 +355,11 @@ static void unload(struct loaded *l)
 
 /* ENVELOPE, BODY or BODYSTRUCTURE, from the cache or computed and cached. */
 static int structure(struct session *s, size_t idx, struct loaded *l, enum item_kind kind,
-		     struct str *v)
+		     struct sa *v)
 {
 	enum mbox_cache_kind ck = kind == ITEM_ENVELOPE ? MBOX_CACHE_ENVELOPE :
 				  kind == ITEM_BODY ? MBOX_CACHE_BODY : MBOX_CACHE_BODYSTRUCTURE;
-	str_truncate(v, 0);
+	sa_truncate(v, 0);
 	if (mbox_cache_get(&s->box, idx, ck, v))
 		return 1;
 	if (!load(s, idx, l))
@@ -408,7 +408,7 @@ static void out_body_bytes(struct session *s, const struct item *it, const char 
 }
 
 /* One message's FETCH reply; 0 when its file is gone. */
-static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, struct str *v)
+static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, struct sa *v)
 {
 	struct mbox_msg *m = &s->box.msg[idx];
 	struct loaded l = { 0 };
@@ -480,7 +480,7 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 				whole.kind = MIME_SECTION_HEADER, sec = &whole;
 			else if (it->kind == ITEM_RFC822_TEXT)
 				whole.kind = MIME_SECTION_TEXT, sec = &whole;
-			str_truncate(v, 0);
+			sa_truncate(v, 0);
 			ok = mime_section_get(l.mime, sec, v);
 			if (!ok)
 				break;
@@ -513,7 +513,7 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 void cmd_fetch(struct session *s, int uid, size_t arg)
 {
 	static struct fetch f;
-	struct str v = STR_ZERO;
+	struct sa v = SA_ZERO;
 
 	f.n = f.used = 0;
 	f.sets_seen = f.needs_message = 0;
@@ -529,7 +529,7 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 		if (want[i] && !fetch_one(s, &f, i, uid, &v))
 			missing++;
 	free(want);
-	str_free(&v);
+	sa_free(&v);
 	announce_changes(s, uid);
 	if (missing)
 		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
@@ -565,10 +565,12 @@ void cmd_store(struct session *s, int uid, size_t arg)
 	uint32_t keywords = 0;
 	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
 					     "\\Draft" };
-	int create_failed = 0;
+	/* Checked whole before anything changes: a bad command creates no keyword. */
+	size_t first = i;
 	for (; i < end; i++) {
 		char word[256];
-		if (cmd->tok[i].type != IMAP_ATOM || !imap_tok_cstr(cmd, i, word, sizeof word))
+		if (cmd->tok[i].type != IMAP_ATOM || !imap_tok_cstr(cmd, i, word, sizeof word) ||
+		    strpbrk(word, "[]%*"))
 			goto syntax;
 		if (word[0] == '\\') {
 			size_t k = 0;
@@ -578,26 +580,31 @@ void cmd_store(struct session *s, int uid, size_t arg)
 				flags |= 1u << k;
 			else if (strcasecmp(word, "\\Recent"))
 				goto syntax;
-			continue;
 		}
-		int kw = mbox_keyword(&s->box, word, mode >= 0 && !s->box.readonly);
-		if (kw >= 0)
-			keywords |= 1u << kw;
-		else if (mode >= 0)
-			create_failed = 1;
-	}
-	if (s->box.readonly) {
-		out(&s->c, "%s NO [READ-ONLY] The folder is read-only\r\n", conn_tag(&s->c));
-		return;
-	}
-	if (create_failed) {
-		out(&s->c, "%s NO [LIMIT] No room for more keywords in this folder\r\n",
-		    conn_tag(&s->c));
-		return;
 	}
 	unsigned char *want = selected_set(s, uid, arg);
 	if (!want)
 		return;
+	if (s->box.readonly) {
+		free(want);
+		out(&s->c, "%s NO [READ-ONLY] The folder is read-only\r\n", conn_tag(&s->c));
+		return;
+	}
+	for (i = first; i < end; i++) {
+		char word[256];
+		imap_tok_cstr(cmd, i, word, sizeof word);
+		if (word[0] == '\\')
+			continue;
+		int kw = mbox_keyword(&s->box, word, mode >= 0);
+		if (kw >= 0) {
+			keywords |= 1u << kw;
+		} else if (mode >= 0) {
+			free(want);
+			out(&s->c, "%s NO [LIMIT] No room for more keywords in this folder\r\n",
+			    conn_tag(&s->c));
+			return;
+		}
+	}
 	announce_keywords(s);
 	size_t failed = 0, missing = 0;
 	for (size_t k = 0; k < s->box.count; k++) {

@@ -4,6 +4,7 @@
  * message of the view is tried against it. A message's bytes are read, and its headers or text
  * decoded, only when a key needs them, once per message.
  */
+#define _GNU_SOURCE	/* memmem */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -234,12 +235,13 @@ struct candidate {
 	const char *data;
 	size_t len;
 	struct mime_msg *mime;
+	struct mime_msg *head;	/* the header alone, until the whole is parsed */
 	int loaded;
-	struct str headers;	/* every field, decoded: for TEXT */
+	struct sa headers;	/* every field, decoded: for TEXT */
 	int have_headers;
-	struct str body;
+	struct sa body;
 	int have_body;
-	struct str field;
+	struct sa field;
 };
 
 static struct mime_msg *candidate_mime(struct candidate *c)
@@ -247,10 +249,36 @@ static struct mime_msg *candidate_mime(struct candidate *c)
 	char why[256];
 	if (!c->loaded) {
 		c->loaded = 1;
-		if (mbox_read(&c->s->box, c->idx, &c->data, &c->len, why, sizeof why))
+		if (c->head) {
+			mime_free(c->head);
+			c->head = 0;
+		}
+		if (c->data || mbox_read(&c->s->box, c->idx, &c->data, &c->len, why, sizeof why))
 			c->mime = mime_parse(c->data, c->len);
 	}
 	return c->mime;
+}
+
+/* For keys on the header alone: the header parsed without the body, whose MIME structure
+   (every boundary of every part) is most of a parse's work. */
+static struct mime_msg *candidate_head(struct candidate *c)
+{
+	char why[256];
+	if (c->loaded || c->head)
+		return c->loaded ? c->mime : c->head;
+	if (!c->data && !mbox_read(&c->s->box, c->idx, &c->data, &c->len, why, sizeof why)) {
+		c->loaded = 1;
+		return 0;
+	}
+	const char *end = c->len && c->data[0] == '\n' ? c->data : memmem(c->data, c->len, "\n\n", 2);
+	const char *crlf = memmem(c->data, c->len, "\r\n\r\n", 4);
+	size_t n = c->len;
+	if (end)
+		n = (size_t)(end - c->data) + 1;
+	if (crlf && (size_t)(crlf - c->data) + 2 < n)
+		n = (size_t)(crlf - c->data) + 2;
+	c->head = mime_parse(c->data, n);
+	return c->head;
 }
 
 static int local_date(time_t t)
@@ -301,7 +329,7 @@ static int matches(struct candidate *c, const struct key *k)
 	case KEY_SENTBEFORE:
 	case KEY_SENTON:
 	case KEY_SENTSINCE: {
-		if (!(mime = candidate_mime(c)))
+		if (!(mime = candidate_head(c)))
 			return 0;
 		/* No usable Date: the internal date stands in, as Dovecot does. */
 		int sent = mime_sent_date(mime, &y, &mo, &d) ? y * 10000 + mo * 100 + d :
@@ -311,9 +339,9 @@ static int matches(struct candidate *c, const struct key *k)
 						   sent >= k->date;
 	}
 	case KEY_HEADER:
-		if (!(mime = candidate_mime(c)))
+		if (!(mime = candidate_head(c)))
 			return 0;
-		str_truncate(&c->field, 0);
+		sa_truncate(&c->field, 0);
 		if (!mime_header_text(mime, k->field, &c->field))
 			return 0;
 		if (!k->textlen)
@@ -358,11 +386,13 @@ static void free_candidate(struct candidate *c)
 {
 	if (c->mime)
 		mime_free(c->mime);
+	if (c->head)
+		mime_free(c->head);
 	if (c->data)
 		mbox_release(c->data, c->len);
-	str_free(&c->headers);
-	str_free(&c->body);
-	str_free(&c->field);
+	sa_free(&c->headers);
+	sa_free(&c->body);
+	sa_free(&c->field);
 }
 
 void cmd_search(struct session *s, int uid, size_t arg)

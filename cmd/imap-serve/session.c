@@ -203,6 +203,8 @@ static void cmd_idle(struct session *s)
 			if (!p[0].revents)
 				continue;
 		}
+		/* DONE has the usual time to arrive, counted from now. */
+		s->c.in.deadline_ms = deadline_in((unsigned)s->cf->timeout);
 		enum getln_result g = getln(&s->c.in, line, sizeof line, &n, '\n');
 		if (g == GETLN_EOF || g == GETLN_ERR)
 			exit(0);
