@@ -18,6 +18,7 @@ setup() {
 }
 
 teardown() {
+	tmux -L "mutt$$" kill-server 2>/dev/null || true
 	make -C "$REPO" stop RUNTIME="$RT" </dev/null >/dev/null 2>&1 3>&- || true
 	# Whatever make stop left behind, by pid.
 	local pid
@@ -161,6 +162,7 @@ alice_has_mail() {
 	run -0 make_run
 	# The python3 command as printed, joined at its backslashes.
 	local cmd=$(sed -n '/^  python3 -c /,/))'"'"'$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
+	local mutt=$(sed -n '/^  mutt -n /,/=INBOX$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test --header 'Subject: read me over IMAP'
 	wait_until 20 alice_has_mail
@@ -168,6 +170,12 @@ alice_has_mail() {
 	run -0 eval "$cmd"
 	assert_output --partial 'Subject: read me over IMAP'
 	assert_output --partial 'From: someone@example.org'
+	# The mutt command as printed, on a terminal of its own (tmux), shows the message.
+	[ -n "$mutt" ] || fail "no mutt command in the output"
+	tmux -L "mutt$$" new-session -d -x 160 -y 30 "HOME=$BATS_TEST_TMPDIR $mutt"
+	mutt_screen() { tmux -L "mutt$$" capture-pane -p 2>/dev/null | grep -q 'read me over IMAP'; }
+	wait_until 100 mutt_screen || { tmux -L "mutt$$" capture-pane -p; fail "mutt shows no message"; }
+	tmux -L "mutt$$" kill-server
 	# Port 143's service: LOGIN only after STARTTLS.
 	run -0 "$PYTHON" - "$IMAP_PORT" "$RT/tls/cert.pem" <<'PY'
 import imaplib, ssl, sys
