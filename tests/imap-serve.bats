@@ -234,6 +234,16 @@ EOF
 	assert_line -n 6 --regexp '^c NO \[OVERQUOTA\] '
 	assert_line -n 7 --regexp '^d OK \[APPENDUID [0-9]+ 2\] '
 	assert_line -n 8 --regexp '^e NO \[NONEXISTENT\] '
+	# COPY adds to the quota as APPEND does; MOVE adds nothing.
+	printf '1500S,10C\n1010 2\n' >"$md/maildirsize"
+	run -0 imap_preauth "$md" <<'EOF'
+a SELECT INBOX
+b COPY 1 Archive
+c MOVE 1 Archive
+d LOGOUT
+EOF
+	assert_line --regexp '^b NO \[OVERQUOTA\] '
+	assert_line --regexp '^c OK '
 	# Without maildirsize there is no quota: no root.
 	rm "$md/maildirsize"
 	run -0 imap_preauth "$md" <<'EOF'

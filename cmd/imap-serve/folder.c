@@ -535,6 +535,13 @@ static int quota_of(const char *root, struct maildir_quota *q)
 	return q->bytes_limit || q->count_limit;
 }
 
+int over_quota(const char *root, unsigned long long bytes, unsigned long long count)
+{
+	struct maildir_quota q;
+	return quota_of(root, &q) && ((q.bytes_limit && q.bytes + bytes > q.bytes_limit) ||
+				      (q.count_limit && q.count + count > q.count_limit));
+}
+
 /* RFC 3501 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz", the day perhaps with a leading space. */
 static int parse_date_time(const char *t, time_t *out)
 {
@@ -624,10 +631,7 @@ void cmd_append(struct session *s)
 		return;
 	}
 	/* Over the Maildir++ quota, as a delivery would be refused (RFC 9208's OVERQUOTA). */
-	struct maildir_quota q;
-	if (quota_of(s->root, &q) &&
-	    ((q.bytes_limit && q.bytes + cmd->tok[i].len > q.bytes_limit) ||
-	     (q.count_limit && q.count + 1 > q.count_limit))) {
+	if (over_quota(s->root, cmd->tok[i].len, 1)) {
 		out(&s->c, "%s NO [OVERQUOTA] The mailbox is over its quota\r\n", conn_tag(&s->c));
 		return;
 	}

@@ -85,6 +85,8 @@ void cmd_status(struct session *s);
 void cmd_append(struct session *s);
 void cmd_namespace(struct session *s);
 void cmd_getquota(struct session *s, int root);
+/* 1 when adding count messages of bytes would take the Maildir++ quota of root past a limit. */
+int over_quota(const char *root, unsigned long long bytes, unsigned long long count);
 /* The tagged OK/NO of a folder action by its errno. */
 void answer_mbox_error(struct session *s, const char *why);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "imap-serve.h"
@@ -695,6 +696,22 @@ void cmd_copy(struct session *s, int uid, size_t arg, int move)
 	if (n == 0) {
 		/* RFC 9051: an empty UID set is not an error. */
 		out(&s->c, "%s OK No messages %s\r\n", tag, move ? "moved" : "copied");
+		goto done;
+	}
+	/* A copy adds to the quota (a move takes away as much as it adds). */
+	unsigned long long bytes = 0;
+	for (size_t k = 0; k < n && !move; k++) {
+		const struct mbox_msg *m = &s->box.msg[idx[k]];
+		struct stat st;
+		char path[4096];
+		if (m->vsize)
+			bytes += m->vsize;
+		else if (snprintf(path, sizeof path, "%s/%s", s->box.dir, m->file) <
+				 (int)sizeof path && stat(path, &st) == 0)
+			bytes += (unsigned long long)st.st_size;
+	}
+	if (!move && over_quota(s->root, bytes, n)) {
+		out(&s->c, "%s NO [OVERQUOTA] The mailbox is over its quota\r\n", tag);
 		goto done;
 	}
 	uint32_t uidvalidity;
