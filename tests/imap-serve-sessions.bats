@@ -847,3 +847,24 @@ check(re.match(r'^\* QUOTAROOT "?INBOX"?$', reply[0]), "alice has no quota: %r" 
 c.logout()
 PY
 }
+
+@test "STARTTLS injection: a command pipelined after STARTTLS in the same packet is thrown away" {
+	imap_starttls
+	run -0 "$PYTHON" - "$SERVER_PORT" <<'PY'
+import socket, ssl, sys
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = raw.makefile("rb")
+print("greeting:", f.readline().decode().rstrip())
+raw.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")	# one write: one packet on loopback
+print("starttls:", f.readline().decode().rstrip())
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(raw)
+s.sendall(b"c NOOP\r\n")
+# Had "b CAPABILITY" been taken as sent under TLS, its replies would come first.
+print("first line inside TLS:", s.makefile("rb").readline().decode().rstrip())
+PY
+	assert_line --regexp '^starttls: a OK '
+	assert_line --regexp '^first line inside TLS: c OK '
+}
