@@ -123,7 +123,12 @@ int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 
 /* Cached strings of a message, by kind, in the folder's postroom-cache. get: 1 and the value
    appended to out, or 0 when not cached. put never fails the caller's command. */
-enum mbox_cache_kind { MBOX_CACHE_ENVELOPE, MBOX_CACHE_BODY, MBOX_CACHE_BODYSTRUCTURE };
+enum mbox_cache_kind {
+	MBOX_CACHE_ENVELOPE,
+	MBOX_CACHE_BODY,
+	MBOX_CACHE_BODYSTRUCTURE,
+	MBOX_CACHE_SEARCH_HEADERS,	/* imap-serve's own layout: search.c */
+};
 int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out);
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,
 		    size_t n);

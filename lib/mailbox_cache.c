@@ -12,13 +12,13 @@
 #include "mailbox-internal.h"
 
 /*
- * postroom-cache: what is costly to compute from a message (its RFC822.SIZE, ENVELOPE, BODY and
- * BODYSTRUCTURE), keyed by UID, so that a client's FETCH of a whole folder reads one file
+ * postroom-cache: what is costly to compute from a message (its RFC822.SIZE, ENVELOPE, BODY,
+ * BODYSTRUCTURE, and the decoded header fields SEARCH looks in most), keyed by UID, so that a client's FETCH of a whole folder reads one file
  * instead of every message. It is only a cache: a file that is missing, of another UIDVALIDITY,
  * or wrong in any byte is ignored whole, and a session that cannot write it loses nothing.
  *   postroom-cache 1 <uidvalidity>\n
  *   <uid> W <vsize>\n
- *   <uid> E|B|S <length>\n<length bytes>\n
+ *   <uid> E|B|S|H <length>\n<length bytes>\n
  * It is rewritten whole (temporary file, rename) when a session that added to it closes,
  * keeping only messages still in the folder and at most CACHE_MAX bytes of strings, those of
  * the newest messages first, which are the ones clients fetch.
@@ -27,13 +27,14 @@
 #define CACHE_MAX (32u << 20)
 #define VALUE_MAX (1u << 20)	/* a longer value is computed each time */
 
-static const char kinds[] = "EBS";	/* by enum mbox_cache_kind */
+static const char kinds[] = "EBSH";	/* by enum mbox_cache_kind */
+#define KINDS 4
 
 struct centry {
 	uint32_t uid;
 	unsigned long long vsize;
-	char *s[3];
-	uint32_t n[3];
+	char *s[KINDS];
+	uint32_t n[KINDS];
 };
 
 struct mbox_cache {
@@ -45,7 +46,7 @@ struct mbox_cache {
 static void entries_free(struct mbox_cache *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		for (int k = 0; k < 3; k++)
+		for (int k = 0; k < KINDS; k++)
 			free(c->e[i].s[k]);
 	free(c->e);
 	c->e = 0;
@@ -212,7 +213,7 @@ void mbox_cache_save(struct mbox *m)
 	size_t budget = CACHE_MAX, keep_from = 0;
 	for (size_t i = c->n; i-- > 0;) {
 		size_t sz = 0;
-		for (int k = 0; k < 3; k++)
+		for (int k = 0; k < KINDS; k++)
 			sz += c->e[i].n[k] + 32;
 		if (!in_view(m, c->e[i].uid))
 			continue;
@@ -230,7 +231,7 @@ void mbox_cache_save(struct mbox *m)
 			continue;
 		if (e->vsize)
 			ok = sa_catf(&s, "%lu W %llu\n", (unsigned long)e->uid, e->vsize);
-		for (int k = 0; ok && k < 3 && i >= keep_from; k++)
+		for (int k = 0; ok && k < KINDS && i >= keep_from; k++)
 			if (e->s[k])
 				ok = sa_catf(&s, "%lu %c %lu\n", (unsigned long)e->uid, kinds[k],
 						(unsigned long)e->n[k]) &&
@@ -258,7 +259,7 @@ int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct
 	struct mbox_cache *c = m->cache;
 	int found;
 
-	if (!c || idx >= m->count || (unsigned)kind > 2)
+	if (!c || idx >= m->count || (unsigned)kind >= KINDS)
 		return 0;
 	size_t i = find(c, m->msg[idx].uid, &found);
 	if (!found || !c->e[i].s[kind])
@@ -272,7 +273,7 @@ void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const
 	if (!m->cache)
 		mbox_cache_load(m);
 	struct mbox_cache *c = m->cache;
-	if (!c || idx >= m->count || (unsigned)kind > 2 || n > VALUE_MAX)
+	if (!c || idx >= m->count || (unsigned)kind >= KINDS || n > VALUE_MAX)
 		return;
 	struct centry *e = entry(c, m->msg[idx].uid);
 	if (!e)

@@ -355,3 +355,28 @@ except OSError:
 	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
 	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("image" "png" '
 }
+
+@test "the cache: SEARCH FROM, TO, CC, BCC and SUBJECT read the decoded fields from postroom-cache once computed" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	local f="$md/cur/1.M1P1.host:2,S"
+	printf 'From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.org>\nTo: ann@example.org\nSubject: hello\n\nx\n' >"$f"
+	local cmds='a SELECT INBOX\nb SEARCH CHARSET UTF-8 FROM jürgen\nc SEARCH HEADER subject hello\nd SEARCH TO bob\ne LOGOUT\n'
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line -n 8 '* SEARCH 1'
+	assert_line -n 10 '* SEARCH 1'
+	assert_line -n 12 '* SEARCH'
+	# Other contents under the same name: the cached fields answer (a Maildir file never
+	# changes; this shows that the file is not read)...
+	printf 'From: nobody@example.org\nTo: bob@example.org\nSubject: other\n\nx\n' >"$f"
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line -n 8 '* SEARCH 1'
+	assert_line -n 10 '* SEARCH 1'
+	assert_line -n 12 '* SEARCH'
+	# ...and without the cache, the file again.
+	rm "$md/postroom-cache"
+	run -0 imap_preauth "$md" <<<"$(printf "$cmds")"
+	assert_line -n 8 '* SEARCH'
+	assert_line -n 10 '* SEARCH'
+	assert_line -n 12 '* SEARCH 1'
+}

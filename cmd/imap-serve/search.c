@@ -30,6 +30,7 @@ struct key {
 	unsigned long long number;
 	int date;			/* yyyymmdd */
 	char *field;			/* HEADER's field name, 0 for every field */
+	int cached;			/* its index in cached_fields, or -1 */
 	char *text;
 	size_t textlen;
 	unsigned char *set;		/* messages in a sequence or UID set */
@@ -92,6 +93,18 @@ static char *string_arg(struct parse *p, size_t *len)
 }
 
 static struct key *parse_key(struct parse *p);
+
+/* The fields whose decoded text postroom-cache keeps, since clients search them most. */
+static const char *const cached_fields[] = { "FROM", "TO", "CC", "BCC", "SUBJECT" };
+#define CACHED_FIELDS (sizeof cached_fields / sizeof *cached_fields)
+
+static int cached_index(const char *field)
+{
+	for (size_t i = 0; i < CACHED_FIELDS; i++)
+		if (!strcasecmp(field, cached_fields[i]))
+			return (int)i;
+	return -1;
+}
 
 /* Keys until the list's ')' (or the end), as one AND. */
 static struct key *parse_keys(struct parse *p, int in_list)
@@ -177,6 +190,7 @@ static struct key *parse_key(struct parse *p)
 			if (!(k = new_key(p, KEY_HEADER)))
 				return 0;
 			k->field = (char *)fields[n];
+			k->cached = cached_index(k->field);
 			if (!(k->text = string_arg(p, &k->textlen)))
 				return 0;
 		}
@@ -185,6 +199,7 @@ static struct key *parse_key(struct parse *p)
 		if (!(k = new_key(p, KEY_HEADER)) || !(k->field = string_arg(p, &len)) ||
 		    !(k->text = string_arg(p, &k->textlen)))
 			return 0;
+		k->cached = cached_index(k->field);
 	} else if (imap_tok_is(cmd, i, "BODY") || imap_tok_is(cmd, i, "TEXT")) {
 		if (!(k = new_key(p, imap_tok_is(cmd, i, "BODY") ? KEY_BODY : KEY_TEXT)) ||
 		    !(k->text = string_arg(p, &k->textlen)))
@@ -242,6 +257,9 @@ struct candidate {
 	struct sa body;
 	int have_body;
 	struct sa field;
+	struct sa cached;	/* cached_fields' text: "<length>\n<bytes>" for each */
+	int cached_state;	/* 0 not looked at, 1 there, -1 not to be had */
+	size_t field_off[CACHED_FIELDS], field_len[CACHED_FIELDS];
 };
 
 static struct mime_msg *candidate_mime(struct candidate *c)
@@ -279,6 +297,62 @@ static struct mime_msg *candidate_head(struct candidate *c)
 		n = (size_t)(crlf - c->data) + 2;
 	c->head = mime_parse(c->data, n);
 	return c->head;
+}
+
+/* Cuts c->cached into its fields; 0 when it is not what we wrote. */
+static int split_cached(struct candidate *c)
+{
+	size_t at = 0;
+	for (size_t i = 0; i < CACHED_FIELDS; i++) {
+		char *end;
+		if (at >= c->cached.len)
+			return 0;
+		unsigned long long n = strtoull(c->cached.s + at, &end, 10);
+		if (*end != '\n' || n > c->cached.len)
+			return 0;
+		at = (size_t)(end + 1 - c->cached.s);
+		if (n > c->cached.len - at)
+			return 0;
+		c->field_off[i] = at;
+		c->field_len[i] = (size_t)n;
+		at += (size_t)n;
+	}
+	return at == c->cached.len;
+}
+
+/* The decoded text of cached field f of the message, from postroom-cache, or computed from
+   its header and put there. 0 when it cannot be had (the caller then reads the header). */
+static int cached_field(struct candidate *c, int f, const char **text, size_t *len)
+{
+	if (!c->cached_state) {
+		c->cached_state = -1;
+		if (mbox_cache_get(&c->s->box, c->idx, MBOX_CACHE_SEARCH_HEADERS, &c->cached) &&
+		    split_cached(c)) {
+			c->cached_state = 1;
+		} else {
+			struct mime_msg *mime = candidate_head(c);
+			struct sa one = SA_ZERO;
+			int ok = mime != 0;
+			sa_truncate(&c->cached, 0);
+			for (size_t i = 0; ok && i < CACHED_FIELDS; i++) {
+				sa_truncate(&one, 0);
+				ok = mime_header_text(mime, cached_fields[i], &one) &&
+				     sa_catf(&c->cached, "%zu\n", one.len) &&
+				     sa_catb(&c->cached, one.s ? one.s : "", one.len);
+			}
+			sa_free(&one);
+			if (ok && split_cached(c)) {
+				mbox_cache_put(&c->s->box, c->idx, MBOX_CACHE_SEARCH_HEADERS,
+					       c->cached.s, c->cached.len);
+				c->cached_state = 1;
+			}
+		}
+	}
+	if (c->cached_state != 1)
+		return 0;
+	*text = c->cached.s + c->field_off[f];
+	*len = c->field_len[f];
+	return 1;
 }
 
 static int local_date(time_t t)
@@ -338,7 +412,12 @@ static int matches(struct candidate *c, const struct key *k)
 		       k->type == KEY_SENTON	 ? sent == k->date :
 						   sent >= k->date;
 	}
-	case KEY_HEADER:
+	case KEY_HEADER: {
+		const char *text;
+		size_t len;
+		if (k->cached >= 0 && cached_field(c, k->cached, &text, &len))
+			return k->textlen ? len && mime_text_contains(text, len, k->text, k->textlen)
+					  : len > 0;
 		if (!(mime = candidate_head(c)))
 			return 0;
 		sa_truncate(&c->field, 0);
@@ -347,6 +426,7 @@ static int matches(struct candidate *c, const struct key *k)
 		if (!k->textlen)
 			return c->field.len > 0;
 		return mime_text_contains(c->field.s, c->field.len, k->text, k->textlen);
+	}
 	case KEY_TEXT:
 		if (!(mime = candidate_mime(c)))
 			return 0;
@@ -393,6 +473,7 @@ static void free_candidate(struct candidate *c)
 	sa_free(&c->headers);
 	sa_free(&c->body);
 	sa_free(&c->field);
+	sa_free(&c->cached);
 }
 
 void cmd_search(struct session *s, int uid, size_t arg)
