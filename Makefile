@@ -18,6 +18,7 @@ LIB_SRCS = \
 	lib/addr.c \
 	lib/base64.c \
 	lib/buf.c \
+	lib/checkpw.c \
 	lib/deadline.c \
 	lib/die.c \
 	lib/dns.c \

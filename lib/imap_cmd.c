@@ -253,14 +253,6 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 	}
 }
 
-void imap_cmd_free(struct imap_cmd *cmd)
-{
-	sa_free(&cmd->data);
-	free(cmd->tok);
-	cmd->tok = 0;
-	cmd->ntok = cmd->captok = 0;
-}
-
 int imap_tok_is(const struct imap_cmd *cmd, size_t i, const char *word)
 {
 	size_t n = strlen(word);

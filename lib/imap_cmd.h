@@ -43,9 +43,8 @@ struct imap_cmd {
 	struct imap_tok *tok;
 	size_t ntok;
 	size_t captok;
-	size_t tag;		/* token index of the tag (0) and the command name (1) */
 };
-#define IMAP_CMD_ZERO { SA_ZERO, 0, 0, 0, 0 }
+/* Token 0 is the tag, token 1 the command's name. */
 
 enum imap_read_result {
 	IMAP_READ_OK,
@@ -62,7 +61,6 @@ enum imap_read_result {
  */
 enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct buf *out,
 				    const struct imap_limits *lim, char *why, size_t whysize);
-void imap_cmd_free(struct imap_cmd *cmd);
 
 /* Token i's bytes (not NUL-terminated, unless copied with imap_tok_cstr). */
 #define IMAP_TOK(cmd, i) ((cmd)->data.s + (cmd)->tok[i].off)

@@ -540,12 +540,27 @@ static int put_record(struct sa *s, const struct uidlist_rec *r)
 			  r->base);
 }
 
+/* Writes s to the open fd, synced, and closes it; *st is the file's after the write. */
+static int write_synced(int fd, struct sa *s, struct stat *st)
+{
+	int ok = fd_write_all(fd, s->s, s->len) && fdatasync(fd) == 0 && fstat(fd, st) == 0;
+	int e = errno;
+	sa_free(s);
+	if (close(fd) < 0 && ok) {
+		ok = 0;
+		e = errno;
+	}
+	errno = e;
+	return ok;
+}
+
 /* Dovecot's rewrite: dovecot-uidlist.tmp, written whole and synced, renamed over the file.
    The caller holds the lock. */
 static int rewrite(const char *dir, struct uidlist *u)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	struct sa s = SA_ZERO;
+	struct stat st;
 
 	if (!uidlist_path(dir, ".tmp", tmp, sizeof tmp) || !uidlist_path(dir, "", path, sizeof path))
 		return 0;
@@ -553,28 +568,13 @@ static int rewrite(const char *dir, struct uidlist *u)
 			    (unsigned long)u->nextuid, u->guid);
 	for (size_t i = 0; ok && i < u->n; i++)
 		ok = put_record(&s, &u->rec[i]);
-	if (!ok) {
-		sa_free(&s);
-		return 0;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666) : -1;
 	if (fd < 0) {
 		sa_free(&s);
 		return 0;
 	}
-	struct stat st;
-	ok = fd_write_all(fd, s.s, s.len) && fdatasync(fd) == 0 && fstat(fd, &st) == 0;
-	int e = errno;
-	sa_free(&s);
-	if (close(fd) < 0 && ok) {
-		ok = 0;
-		e = errno;
-	}
-	if (ok && rename(tmp, path) < 0) {
-		ok = 0;
-		e = errno;
-	}
-	if (!ok) {
+	if (!write_synced(fd, &s, &st) || rename(tmp, path) < 0) {
+		int e = errno;
 		unlink(tmp);
 		errno = e;
 		return 0;
@@ -590,30 +590,20 @@ static int append(const char *dir, struct uidlist *u, size_t from)
 {
 	char path[PATH_MAX];
 	struct sa s = SA_ZERO;
+	struct stat st;
 
 	if (!uidlist_path(dir, "", path, sizeof path))
 		return 0;
 	int ok = 1;
 	for (size_t i = from; ok && i < u->n; i++)
 		ok = put_record(&s, &u->rec[i]);
-	if (!ok) {
-		sa_free(&s);
-		return 0;
-	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int fd = ok ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
 	if (fd < 0) {
 		sa_free(&s);
 		return 0;
 	}
-	struct stat st;
-	ok = fd_write_all(fd, s.s, s.len) && fdatasync(fd) == 0 && fstat(fd, &st) == 0;
-	int e = errno;
-	sa_free(&s);
-	close(fd);
-	if (!ok) {
-		errno = e;
+	if (!write_synced(fd, &s, &st))
 		return 0;
-	}
 	remember(u, &st);
 	return 1;
 }

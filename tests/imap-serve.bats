@@ -380,3 +380,21 @@ except OSError:
 	assert_line -n 10 '* SEARCH'
 	assert_line -n 12 '* SEARCH 1'
 }
+
+@test "SEARCH takes at most 16 sequence or UID sets: each costs a byte per message of the folder" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: 1\n\nx\n' >"$md/cur/1.M1P1.host:2,"
+	local sixteen seventeen
+	sixteen=$(printf ' 1%.0s' $(seq 16))
+	seventeen=$(printf ' UID 1%.0s' $(seq 17))
+	run -0 imap_preauth "$md" <<EOF
+a SELECT INBOX
+b SEARCH$sixteen
+c SEARCH$seventeen
+d LOGOUT
+EOF
+	assert_line '* SEARCH 1'
+	assert_line --regexp '^b OK '
+	assert_line --regexp '^c BAD '
+}

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "checkpw.h"
 #include "die.h"
 #include "getln.h"
 #include "imap-serve.h"
@@ -34,8 +35,6 @@
 
 /* user, password and timestamp, as the checkpassword interface bounds them */
 #define CREDENTIALS_MAX 512
-
-enum verdict { ACCEPTED, REFUSED, TROUBLE };
 
 struct login {
 	const struct config *cf;
@@ -50,6 +49,7 @@ struct login {
 
 /* A login to check, as the parser hands it to the parent. */
 struct attempt {
+	const struct config *cf;
 	char tag[128];
 	char cred[CREDENTIALS_MAX];	/* user\0password\0\0 */
 	size_t credlen;
@@ -69,85 +69,58 @@ static void out_login_caps(struct login *l)
 		out(&l->c, " LOGINDISABLED");
 }
 
-/* Runs the checkpassword program; returns only when the session it started is over (ACCEPTED)
+/* The checkpassword program's side: the client on fds 0 and 1, the login's tag and what the
+   client sent after the login in its environment, for the imap-serve -A it runs. */
+_Noreturn static void exec_checkpassword(void *ctx)
+{
+	const struct attempt *a = ctx;
+	static char enc[BASE64_LEN(sizeof a->pending) + 1];
+
+	if (setenv("IMAPLOGINTAG", a->tag, 1) < 0)
+		_exit(EXIT_TEMP);
+	unsetenv("IMAPLOGINPENDING");
+	if (a->pendinglen) {
+		base64_encode(a->pending, a->pendinglen, enc);
+		if (setenv("IMAPLOGINPENDING", enc, 1) < 0)
+			_exit(EXIT_TEMP);
+	}
+	execvp(a->cf->checkpassword[0], a->cf->checkpassword);
+	log_line("trouble: unable to run %s: %s", a->cf->checkpassword[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Runs the checkpassword program; returns only when the session it started is over (accepted)
    or it refused. */
-static enum verdict run_checkpassword(const struct config *cf, const struct attempt *a)
+static enum checkpw_verdict run_checkpassword(const struct attempt *a)
 {
 	char why[256];
-	int p[2];
-
-	if (pipe(p) < 0) {
-		log_line("trouble: unable to make a pipe: %s", strerror(errno));
-		return TROUBLE;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_line("trouble: unable to fork: %s", strerror(errno));
-		close(p[0]), close(p[1]);
-		return TROUBLE;
-	}
-	if (pid == 0) {
-		if (p[0] != 3) {
-			if (dup2(p[0], 3) < 0)
-				_exit(EXIT_TEMP);
-			close(p[0]);
-		}
-		if (p[1] != 3)
-			close(p[1]);
-		if (setenv("IMAPLOGINTAG", a->tag, 1) < 0)
-			_exit(EXIT_TEMP);
-		if (a->pendinglen) {
-			static char enc[BASE64_LEN(sizeof a->pending) + 1];
-			base64_encode(a->pending, a->pendinglen, enc);
-			if (setenv("IMAPLOGINPENDING", enc, 1) < 0)
-				_exit(EXIT_TEMP);
-		} else {
-			unsetenv("IMAPLOGINPENDING");
-		}
-		signal(SIGPIPE, SIG_DFL);
-		execvp(cf->checkpassword[0], cf->checkpassword);
-		log_line("trouble: unable to run %s: %s", cf->checkpassword[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	close(p[0]);
-	int wrote = fd_write_all(p[1], a->cred, a->credlen);
-	close(p[1]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			log_line("trouble: unable to wait: %s", strerror(errno));
-			return TROUBLE;
-		}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
-		return ACCEPTED;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
-		return REFUSED;
-	snprintf(why, sizeof why, "%s %s %d", cf->checkpassword[0],
-		 WIFEXITED(status) ? "exited" : "was killed by signal",
-		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-	log_line("trouble: %s", why);
-	return TROUBLE;
+	enum checkpw_verdict v = checkpw_run(a->cred, a->credlen, a->cf->checkpassword[0],
+					     exec_checkpassword, (void *)a, why, sizeof why);
+	if (v == CHECKPW_TROUBLE)
+		log_line("trouble: %s", why);
+	return v;
 }
 
 /* The parser's side of a login: straight to checkpassword, or through the parent. */
-static enum verdict verify(struct login *l, struct attempt *a)
+static enum checkpw_verdict verify(struct login *l, struct attempt *a)
 {
 	out_flush(&l->c);
 	/* Whatever the client sent after the login command belongs to the session. */
 	a->pendinglen = buf_unread(&l->c.in);
 	memcpy(a->pending, buf_peek(&l->c.in), a->pendinglen);
-	enum verdict v;
+	enum checkpw_verdict v;
 	if (l->to_parent < 0) {
-		v = run_checkpassword(l->cf, a);
+		v = run_checkpassword(a);
 	} else {
 		char answer;
 		if (!fd_write_all(l->to_parent, (const char *)a, sizeof *a) ||
 		    read(l->from_parent, &answer, 1) != 1)
 			exit(EXIT_TEMP);
-		v = answer == 'y' ? ACCEPTED : answer == 'n' ? REFUSED : TROUBLE;
+		v = answer == 'y' ? CHECKPW_ACCEPTED :
+		    answer == 'n' ? CHECKPW_REFUSED : CHECKPW_TROUBLE;
 	}
 	explicit_bzero(a->cred, sizeof a->cred);
-	if (v == ACCEPTED)
+	if (v == CHECKPW_ACCEPTED)
 		exit(0);
 	return v;
 }
@@ -169,11 +142,12 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 		a.cred[ulen + 1 + plen] = 0;
 		a.cred[ulen + 2 + plen] = 0;
 	}
+	a.cf = l->cf;
 	str_copy(a.tag, sizeof a.tag, conn_tag(&l->c));
 	a.secure_started = l->started_tls;
-	enum verdict v = a.credlen ? verify(l, &a) : REFUSED;
+	enum checkpw_verdict v = a.credlen ? verify(l, &a) : CHECKPW_REFUSED;
 	explicit_bzero(&a, sizeof a);
-	if (v == TROUBLE) {
+	if (v == CHECKPW_TROUBLE) {
 		out(&l->c, "%s NO [UNAVAILABLE] Temporary authentication failure, try again later\r\n",
 		    conn_tag(&l->c));
 		return;
@@ -383,13 +357,14 @@ _Noreturn static void check_for_parser(struct login *l, int from_parser, int to_
 				exit(EXIT_TEMP);
 			took_fds = 1;
 		}
-		enum verdict v = run_checkpassword(l->cf, &a);
+		a.cf = l->cf;	/* not the parser's pointer: ours */
+		enum checkpw_verdict v = run_checkpassword(&a);
 		explicit_bzero(&a, sizeof a);
-		if (v == ACCEPTED) {
+		if (v == CHECKPW_ACCEPTED) {
 			kill(parser, SIGTERM);
 			exit(0);
 		}
-		char answer = v == REFUSED ? 'n' : 't';
+		char answer = v == CHECKPW_REFUSED ? 'n' : 't';
 		if (!fd_write_all(to_parser, &answer, 1))
 			exit(0);
 	}

@@ -39,12 +39,15 @@ struct key {
 };
 
 #define KEYS_MAX 2000
+/* Each sequence or UID set key costs a byte per message of the folder: a few suffice. */
+#define SET_KEYS_MAX 16
 
 struct parse {
 	struct session *s;
 	size_t i;			/* the next token */
 	struct key keys[KEYS_MAX];
 	size_t nkeys;
+	size_t nsets;
 	unsigned depth;
 	int badcharset;
 };
@@ -229,7 +232,8 @@ static struct key *parse_key(struct parse *p)
 	} else if (imap_tok_is(cmd, i, "UID") || isdigit((unsigned char)*a) || *a == '*') {
 		int uid = imap_tok_is(cmd, i, "UID");
 		size_t at = uid ? p->i++ : i;
-		if (!(k = new_key(p, KEY_SET)) || !(k->set = calloc(s->box.count + 1, 1)))
+		if (p->nsets++ == SET_KEYS_MAX || !(k = new_key(p, KEY_SET)) ||
+		    !(k->set = calloc(s->box.count + 1, 1)))
 			return 0;
 		if (!seqset_parse(s, at, uid, k->set)) {
 			free(k->set);
@@ -484,7 +488,7 @@ void cmd_search(struct session *s, int uid, size_t arg)
 
 	p.s = s;
 	p.i = arg;
-	p.nkeys = 0;
+	p.nkeys = p.nsets = 0;
 	p.depth = 0;
 	if (imap_tok_is(cmd, arg, "CHARSET")) {
 		char charset[64];

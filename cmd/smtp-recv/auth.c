@@ -7,16 +7,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base64.h"
 #include "buf.h"
+#include "checkpw.h"
 #include "die.h"
 #include "log.h"
 #include "resolve.h"
@@ -41,67 +40,38 @@ int auth_offered(const struct session *s)
 	return s->c->checkpassword && !s->authuser[0] && (s->tls_protocol || s->c->auth_plaintext);
 }
 
-enum verdict { ACCEPTED, REFUSED, TROUBLE };
+/* The checkpassword program's side: stdin /dev/null, stdout our stderr (nothing it prints may
+   reach the client), a time limit that survives exec, so that a hung check dies. */
+_Noreturn static void exec_checkpassword(void *ctx)
+{
+	struct session *s = ctx;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0)
+		_exit(EXIT_TEMP);
+	alarm((unsigned)s->c->auth_timeout);
+	execvp(s->c->checkpassword[0], s->c->checkpassword);
+	log_line("%ld trouble: unable to run %s: %s", (long)getpid(), s->c->checkpassword[0],
+		 strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
 
-/* Runs the checkpassword program with "user\0password\0\0" on fd 3. Its stdout is our stderr:
-   nothing it prints may reach the client. For TROUBLE, why says what went wrong. */
-static enum verdict checkpassword(struct session *s, const char *user, size_t ulen,
-				  const char *pass, size_t plen, char *why, size_t whysize)
+/* Runs the checkpassword program with "user\0password\0\0" on fd 3. For CHECKPW_TROUBLE,
+   why says what went wrong. */
+static enum checkpw_verdict checkpassword(struct session *s, const char *user, size_t ulen,
+					  const char *pass, size_t plen, char *why,
+					  size_t whysize)
 {
 	char data[CREDENTIALS_MAX];
-	int p[2];
 
 	memcpy(data, user, ulen);
 	data[ulen] = 0;
 	memcpy(data + ulen + 1, pass, plen);
 	data[ulen + 1 + plen] = 0;
 	data[ulen + 2 + plen] = 0;	/* no timestamp: PLAIN and LOGIN have no challenge */
-	if (pipe(p) < 0) {
-		snprintf(why, whysize, "unable to make a pipe: %s", strerror(errno));
-		return TROUBLE;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(why, whysize, "unable to fork: %s", strerror(errno));
-		close(p[0]), close(p[1]);
-		return TROUBLE;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (p[0] != 3) {
-			if (dup2(p[0], 3) < 0)
-				_exit(EXIT_TEMP);
-			close(p[0]);
-		}
-		if (p[1] != 3)
-			close(p[1]);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0)
-			_exit(EXIT_TEMP);
-		signal(SIGPIPE, SIG_DFL);
-		alarm((unsigned)s->c->auth_timeout);	/* survives exec: a hung check dies */
-		execvp(s->c->checkpassword[0], s->c->checkpassword);
-		log_line("%ld trouble: unable to run %s: %s", (long)getpid(), s->c->checkpassword[0],
-			 strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	close(p[0]);
-	int wrote = fd_write_all(p[1], data, ulen + plen + 3);
-	close(p[1]);
+	enum checkpw_verdict v = checkpw_run(data, ulen + plen + 3, s->c->checkpassword[0],
+					     exec_checkpassword, s, why, whysize);
 	explicit_bzero(data, sizeof data);
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			snprintf(why, whysize, "unable to wait: %s", strerror(errno));
-			return TROUBLE;
-		}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
-		return ACCEPTED;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
-		return REFUSED;
-	snprintf(why, whysize, "%s %s %d", s->c->checkpassword[0],
-		 WIFEXITED(status) ? "exited" : "was killed by signal",
-		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-	return TROUBLE;
+	return v;
 }
 
 /* One base64 line from the client after a 334; 0 (reply said) when cancelled or malformed.
@@ -160,18 +130,18 @@ static int plain_name(const char *user, size_t n)
 static void check(struct session *s, const char *mechanism, const char *user, size_t ulen,
 		  const char *pass, size_t plen)
 {
-	enum verdict v = REFUSED;
+	enum checkpw_verdict v = CHECKPW_REFUSED;
 	char why[200] = "";
 
 	if (plain_name(user, ulen) && ulen < sizeof s->authuser && ulen + plen + 3 <= CREDENTIALS_MAX &&
 	    !memchr(pass, 0, plen))
 		v = checkpassword(s, user, ulen, pass, plen, why, sizeof why);
-	if (v != ACCEPTED) {
+	if (v != CHECKPW_ACCEPTED) {
 		/* Trouble counts too: each attempt costs a process and perhaps a database login. */
-		log_auth(s, mechanism, user, ulen, v == TROUBLE ? "trouble" : "failed",
-			 v == TROUBLE ? why : 0);
-		reply(s, v == TROUBLE ? "454 4.7.0 temporary authentication failure"
-				      : "535 5.7.8 authentication credentials invalid");
+		log_auth(s, mechanism, user, ulen, v == CHECKPW_TROUBLE ? "trouble" : "failed",
+			 v == CHECKPW_TROUBLE ? why : 0);
+		reply(s, v == CHECKPW_TROUBLE ? "454 4.7.0 temporary authentication failure"
+					      : "535 5.7.8 authentication credentials invalid");
 		if (++s->auth_failures >= s->c->auth_maxfail)
 			session_end(s, "421 4.7.0 too many failed authentications, closing connection",
 				    0);
