@@ -111,9 +111,13 @@ int mbox_folder_exists(const char *dir);
 /* Appends "-bytes -count" to root's maildirsize (when there is one), after an expunge. */
 void mbox_quota_sub(const char *root, unsigned long long bytes, unsigned long long count);
 
-/* The cache (mailbox_cache.c): loaded by mbox_open, saved by mbox_close. */
+/* The cache (mailbox_cache.c): loaded by mbox_open, saved by mbox_close. fill: the sizes of
+   the view's messages from what is in memory, without reading the file. */
 void mbox_cache_load(struct mbox *m);
+void mbox_cache_fill(struct mbox *m);
 void mbox_cache_save(struct mbox *m);
 void mbox_cache_free(struct mbox *m);
+/* Frees the cache unless it holds values not yet written. */
+void mbox_cache_rest(struct mbox *m);
 
 #endif

@@ -30,7 +30,12 @@
 #define MTIME_SETTLE 2
 
 struct mbox_sync_state {
-	struct uidlist ul;
+	struct uidlist ul;	/* empty after mbox_rest, read again by the next full scan */
+	struct {		/* dovecot-uidlist as the last full scan saw it, for unchanged() */
+		ino_t ino;	/* 0: there was none */
+		off_t size;
+		struct timespec mtime;
+	} ul_seen;
 	struct timespec new_mtime, cur_mtime;
 	struct timespec scanned;	/* when the last full scan began */
 	int scanned_ok;
@@ -373,9 +378,9 @@ static int unchanged(struct mbox *m)
 		return 0;
 	snprintf(path, sizeof path, "%s/" MBOX_UIDLIST, m->dir);
 	if (stat(path, &u) < 0)
-		return errno == ENOENT && st->ul.ino == 0;
-	return u.st_ino == st->ul.ino && u.st_size == st->ul.size &&
-	       same_time(&u.st_mtim, &st->ul.mtime);
+		return errno == ENOENT && st->ul_seen.ino == 0;
+	return u.st_ino == st->ul_seen.ino && u.st_size == st->ul_seen.size &&
+	       same_time(&u.st_mtim, &st->ul_seen.mtime);
 }
 
 static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expunge, int opts,
@@ -474,6 +479,9 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 		next = m->msg[m->count - 1].uid + 1;
 	m->uidnext = next;
 	m->uidvalidity = m->state->ul.uidvalidity;
+	m->state->ul_seen.ino = m->state->ul.ino;
+	m->state->ul_seen.size = m->state->ul.size;
+	m->state->ul_seen.mtime = m->state->ul.mtime;
 	scan_free(&s);
 	return 1;
 }
@@ -484,10 +492,24 @@ int mbox_sync(struct mbox *m, const struct mbox_events *ev, int allow_expunge, c
 	size_t before = m->count;
 	int ok = do_sync(m, ev, allow_expunge, 0, why, whysize);
 
-	/* Values for the new messages that an earlier session cached. */
+	/* Sizes of the new messages that this session or an earlier one cached, as far as the
+	   cache is in memory: a new message is seldom in the file, not worth reading it for. */
 	if (ok && m->count > before)
-		mbox_cache_load(m);
+		mbox_cache_fill(m);
 	return ok;
+}
+
+void mbox_rest(struct mbox *m)
+{
+	if (!m->state)
+		return;
+	mbox_cache_rest(m);
+	/* A read-only session that could not write the list numbered new messages in its own
+	   copy: that copy stays. */
+	if (!m->readonly) {
+		uidlist_free(&m->state->ul);
+		m->state->ul.size = -1;	/* read again, whatever the file looks like */
+	}
 }
 
 static int open_view(struct mbox *m, const char *root, const char *name, int readonly, int opts,

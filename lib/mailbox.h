@@ -121,6 +121,11 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 	      uint32_t *uidvalidity, uint32_t *uids, char *why, size_t whysize);
 
+/* The session is about to wait for its client, perhaps for hours: drops what can be read
+   again (the folder's cache when this session added nothing to it, the copy of
+   dovecot-uidlist), and the next command that needs it reads it again. */
+void mbox_rest(struct mbox *m);
+
 /* Cached strings of a message, by kind, in the folder's postroom-cache. get: 1 and the value
    appended to out, or 0 when not cached. put never fails the caller's command. */
 enum mbox_cache_kind {

@@ -13,15 +13,18 @@
 
 /*
  * postroom-cache: what is costly to compute from a message (its RFC822.SIZE, ENVELOPE, BODY,
- * BODYSTRUCTURE, and the decoded header fields SEARCH looks in most), keyed by UID, so that a client's FETCH of a whole folder reads one file
- * instead of every message. It is only a cache: a file that is missing, of another UIDVALIDITY,
- * or wrong in any byte is ignored whole, and a session that cannot write it loses nothing.
+ * BODYSTRUCTURE, and the decoded header fields SEARCH looks in most), keyed by UID, so that a
+ * client's FETCH of a whole folder reads one file instead of every message. It is only a
+ * cache: a file that is missing, of another UIDVALIDITY, or wrong in any byte is ignored
+ * whole, and a session that cannot write it loses nothing.
  *   postroom-cache 1 <uidvalidity>\n
  *   <uid> W <vsize>\n
  *   <uid> E|B|S|H <length>\n<length bytes>\n
- * It is rewritten whole (temporary file, rename) when a session that added to it closes,
- * keeping only messages still in the folder and at most CACHE_MAX bytes of strings, those of
- * the newest messages first, which are the ones clients fetch.
+ * A session reads it when it selects the folder, and again when it needs a value after it
+ * rested (mbox_rest) with nothing of its own to write. It is rewritten whole (temporary file,
+ * rename) when a session that added to it closes, keeping only messages still in the folder
+ * and at most CACHE_MAX bytes of strings, those of the newest messages first, which are the
+ * ones clients fetch.
  */
 
 #define CACHE_MAX (32u << 20)
@@ -41,6 +44,8 @@ struct mbox_cache {
 	struct centry *e;	/* UID order */
 	size_t n, cap;
 	int dirty;
+	int loaded;	/* the file's entries are in e; before that, e holds only this
+			   session's own, which win over the file's when it is read */
 };
 
 static void entries_free(struct mbox_cache *c)
@@ -162,29 +167,82 @@ static int parse(struct mbox_cache *c, const char *text, size_t len, uint32_t ui
 	return 1;
 }
 
+/* The cache as an empty one that has not read its file. */
+static struct mbox_cache *cache_of(struct mbox *m)
+{
+	if (!m->cache)
+		m->cache = calloc(1, sizeof *m->cache);
+	return m->cache;
+}
+
+/* Reads the file into c once, keeping what c already holds (newer than the file). */
+static void read_file(struct mbox *m, struct mbox_cache *c)
+{
+	struct mbox_cache f = { 0 };
+	char path[PATH_MAX];
+	char *text;
+	size_t len;
+
+	if (c->loaded)
+		return;
+	c->loaded = 1;
+	if (snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) >= (int)sizeof path ||
+	    !mbox_slurp(path, &text, &len, 0))
+		return;
+	int ok = parse(&f, text, len, m->uidvalidity);
+	free(text);
+	for (size_t i = 0; ok && i < c->n; i++) {
+		struct centry *mine = &c->e[i], *e = entry(&f, mine->uid);
+		if (!e) {
+			ok = 0;
+			break;
+		}
+		if (mine->vsize)
+			e->vsize = mine->vsize;
+		for (int k = 0; k < KINDS; k++)
+			if (mine->s[k]) {
+				free(e->s[k]);
+				e->s[k] = mine->s[k];
+				e->n[k] = mine->n[k];
+				mine->s[k] = 0;
+			}
+	}
+	if (!ok) {
+		/* Only c's own entries: the file is ignored, as a cache may be. */
+		entries_free(&f);
+		return;
+	}
+	entries_free(c);
+	c->e = f.e;
+	c->n = f.n;
+	c->cap = f.cap;
+}
+
 void mbox_cache_load(struct mbox *m)
 {
-	char path[PATH_MAX];
+	struct mbox_cache *c = cache_of(m);
 
-	if (!m->cache) {
-		if (!(m->cache = calloc(1, sizeof *m->cache)))
-			return;
-		char *text;
-		size_t len;
-		if (snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) < (int)sizeof path &&
-		    mbox_slurp(path, &text, &len, 0)) {
-			if (!parse(m->cache, text, len, m->uidvalidity))
-				entries_free(m->cache);
-			free(text);
-		}
-	}
+	if (c)
+		read_file(m, c);
+	mbox_cache_fill(m);
+}
+
+void mbox_cache_fill(struct mbox *m)
+{
 	struct mbox_cache *c = m->cache;
-	for (size_t i = 0; i < m->count && c->n; i++) {
+
+	for (size_t i = 0; c && i < m->count && c->n; i++) {
 		int found;
 		size_t k = find(c, m->msg[i].uid, &found);
 		if (found && !m->msg[i].vsize)
 			m->msg[i].vsize = c->e[k].vsize;
 	}
+}
+
+void mbox_cache_rest(struct mbox *m)
+{
+	if (m->cache && !m->cache->dirty)
+		mbox_cache_free(m);
 }
 
 /* 1 when uid is still in the view (sorted by UID). */
@@ -209,6 +267,7 @@ void mbox_cache_save(struct mbox *m)
 
 	if (!c || !c->dirty)
 		return;
+	read_file(m, c);
 	/* The strings of the newest messages that fit in the bound. */
 	size_t budget = CACHE_MAX, keep_from = 0;
 	for (size_t i = c->n; i-- > 0;) {
@@ -256,11 +315,12 @@ void mbox_cache_save(struct mbox *m)
 
 int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out)
 {
-	struct mbox_cache *c = m->cache;
+	struct mbox_cache *c = cache_of(m);
 	int found;
 
 	if (!c || idx >= m->count || (unsigned)kind >= KINDS)
 		return 0;
+	read_file(m, c);
 	size_t i = find(c, m->msg[idx].uid, &found);
 	if (!found || !c->e[i].s[kind])
 		return 0;
@@ -270,9 +330,7 @@ int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,
 		    size_t n)
 {
-	if (!m->cache)
-		mbox_cache_load(m);
-	struct mbox_cache *c = m->cache;
+	struct mbox_cache *c = cache_of(m);
 	if (!c || idx >= m->count || (unsigned)kind >= KINDS || n > VALUE_MAX)
 		return;
 	struct centry *e = entry(c, m->msg[idx].uid);
@@ -291,9 +349,7 @@ void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const
 
 void mbox_cache_vsize(struct mbox *m, size_t idx, unsigned long long vsize)
 {
-	if (!m->cache)
-		mbox_cache_load(m);
-	struct mbox_cache *c = m->cache;
+	struct mbox_cache *c = cache_of(m);
 	if (idx >= m->count)
 		return;
 	m->msg[idx].vsize = vsize;

@@ -381,6 +381,36 @@ except OSError:
 	assert_line -n 12 '* SEARCH 1'
 }
 
+@test "the cache: a session in IDLE lets go of it and reads it again; what it cached before and after reaches the file" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	local one="$md/cur/1.M1P1.host:2,S" two="$md/cur/2.M2P1.host:2,S"
+	printf 'Subject: one\n\nplain text\n' >"$one"
+	printf 'Subject: two\n\nplain text\n' >"$two"
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb FETCH 1 (BODYSTRUCTURE)\nc LOGOUT\n')"
+	# Other contents under the same names: an answer of text/plain is the cache's.
+	printf 'Subject: one\nContent-Type: image/png\n\nxx\n' >"$one"
+	printf 'Subject: two\nContent-Type: audio/ogg\n\nxx\n' >"$two"
+	# IDLE rests: the cache, which the session has added nothing to, is freed. Message 2's
+	# value, computed next, is the session's own; message 1's must come from the file, read
+	# again; after the second IDLE (the cache now holds a value to write, and stays) LOGOUT
+	# writes both.
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb IDLE\nDONE\nc FETCH 2 (BODYSTRUCTURE)\nd FETCH 1 (BODYSTRUCTURE)\ne IDLE\nDONE\nf LOGOUT\n')"
+	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	printf 'Subject: two\nContent-Type: video/mp4\n\nxx\n' >"$two"
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb FETCH 1:2 (BODYSTRUCTURE)\nc LOGOUT\n')"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
+	# A session that only adds a size after IDLE never reads the file until it writes it:
+	# the file's values stay.
+	printf 'Subject: three\n\nplain text\n' >"$md/cur/3.M3P1.host:2,S"
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb IDLE\nDONE\nc FETCH 3 (RFC822.SIZE)\nd LOGOUT\n')"
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb FETCH 1:2 (BODYSTRUCTURE)\nc LOGOUT\n')"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
+}
+
 @test "SEARCH takes at most 16 sequence or UID sets: each costs a byte per message of the folder" {
 	local md=$BATS_TEST_TMPDIR/md
 	mkdir -p "$md"/{cur,new,tmp}

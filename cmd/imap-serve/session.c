@@ -4,6 +4,7 @@
  * what changed (after each command, never in the middle of one's reply), and IDLE.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <grp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -146,6 +147,36 @@ void answer_mbox_error(struct session *s, const char *why)
 }
 
 /* IDLE (RFC 2177): changes as they happen, inotify telling us when new/ or cur/ change. */
+/* How long a client may be quiet between commands before its session rests. */
+#define QUIET_MS 2000
+
+/*
+ * A session spends most of its life waiting for its client, often for hours in IDLE. Before
+ * such a wait it gives back what the next command can read again (mbox_rest), and the heap's
+ * free pages: an idle session's memory is most of a server's.
+ */
+static void rest(struct session *s)
+{
+	if (s->selected)
+		mbox_rest(&s->box);
+	malloc_trim(0);
+}
+
+/* Rests once the client has been quiet for QUIET_MS with nothing of it left to read: not
+   between the commands of a busy client, which would read the cache again each time. */
+static void rest_when_quiet(struct session *s)
+{
+	struct pollfd p = { 0, POLLIN, 0 };
+
+	if (buf_unread(&s->c.in))
+		return;
+	int r;
+	while ((r = poll(&p, 1, QUIET_MS)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		rest(s);
+}
+
 static void cmd_idle(struct session *s)
 {
 	char line[256];
@@ -169,6 +200,7 @@ static void cmd_idle(struct session *s)
 	}
 	out(&s->c, "+ idling\r\n");
 	out_flush(&s->c);
+	rest(s);
 	long long end = deadline_in((unsigned)s->cf->timeout);
 	long long keepalive = deadline_in(120);
 	for (;;) {
@@ -420,6 +452,7 @@ _Noreturn void session_serve(const struct config *cf)
 		if (s.c.bad_in_a_row == bad_before)
 			s.c.bad_in_a_row = 0;
 		out_flush(&s.c);
+		rest_when_quiet(&s);
 	}
 	unselect(&s);
 	exit(0);
