@@ -48,6 +48,7 @@ LIB_SRCS = \
 	lib/queue_write.c \
 	lib/resolve.c \
 	lib/sa.c \
+	lib/sasl.c \
 	lib/smtp_client.c \
 	lib/smtp_data.c \
 	lib/smtp_deliver.c \
@@ -69,6 +70,7 @@ PROGS = \
 	imap-serve \
 	maildir-deliver \
 	mx-lookup \
+	pop3-serve \
 	queue-flush \
 	queue-hold \
 	queue-init \
@@ -98,6 +100,11 @@ imap-serve_OBJS = \
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 mx-lookup_OBJS = cmd/mx-lookup/main.o
 mx-lookup_LIBS = -lresolv
+pop3-serve_OBJS = \
+	cmd/pop3-serve/main.o \
+	cmd/pop3-serve/conn.o \
+	cmd/pop3-serve/login.o \
+	cmd/pop3-serve/session.o
 queue-flush_OBJS = cmd/queue-flush/main.o
 queue-hold_OBJS = cmd/queue-hold/main.o
 queue-init_OBJS = cmd/queue-init/main.o
@@ -176,7 +183,7 @@ asan:
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
-	dovecot-core dovecot-imapd iproute2 mutt time tmux
+	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

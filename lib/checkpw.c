@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "checkpw.h"
 #include "die.h"
@@ -54,4 +56,32 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 	snprintf(why, whysize, "%s %s %d", name, WIFEXITED(status) ? "exited" : "was killed by signal",
 		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return CHECKPW_TROUBLE;
+}
+
+int checkpw_pending_export(const char *var, const char *data, size_t len)
+{
+	unsetenv(var);
+	if (!len)
+		return 1;
+	char *enc = malloc(BASE64_LEN(len) + 1);
+	if (!enc)
+		return 0;
+	base64_encode(data, len, enc);
+	int ok = setenv(var, enc, 1) == 0;
+	free(enc);
+	return ok;
+}
+
+void checkpw_pending_import(const char *var, struct buf *in)
+{
+	const char *enc = getenv(var);
+	size_t n;
+
+	if (!enc || !*enc)
+		return;
+	if (!base64_decode(enc, strlen(enc), in->x, in->cap, &n))
+		die(EXIT_PERM, "%s is not valid", var);
+	in->pos = 0;
+	in->len = n;
+	unsetenv(var);
 }

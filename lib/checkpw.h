@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /*
  * The caller's side of the checkpassword interface (postroom(7)): a child gets the credentials
  * ("user\0password\0timestamp\0") on fd 3 and runs the program; its exit says the answer:
@@ -18,5 +20,15 @@ enum checkpw_verdict { CHECKPW_ACCEPTED, CHECKPW_REFUSED, CHECKPW_TROUBLE };
 enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 				 void (*exec_child)(void *ctx), void *ctx, char *why,
 				 size_t whysize);
+
+/*
+ * What a client sent right after its login, read ahead by the pre-login process, travels to the
+ * program the checkpassword program runs (imap-serve -A, pop3-serve -A) in an environment
+ * variable, base64. export: in the child before the exec; 1, or 0 when out of memory. import:
+ * in that program, into its empty read buffer in, the variable unset; a value that is not base64
+ * or does not fit ends the program (exit 100).
+ */
+int checkpw_pending_export(const char *var, const char *data, size_t len);
+void checkpw_pending_import(const char *var, struct buf *in);
 
 #endif

@@ -1,6 +1,7 @@
 /* postroom: ISC license, see LICENSE. */
 #include <stdlib.h>
 
+#include "die.h"
 #include "env.h"
 #include "fmt.h"
 
@@ -18,4 +19,14 @@ int env_ulong(const char *name, unsigned long def, unsigned long min, unsigned l
 		return 0;
 	*out = (unsigned long)n;
 	return 1;
+}
+
+unsigned long env_number(const char *name, unsigned long def, unsigned long min,
+			 unsigned long max)
+{
+	unsigned long v;
+
+	if (!env_ulong(name, def, min, max, &v))
+		die(EXIT_PERM, "%s must be a number from %lu to %lu", name, min, max);
+	return v;
 }

@@ -9,4 +9,9 @@
 int env_ulong(const char *name, unsigned long def, unsigned long min, unsigned long max,
 	      unsigned long *out);
 
+/* The same for a setting a program cannot run without getting right: a bad value ends the
+   program (exit 100) with a line that says what is allowed. */
+unsigned long env_number(const char *name, unsigned long def, unsigned long min,
+			 unsigned long max);
+
 #endif

@@ -1,6 +1,7 @@
 /* postroom: ISC license, see LICENSE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -579,4 +580,25 @@ enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, of
 		return fail(why, whylen, e, "unable to write", tmp);
 	}
 	return commit_counted(d, tmp, name, cp.written, why, whylen);
+}
+
+int maildir_enter(const char *maildir)
+{
+	struct stat st;
+
+	if (chdir(maildir) < 0)
+		return 0;
+	if (geteuid() != 0)
+		return 1;
+	if (stat(".", &st) < 0)
+		return 0;
+	if (st.st_uid == 0)
+		return 1;
+	if (setgroups(1, &st.st_gid) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)
+		return 0;
+	if (setuid(0) == 0) {
+		errno = EPERM;
+		return 0;
+	}
+	return 1;
 }

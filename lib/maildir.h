@@ -39,6 +39,12 @@ struct maildir_delivery {
 enum maildir_result maildir_deliver(const struct maildir_delivery *d, int fd, off_t off,
 				    long long len, char *why, size_t whylen);
 
+/* A server after login (imap-serve -A, pop3-serve -A) makes maildir its working directory and,
+   run as root (by a checkpassword program that stays root), becomes its owner: nothing after
+   login needs more, and a mistake then reaches one user's mail at most. A Maildir that root
+   owns is served as root. 1, or 0 with errno set (EPERM when root could not be given up). */
+int maildir_enter(const char *maildir);
+
 /* Makes sure MAILDIR/tmp, new and cur exist (mode 0700), as Dovecot does on first delivery or
  * login. 1, or 0 with errno set. */
 int maildir_make(const char *maildir);

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "die.h"
 #include "pool.h"
 
 extern char **environ;
@@ -213,4 +215,39 @@ int pool_release(int keep)
 		close_range(3, (unsigned)keep - 1, 0);
 	close_range((unsigned)keep + 1, ~0U, 0);
 	return ok;
+}
+
+void pool_serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx)
+{
+	static struct pool_session ps = POOL_SESSION_ZERO;
+
+	if (!pool_env_save())
+		die(EXIT_TEMP, "out of memory");
+	for (;;) {
+		if (!pool_receive(pool, &ps)) {
+			if (errno == 0)
+				exit(0);
+			die_sys_code(EXIT_TEMP, "unable to receive a session");
+		}
+		if (!pool_install(&ps))
+			die_sys_code(EXIT_TEMP, "unable to take a session");
+		pid_t pid = fork();
+		if (pid < 0)
+			die_sys("unable to fork");
+		if (pid == 0) {
+			close(pool);
+			serve(ctx);
+			_exit(EXIT_TEMP);
+		}
+		int status, code = EXIT_TEMP;
+		if (!pool_release(pool))
+			die_sys_code(EXIT_TEMP, "unable to end a session");
+		while (waitpid(pid, &status, 0) < 0)
+			if (errno != EINTR)
+				die_sys("unable to wait");
+		if (WIFEXITED(status))
+			code = WEXITSTATUS(status);
+		if (!pool_done(pool, code))
+			die_sys_code(EXIT_TEMP, "unable to end a session");
+	}
 }

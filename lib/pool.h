@@ -57,4 +57,12 @@ int pool_install(struct pool_session *s);
 /* After a session: /dev/null on 0 and 1, and every descriptor above 2 but keep closed. */
 int pool_release(int keep);
 
+/*
+ * The loop of a server that forks a child for each session (imap-serve, pop3-serve): a session
+ * starts without an exec and ends with all its state, so that a client that took over its
+ * process reaches no other session. serve(ctx) runs in the child with the session installed
+ * and must exit; the session's code is the child's exit code. Exits 0 at the end of POOLFD.
+ */
+_Noreturn void pool_serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx);
+
 #endif

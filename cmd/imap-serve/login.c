@@ -31,6 +31,7 @@
 #include "imap-serve.h"
 #include "fmt.h"
 #include "log.h"
+#include "sasl.h"
 #include "ucspitls.h"
 
 /* user, password and timestamp, as the checkpassword interface bounds them */
@@ -74,16 +75,10 @@ static void out_login_caps(struct login *l)
 _Noreturn static void exec_checkpassword(void *ctx)
 {
 	const struct attempt *a = ctx;
-	static char enc[BASE64_LEN(sizeof a->pending) + 1];
 
-	if (setenv("IMAPLOGINTAG", a->tag, 1) < 0)
+	if (setenv("IMAPLOGINTAG", a->tag, 1) < 0 ||
+	    !checkpw_pending_export("IMAPLOGINPENDING", a->pending, a->pendinglen))
 		_exit(EXIT_TEMP);
-	unsetenv("IMAPLOGINPENDING");
-	if (a->pendinglen) {
-		base64_encode(a->pending, a->pendinglen, enc);
-		if (setenv("IMAPLOGINPENDING", enc, 1) < 0)
-			_exit(EXIT_TEMP);
-	}
 	execvp(a->cf->checkpassword[0], a->cf->checkpassword);
 	log_line("trouble: unable to run %s: %s", a->cf->checkpassword[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
@@ -234,23 +229,21 @@ static void cmd_authenticate(struct login *l)
 	}
 	explicit_bzero(line, sizeof line);
 	buf_wipe_consumed(&l->c.in);
-	/* authzid NUL authcid NUL passwd; we log in only as whom the password proves. */
-	char *z1 = memchr(plain, 0, len);
-	char *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 + 1 - plain)) : 0;
-	if (!z2) {
+	struct sasl_plain sp;
+	switch (sasl_plain_split(plain, len, &sp)) {
+	case SASL_PLAIN_OK:
+		break;
+	case SASL_PLAIN_MALFORMED:
 		explicit_bzero(plain, sizeof plain);
 		bad(&l->c, l->cf, "Invalid PLAIN response");
 		return;
-	}
-	const char *authz = plain, *user = z1 + 1, *pass = z2 + 1;
-	size_t ulen = (size_t)(z2 - user), plen = len - (size_t)(pass - plain);
-	if (z1 != plain && ((size_t)(z1 - authz) != ulen || memcmp(authz, user, ulen))) {
+	case SASL_PLAIN_OTHER_USER:
 		explicit_bzero(plain, sizeof plain);
 		out(&l->c, "%s NO [AUTHORIZATIONFAILED] Logging in as another user is not allowed\r\n",
 		    conn_tag(&l->c));
 		return;
 	}
-	login_with(l, user, ulen, pass, plen);
+	login_with(l, sp.user, sp.ulen, sp.pass, sp.plen);
 	explicit_bzero(plain, sizeof plain);
 }
 

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <malloc.h>
-#include <grp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base64.h"
+#include "checkpw.h"
 #include "deadline.h"
 #include "die.h"
 #include "getln.h"
 #include "imap-serve.h"
 #include "log.h"
+#include "maildir.h"
 
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
@@ -382,39 +382,6 @@ static void dispatch(struct session *s)
 	}
 }
 
-/* Run as root (from a checkpassword program that stays root), become the mailbox's owner:
-   nothing after login needs more, and a mistake then reaches one user's mail at most. */
-static void become_owner(const char *root)
-{
-	struct stat st;
-
-	if (geteuid() != 0)
-		return;
-	if (stat(root, &st) < 0)
-		die_sys("unable to stat %s", root);
-	if (st.st_uid == 0)
-		return;
-	if (setgroups(1, &st.st_gid) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)
-		die_sys("unable to become the owner of %s", root);
-	if (setuid(0) == 0)
-		die(EXIT_TEMP, "could not give up root");
-}
-
-/* Commands the client sent right after its login, which the pre-login process read. */
-static void take_pending(struct session *s)
-{
-	const char *enc = getenv("IMAPLOGINPENDING");
-	size_t n;
-
-	if (!enc || !*enc)
-		return;
-	if (!base64_decode(enc, strlen(enc), s->c.inspace, sizeof s->c.inspace, &n))
-		die(EXIT_PERM, "IMAPLOGINPENDING is not valid");
-	s->c.in.pos = 0;
-	s->c.in.len = n;
-	unsetenv("IMAPLOGINPENDING");
-}
-
 _Noreturn void session_serve(const struct config *cf)
 {
 	static struct session s;
@@ -424,14 +391,14 @@ _Noreturn void session_serve(const struct config *cf)
 	const char *maildir = env_need("MAILDIR");
 	const char *user = getenv("USER");
 	s.user = user && *user ? user : "-";
-	if (chdir(maildir) < 0)
-		die_sys("unable to enter %s", maildir);
-	become_owner(".");
+	if (!maildir_enter(maildir))
+		die_sys("unable to enter %s as its owner", maildir);
 	/* From here on the Maildir is ".": its owner may not be able to reach it by its path,
 	   through directories only root may enter. */
 	s.root = ".";
 	conn_init(&s.c, cf, cf->timeout);
-	take_pending(&s);
+	/* Commands the client sent right after its login, read by the pre-login process. */
+	checkpw_pending_import("IMAPLOGINPENDING", &s.c.in);
 	if (!mbox_ensure_special(s.root, why, sizeof why))
 		log_line("%s: unable to make the special folders: %s", s.user, why);
 

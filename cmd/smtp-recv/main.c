@@ -52,13 +52,6 @@ static int flag(const char *name, unsigned long def)
 	return v == 1;
 }
 
-static void number(const char *name, unsigned long def, unsigned long min, unsigned long max,
-		   unsigned long *out)
-{
-	if (!env_ulong(name, def, min, max, out))
-		die(EXIT_PERM, "%s must be a number from %lu to %lu", name, min, max);
-}
-
 /* The configuration, from the environment: read again for every session, since a session from
    tls-server brings its own (TCPREMOTEIP, RELAYCLIENT...). */
 static void configure(struct config *c)
@@ -78,16 +71,16 @@ static void configure(struct config *c)
 	c->remoteip = getenv("TCPREMOTEIP") ? getenv("TCPREMOTEIP") : "unknown";
 	c->localip = getenv("TCPLOCALIP") ? getenv("TCPLOCALIP") : "unknown";
 	c->relayclient = getenv("RELAYCLIENT") != 0;
-	number("DATABYTES", 26214400, 1024, 2147483647, &c->databytes);
-	number("MAXRCPT", 100, 1, 100000, &c->maxrcpt);
-	number("MAXERRORS", 10, 1, 1000, &c->maxerrors);
-	number("MAXCOMMANDS", 10000, 10, 10000000, &c->maxcommands);
-	number("SMTP_LINE_MAX", 512, 512, SMTP_LINE_LIMIT, &c->line_max);
-	number("SMTP_TEXT_MAX", 1000, 1000, 1048576, &c->text_max);
-	number("SMTP_TIMEOUT", 300, 1, 86400, &c->timeout);
-	number("SMTP_COMMAND_TIMEOUT", 300, 1, 86400, &c->command_timeout);
-	number("SMTP_DATA_TIMEOUT", 600, 1, 86400, &c->data_timeout);
-	number("SMTP_DATA_RATE", 8192, 1, 2147483647, &c->data_rate);
+	c->databytes = env_number("DATABYTES", 26214400, 1024, 2147483647);
+	c->maxrcpt = env_number("MAXRCPT", 100, 1, 100000);
+	c->maxerrors = env_number("MAXERRORS", 10, 1, 1000);
+	c->maxcommands = env_number("MAXCOMMANDS", 10000, 10, 10000000);
+	c->line_max = env_number("SMTP_LINE_MAX", 512, 512, SMTP_LINE_LIMIT);
+	c->text_max = env_number("SMTP_TEXT_MAX", 1000, 1000, 1048576);
+	c->timeout = env_number("SMTP_TIMEOUT", 300, 1, 86400);
+	c->command_timeout = env_number("SMTP_COMMAND_TIMEOUT", 300, 1, 86400);
+	c->data_timeout = env_number("SMTP_DATA_TIMEOUT", 600, 1, 86400);
+	c->data_rate = env_number("SMTP_DATA_RATE", 8192, 1, 2147483647);
 	c->checkpassword = words(getenv("CHECKPASSWORD"));
 	c->auth_plaintext = flag("SMTP_AUTH_PLAINTEXT", 0);
 	c->auth_required = flag("SMTP_AUTH_REQUIRED", 0);
@@ -95,8 +88,8 @@ static void configure(struct config *c)
 	/* Off for a queue program behind QMAILQUEUE that knows no DSN envelope items. */
 	c->dsn = flag("SMTP_DSN", 1);
 	c->tls_required = ucspitls_required();
-	number("SMTP_AUTH_MAXFAIL", 3, 1, 1000, &c->auth_maxfail);
-	number("SMTP_AUTH_TIMEOUT", 60, 1, 3600, &c->auth_timeout);
+	c->auth_maxfail = env_number("SMTP_AUTH_MAXFAIL", 3, 1, 1000);
+	c->auth_timeout = env_number("SMTP_AUTH_TIMEOUT", 60, 1, 3600);
 	if (c->auth_required && !c->checkpassword)
 		die(EXIT_PERM, "SMTP_AUTH_REQUIRED is set but CHECKPASSWORD is not");
 }
