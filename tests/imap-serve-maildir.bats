@@ -85,6 +85,20 @@ dove_fill() {
 	assert_equal "$(sed -n 1p "$MD/subscriptions")" "V	2"
 }
 
+@test "dovecot -> pop3-serve: UIDL is Dovecot's default pop3_uidl_format (%08Xu%08Xv) of the UIDs and UIDVALIDITY it gave" {
+	dove_fill
+	local uidvalidity expected
+	uidvalidity=$(dove -f flow mailbox status uidvalidity INBOX | sed 's/.*uidvalidity=//')
+	# Dovecot's own numbering of the messages it wrote (3 was expunged: UIDs 1, 2, 4)...
+	expected=$(dove -f flow fetch uid mailbox INBOX all | sed 's/^uid=//' |
+		awk -v v="$uidvalidity" '{ printf "%d %08X%08X\n", NR, $1, v }')
+	assert_equal "$(wc -l <<<"$expected")" 3
+	# ...is what a POP3 client that collected from Dovecot knows; pop3-serve must say the same.
+	run -0 bash -c 'cd "$1" && printf "UIDL\r\nQUIT\r\n" | MAILDIR=$1 pop3-serve -A 2>/dev/null |
+		tr -d "\r" | sed -n "/^[0-9]/p"' - "$MD"
+	assert_output "$expected"
+}
+
 @test "postroom -> dovecot: APPEND, STORE, EXPUNGE, CREATE, SUBSCRIBE, RENAME and COPY read back by doveadm" {
 	dove_fill
 	uidvalidity=$(dove -f flow mailbox status uidvalidity INBOX)
