@@ -15,6 +15,8 @@ setup() {
 	SMTPS_PORT=$(free_port)
 	IMAP_PORT=$(free_port)
 	IMAPS_PORT=$(free_port)
+	POP3_PORT=$(free_port)
+	POP3S_PORT=$(free_port)
 }
 
 teardown() {
@@ -31,13 +33,14 @@ teardown() {
 }
 
 # runtime_procs: "PID NAME PARENT-NAME" for each s6-svscan, s6-supervise, s6-log, tls-server,
-# smtp-recv, queue-run, userdb-compile or imap-serve whose command line or working directory mentions $RT.
+# smtp-recv, queue-run, userdb-compile, imap-serve or pop3-serve whose command line or working
+# directory mentions $RT.
 runtime_procs() {
 	"$PYTHON" - "$RT" <<'PY'
 import os, sys
 rt = sys.argv[1]
 names = {"s6-svscan", "s6-supervise", "s6-log", "tls-server", "smtp-recv", "queue-run",
-         "userdb-compile", "imap-serve"}
+         "userdb-compile", "imap-serve", "pop3-serve"}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         comm = open("/proc/%s/comm" % pid).read().strip()
@@ -71,7 +74,8 @@ count_masters() {
 
 make_run() {
 	make -C "$REPO" run RUNTIME="$RT" SMTP_PORT="$PORT" SUBMISSION_PORT="$SUBMISSION_PORT" \
-		SMTPS_PORT="$SMTPS_PORT" IMAP_PORT="$IMAP_PORT" IMAPS_PORT="$IMAPS_PORT" "$@" \
+		SMTPS_PORT="$SMTPS_PORT" IMAP_PORT="$IMAP_PORT" IMAPS_PORT="$IMAPS_PORT" \
+		POP3_PORT="$POP3_PORT" POP3S_PORT="$POP3S_PORT" "$@" \
 		</dev/null 3>&-
 }
 
@@ -83,7 +87,7 @@ alice_has_mail() {
 	run -0 make_run
 	assert_output --partial "postroom is running under s6 in $RT"
 	assert_count 1 count_procs s6-svscan
-	assert_count 5 count_masters tls-server	# smtp, submission, smtps, imap, imaps
+	assert_count 7 count_masters tls-server	# smtp, submission, smtps, imap, imaps, pop3, pop3s
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test \
@@ -161,7 +165,7 @@ alice_has_mail() {
 @test "make run: alice reads her mail with the printed imaplib command (imaps), and over STARTTLS" {
 	run -0 make_run
 	# The python3 command as printed, joined at its backslashes.
-	local cmd=$(sed -n '/^  python3 -c /,/))'"'"'$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
+	local cmd=$(sed -n '/^  python3 -c .import imaplib/,/))'"'"'$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
 	local mutt=$(sed -n '/^  mutt -n /,/=INBOX$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test --header 'Subject: read me over IMAP'
@@ -200,6 +204,98 @@ PY
 	run find "$RT/mail" ! -user mail
 	assert_output ''
 	grep -q 'authenticated alice@example.test' "$RT/log/imaps/current"
+}
+
+@test "make run: alice collects her mail with the printed poplib command (pop3s), and over STLS" {
+	run -0 make_run
+	# The python3 command as printed, joined at its backslashes.
+	local cmd=$(sed -n '/^  python3 -c .import poplib/,/^    p\.quit()'"'"'$/p' <<<"$output" | sed 's/\\$//' | tr -d '\n')
+	assert_output --partial "$RT/log/pop3/current"
+	assert_output --partial "$RT/log/pop3s/current"
+	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
+		--from someone@example.org --to alice@example.test --header 'Subject: read me over POP3'
+	wait_until 20 alice_has_mail
+	[ -n "$cmd" ] || fail "no python3 poplib command in the output"
+	run -0 eval "$cmd"
+	assert_line '1 messages'
+	assert_line 'Subject: read me over POP3'
+	assert_line 'From: someone@example.org'
+	# Port 110's service: USER and PASS only after STLS; then RETR gives the delivered file.
+	local file=$BATS_TEST_TMPDIR/delivered
+	find "$RT/mail/example.test/alice/new" "$RT/mail/example.test/alice/cur" -type f -exec cat {} + >"$file"
+	run -0 "$PYTHON" - "$POP3_PORT" "$RT/tls/cert.pem" "$file" <<'PY'
+import poplib, ssl, sys
+p = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+print("greeting:", p.welcome.decode())
+print("caps before:", " ".join(sorted(p.capa())))
+try:
+    p.user("alice@example.test")
+except poplib.error_proto as e:
+    print("USER before TLS:", e.args[0].decode())
+t = ssl.create_default_context(cafile=sys.argv[2])
+t.check_hostname = False
+p.stls(t)
+print("caps after:", " ".join(sorted(p.capa())))
+p.user("alice@example.test")
+print("PASS after TLS:", p.pass_("alice-demo").decode())
+print("stat:", p.stat())
+_, lines, _ = p.retr(1)
+want = open(sys.argv[3], "rb").read().split(b"\n")[:-1]
+print("RETR is the file:", lines == want)
+p.dele(1)
+print("QUIT:", p.quit().decode()[:3])
+PY
+	assert_line 'greeting: +OK postroom ready'
+	assert_line --regexp '^caps before: .*STLS'
+	refute_line --regexp '^caps before: .*USER'
+	assert_line --regexp '^USER before TLS: -ERR \[AUTH\] '
+	assert_line --regexp '^caps after: .*USER'
+	assert_line 'PASS after TLS: +OK Logged in'
+	assert_line 'stat: (1, '"$(sed 's/$/\r/' "$file" | wc -c)"')'
+	assert_line 'RETR is the file: True'
+	assert_line 'QUIT: +OK'
+	# DELE and QUIT removed it; what the sessions wrote (dovecot-uidlist, the lock) is the mail
+	# user's, as the rest of the store.
+	assert_count 0 msg_count "$RT/mail/example.test/alice"
+	[ -z "$(find "$RT/mail/example.test/alice/cur" -type f)" ] || fail "$(ls -R "$RT/mail/example.test/alice")"
+	run find "$RT/mail" ! -user mail
+	assert_output ''
+	wait_until 20 grep -q 'alice@example.test: logged in' "$RT/log/pop3s/current" ||
+		fail "$(cat "$RT/log/pop3s/current")"
+	wait_until 20 grep -q 'alice@example.test: quit: 1 deleted' "$RT/log/pop3/current" ||
+		fail "$(cat "$RT/log/pop3/current")"
+}
+
+@test "make run: the POP3 session after login runs as the mail user, not root" {
+	run -0 make_run
+	"$PYTHON" - "$POP3S_PORT" "$BATS_TEST_TMPDIR/logged-in" <<'PY' &
+import poplib, ssl, sys, os, time
+t = ssl.create_default_context()
+t.check_hostname = False
+t.verify_mode = ssl.CERT_NONE
+p = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), context=t)
+p.user("alice@example.test")
+p.pass_("alice-demo")
+open(sys.argv[2], "w").close()
+# Held open until the test has looked.
+while os.path.exists(sys.argv[2]):
+    p.noop()
+    time.sleep(0.05)
+p.quit()
+PY
+	local client=$!
+	track_pid "$client"
+	wait_until 100 test -e "$BATS_TEST_TMPDIR/logged-in"
+	# The authenticated pop3-serve: the one whose working directory is alice's Maildir.
+	local pid p
+	for p in $(pgrep -x pop3-serve); do
+		[ "$(readlink "/proc/$p/cwd")" = "$RT/mail/example.test/alice" ] && pid=$p
+	done
+	[ -n "${pid:-}" ] || fail "no pop3-serve in alice's Maildir"
+	run awk '/^Uid:/ { print $2, $3 }' "/proc/$pid/status"
+	assert_output "$(id -u mail) $(id -u mail)"
+	rm -f "$BATS_TEST_TMPDIR/logged-in"
+	wait "$client"
 }
 
 @test "make run: the session after login runs as the mail user, not root" {
@@ -252,7 +348,7 @@ PY
 	run -0 make_run
 	assert_equal "$(cat "$RT/s6-svscan.pid")" "$pid"
 	assert_count 1 count_procs s6-svscan
-	assert_count 5 count_masters tls-server
+	assert_count 7 count_masters tls-server
 	assert_count 1 count_procs queue-run
 	run -0 swaks --server "127.0.0.1:$PORT" --helo client.example.org --timeout 10 \
 		--from someone@example.org --to alice@example.test
