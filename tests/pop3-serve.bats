@@ -938,7 +938,7 @@ for name, data in want.items():
 PY
 }
 
-@test "fetchmail over STLS (tls-server -n), UIDL and keep: every message once; a second run fetches nothing new" {
+@test "fetchmail over STLS (tls-server -n), UIDL and keep, into a Maildir: every message once; a second run fetches nothing new" {
 	command -v fetchmail >/dev/null || fail "fetchmail is not installed"
 	local ids_before
 	ids_before=$(stat -c '%Y %s' "$HOME/.fetchids" 2>/dev/null || echo none)
@@ -947,9 +947,9 @@ PY
 	pop3_cert
 	pop3_stls
 	local T=$BATS_TEST_TMPDIR got=$BATS_TEST_TMPDIR/fetched
-	mkdir -p "$got"
-	# The MDA: one file per message.
-	printf '#!/bin/sh\nexec cat >"$(mktemp %s/msg.XXXXXX)"\n' "$got" >"$T/mda"
+	# The MDA: maildir-deliver into a local Maildir, with the envelope fetchmail gives (%F %T).
+	printf '#!/bin/sh\nSENDER=$1 RECIPIENT=$2 exec %s/maildir-deliver %s\n' "$BIN" "$got" \
+		>"$T/mda"
 	chmod 755 "$T/mda"
 	cat >"$T/fetchmailrc" <<EOF
 set no syslog
@@ -957,14 +957,14 @@ poll 127.0.0.1 protocol POP3 service $SERVER_PORT uidl
 	user "alice@example.test" there with password "alice-demo" is "root" here
 	keep
 	sslproto "TLS1.2+" sslcertck sslcertfile "$POP3_CA"
-	mda "$T/mda"
+	mda "$T/mda %F %T"
 EOF
 	chmod 600 "$T/fetchmailrc"
 	run env HOME="$T" FETCHMAILHOME="$T" fetchmail -v -f "$T/fetchmailrc" -i "$T/fetchids" --nosyslog
 	[ "$status" -eq 0 ] || fail "$(printf 'fetchmail: exit %s\n%s' "$status" "$output")"
 	assert_output --partial 'STLS'
 	assert_output --partial '7 messages'
-	[ "$(ls "$got" | wc -l)" -eq 7 ] || fail "$(ls "$got")"
+	[ "$(ls "$got/new" | wc -l)" -eq 7 ] || fail "$(ls -R "$got")"
 	fetched_check "$got"
 	[ -s "$T/fetchids" ]
 	# Kept on the server.
@@ -972,12 +972,12 @@ EOF
 	# The second run: nothing new (exit 1, "no mail"), nothing written.
 	run env HOME="$T" FETCHMAILHOME="$T" fetchmail -v -f "$T/fetchmailrc" -i "$T/fetchids" --nosyslog
 	[ "$status" -eq 1 ] || fail "$(printf 'fetchmail, second run: exit %s\n%s' "$status" "$output")"
-	[ "$(ls "$got" | wc -l)" -eq 7 ] || fail "$(ls "$got")"
+	[ "$(ls "$got/new" | wc -l)" -eq 7 ] || fail "$(ls -R "$got")"
 	# A new message: the third run fetches it alone.
 	printf 'Subject: later\nMessage-Id: <later@extra.test>\n\nlater\n' >"$ALICE/new/1700000400.M400P1.host.test"
 	run env HOME="$T" FETCHMAILHOME="$T" fetchmail -v -f "$T/fetchmailrc" -i "$T/fetchids" --nosyslog
 	[ "$status" -eq 0 ] || fail "$(printf 'fetchmail, third run: exit %s\n%s' "$status" "$output")"
-	[ "$(ls "$got" | wc -l)" -eq 8 ] || fail "$(ls "$got")"
+	[ "$(ls "$got/new" | wc -l)" -eq 8 ] || fail "$(ls -R "$got")"
 	fetched_check "$got"
 	# The machine's own ~/.fetchids was not touched.
 	assert_equal "$(stat -c '%Y %s' "$HOME/.fetchids" 2>/dev/null || echo none)" "$ids_before"
