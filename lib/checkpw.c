@@ -72,16 +72,19 @@ int checkpw_pending_export(const char *var, const char *data, size_t len)
 	return ok;
 }
 
-void checkpw_pending_import(const char *var, struct buf *in)
+int checkpw_pending_import(const char *var, struct buf *in)
 {
 	const char *enc = getenv(var);
 	size_t n;
 
 	if (!enc || !*enc)
-		return;
-	if (!base64_decode(enc, strlen(enc), in->x, in->cap, &n))
-		die(EXIT_PERM, "%s is not valid", var);
+		return 1;
+	if (!base64_decode(enc, strlen(enc), in->x, in->cap, &n)) {
+		errno = EINVAL;
+		return 0;
+	}
 	in->pos = 0;
 	in->len = n;
 	unsetenv(var);
+	return 1;
 }

@@ -25,10 +25,10 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
  * What a client sent right after its login, read ahead by the pre-login process, travels to the
  * program the checkpassword program runs (imap-serve -A, pop3-serve -A) in an environment
  * variable, base64. export: in the child before the exec; 1, or 0 when out of memory. import:
- * in that program, into its empty read buffer in, the variable unset; a value that is not base64
- * or does not fit ends the program (exit 100).
+ * in that program, into its empty read buffer in, the variable unset; 1, or 0 with EINVAL for
+ * a value that is not base64 or does not fit.
  */
 int checkpw_pending_export(const char *var, const char *data, size_t len);
-void checkpw_pending_import(const char *var, struct buf *in);
+int checkpw_pending_import(const char *var, struct buf *in);
 
 #endif

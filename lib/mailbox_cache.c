@@ -46,6 +46,7 @@ struct mbox_cache {
 	int dirty;
 	int loaded;	/* the file's entries are in e; before that, e holds only this
 			   session's own, which win over the file's when it is read */
+	struct stat file;	/* the file as read (st_ino 0: there was none) */
 };
 
 static void entries_free(struct mbox_cache *c)
@@ -186,17 +187,23 @@ static void read_file(struct mbox *m, struct mbox_cache *c)
 	if (c->loaded)
 		return;
 	c->loaded = 1;
+	c->file.st_ino = 0;
 	if (snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) >= (int)sizeof path ||
-	    !mbox_slurp(path, &text, &len, 0))
+	    !mbox_slurp(path, &text, &len, &c->file))
 		return;
 	int ok = parse(&f, text, len, m->uidvalidity);
 	free(text);
+	/* Room for all of ours first, so that the merge cannot fail halfway. */
+	if (ok && f.cap < f.n + c->n) {
+		struct centry *e = realloc(f.e, (f.n + c->n) * sizeof *e);
+		if (e) {
+			f.e = e;
+			f.cap = f.n + c->n;
+		}
+		ok = e != 0;
+	}
 	for (size_t i = 0; ok && i < c->n; i++) {
 		struct centry *mine = &c->e[i], *e = entry(&f, mine->uid);
-		if (!e) {
-			ok = 0;
-			break;
-		}
 		if (mine->vsize)
 			e->vsize = mine->vsize;
 		for (int k = 0; k < KINDS; k++)
@@ -267,6 +274,18 @@ void mbox_cache_save(struct mbox *m)
 
 	if (!c || !c->dirty)
 		return;
+	/* Other sessions may have written the file since we read it: their values are kept. */
+	if (c->loaded && snprintf(path, sizeof path, "%s/" MBOX_CACHE_FILE, m->dir) <
+				 (int)sizeof path) {
+		struct stat now;
+		int there = stat(path, &now) == 0;
+		if (there != (c->file.st_ino != 0) ||
+		    (there && (now.st_ino != c->file.st_ino || now.st_dev != c->file.st_dev ||
+			       now.st_size != c->file.st_size ||
+			       now.st_mtim.tv_sec != c->file.st_mtim.tv_sec ||
+			       now.st_mtim.tv_nsec != c->file.st_mtim.tv_nsec)))
+			c->loaded = 0;
+	}
 	read_file(m, c);
 	/* The strings of the newest messages that fit in the bound. */
 	size_t budget = CACHE_MAX, keep_from = 0;

@@ -1028,3 +1028,115 @@ EOF
 	[ "$(ls "$local/new" | wc -l)" -eq 7 ] || fail "$(ls -R "$local")"
 	[ "$(find "$ALICE/cur" "$ALICE/new" -type f | wc -l)" -eq 7 ]
 }
+
+@test "checkpassword trouble counts as a failed login: after POP3_AUTH_FAILURES of them the connection closes" {
+	run -0 pop3_session USERDB="$BATS_TEST_TMPDIR/missing.cdb" POP3_AUTH_FAILURES=2 <<'EOF'
+USER alice@example.test
+PASS alice-demo
+USER alice@example.test
+PASS alice-demo
+CAPA
+EOF
+	assert_line -n 2 --regexp '^-ERR \[SYS/TEMP\] '
+	assert_line -n 4 --regexp '^-ERR \[SYS/TEMP\] '
+	assert_equal "${#lines[@]}" 5	# closed: CAPA got no answer
+}
+
+@test "POP3_LOGIN_TIMEOUT bounds the whole login, however often the client speaks" {
+	local fifo=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	mkfifo "$fifo"
+	env POP3_AUTH_PLAINTEXT=1 POP3_LOGIN_TIMEOUT=2 pop3-serve $CHECKPW <"$fifo" >"$out" 2>/dev/null &
+	local pid=$!
+	track_pid "$pid"
+	# A CAPA every 0.3 s: never idle, but never logged in either.
+	"$PYTHON" -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    for i in range(40):
+        os.write(fd, b"CAPA\r\n")
+        time.sleep(0.3)
+except OSError:
+    pass' "$fifo" &
+	track_pid $!
+	wait_until 60 sh -c "! kill -0 $pid 2>/dev/null"
+	run grep -c 'Disconnected for inactivity' "$out"
+	assert_output 1
+}
+
+@test "TOP answers a bare +OK; a line count past any message's (even past 2^64) sends it whole" {
+	alice_dir
+	local whole top
+	whole=$(printf 'RETR 1\r\nQUIT\r\n' | (cd "$ALICE" && MAILDIR=$ALICE pop3-serve -A 2>/dev/null) | sed -n '3,/^\.\r$/p')
+	run -0 pop3_preauth "$ALICE" <<'EOF'
+TOP 1 0
+TOP 1 99999999999999999999999
+QUIT
+EOF
+	assert_line -n 1 '+OK'
+	top=$(printf 'TOP 1 99999999999999999999999\r\nQUIT\r\n' | (cd "$ALICE" && MAILDIR=$ALICE pop3-serve -A 2>/dev/null) | sed -n '3,/^\.\r$/p')
+	assert_equal "$top" "$whole"
+	[ -n "$whole" ]
+}
+
+@test "a message that cannot be read at login fails the login with [SYS/TEMP]; QUIT never removes what was not DELE'd" {
+	# A Maildir of nobody's with one file only root can read: -A, started as root, becomes
+	# nobody and cannot read it.
+	local md=$BATS_TEST_TMPDIR/nobody
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: mine\n\nx\n' >"$md/cur/1.M1P1.host:2,S"
+	printf 'Subject: locked\n\nx\n' >"$md/cur/2.M2P1.host:2,S"
+	chown -R "$NOBODY_UID:$NOBODY_GID" "$md"
+	chown 0:0 "$md/cur/2.M2P1.host:2,S"
+	chmod 600 "$md/cur/2.M2P1.host:2,S"
+	# From a file, not a pipe: the session ends before it reads STAT, which would make a
+	# writer on a pipe die of SIGPIPE.
+	printf 'STAT\r\nQUIT\r\n' >"$BATS_TEST_TMPDIR/in"
+	run -0 bash -c 'cd "$1" && MAILDIR=$1 pop3-serve -A <"$2" 2>/dev/null | tr -d "\r"' - \
+		"$md" "$BATS_TEST_TMPDIR/in"
+	assert_line -n 0 --regexp '^-ERR \[SYS/TEMP\] '
+	assert_equal "${#lines[@]}" 1
+	[ -f "$md/cur/2.M2P1.host:2,S" ] && [ -f "$md/cur/1.M1P1.host:2,S" ]
+}
+
+@test "QUIT removes exactly what was DELE'd, though messages flagged \\Deleted arrived during the session" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: one\n\nx\n' >"$md/cur/1.M1P1.host:2,"
+	run -0 "$PYTHON" - "$md" "$BIN/pop3-serve" <<'PYEOF'
+import os, subprocess, sys
+md, prog = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([prog, "-A"], cwd=md, env=dict(os.environ, MAILDIR=md),
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def say(line):
+    p.stdin.write(line + b"\r\n"); p.stdin.flush()
+    return p.stdout.readline()
+assert p.stdout.readline().startswith(b"+OK")
+assert say(b"STAT") == b"+OK 1 19\r\n"
+assert say(b"DELE 1").startswith(b"+OK")
+# Someone else's messages, flagged \Deleted (T), arrive before the QUIT.
+for i in range(2, 40):
+    open("%s/cur/%d.M%dP1.host:2,T" % (md, i, i), "w").write("Subject: other\n\nx\n")
+assert say(b"QUIT").startswith(b"+OK")
+p.wait()
+left = sorted(os.listdir(md + "/cur"))
+assert len(left) == 38 and not any(f.startswith("1.") for f in left), left
+PYEOF
+}
+
+@test "a password pipelined after a failed login never reaches the environment of the program checkpassword runs" {
+	local wrap=$BATS_TEST_TMPDIR/checkpw-wrap envs=$BATS_TEST_TMPDIR/envs
+	# checkpassword-mysql, with the environment it gets written down first.
+	printf '#!/bin/sh\nenv >>%s\nexec "$@"\n' "$envs" >"$wrap"
+	chmod 755 "$wrap"
+	run -0 bash -c 'printf "USER alice@example.test\r\nPASS wrong\r\nUSER alice@example.test\r\nPASS alice-demo\r\nSTAT\r\nQUIT\r\n" |
+		env POP3_AUTH_PLAINTEXT=1 pop3-serve "$1" $2 2>>"$3" | tr -d "\r"' - "$wrap" "$CHECKPW" "$POP3_LOG"
+	assert_line -n 2 '-ERR [AUTH] Authentication failed'
+	assert_line -n 4 '+OK Logged in'
+	assert_line -n 5 --regexp '^\+OK 0 0$'
+	# Two runs: the first had nothing pending (the next lines log in again), the second STAT
+	# and QUIT.
+	run grep -c '^POP3LOGIN=1$' "$envs"
+	assert_output 2
+	run grep '^POP3LOGINPENDING=' "$envs"
+	assert_output "POP3LOGINPENDING=$(printf 'STAT\r\nQUIT\r\n' | base64 -w0)"
+}

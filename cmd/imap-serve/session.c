@@ -398,7 +398,8 @@ _Noreturn void session_serve(const struct config *cf)
 	s.root = ".";
 	conn_init(&s.c, cf, cf->timeout);
 	/* Commands the client sent right after its login, read by the pre-login process. */
-	checkpw_pending_import("IMAPLOGINPENDING", &s.c.in);
+	if (!checkpw_pending_import("IMAPLOGINPENDING", &s.c.in))
+		die(EXIT_PERM, "IMAPLOGINPENDING is not valid");
 	if (!mbox_ensure_special(s.root, why, sizeof why))
 		log_line("%s: unable to make the special folders: %s", s.user, why);
 

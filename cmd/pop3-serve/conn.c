@@ -25,6 +25,7 @@ void conn_init(struct conn *c, const struct config *cf)
 	/* Replies go out before we wait for more commands (PIPELINING, RFC 2449). */
 	c->in.flush_first = &c->out;
 	c->bad_in_a_row = 0;
+	c->end_ms = 0;
 }
 
 void out_bytes(struct conn *c, const char *s, size_t n)
@@ -52,7 +53,7 @@ void out_flush(struct conn *c)
 		exit(0);
 }
 
-void err(struct conn *c, const char *fmt, ...)
+void out_err(struct conn *c, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
@@ -107,14 +108,17 @@ int conn_next(struct conn *c)
 	for (;;) {
 		size_t n;
 		errno = 0;
-		/* The whole line within the timeout, not each byte of it. */
+		/* The whole line within the timeout, not each byte of it, and the login within
+		   its own. */
 		c->in.deadline_ms = deadline_in((unsigned)c->cf->timeout);
+		if (c->end_ms && c->end_ms < c->in.deadline_ms)
+			c->in.deadline_ms = c->end_ms;
 		enum getln_result r = getln(&c->in, c->line, POP3_LINE_MAX + 2, &n, '\n');
 		switch (r) {
 		case GETLN_OK:
 			break;
 		case GETLN_TOOLONG:
-			err(c, "Line too long");
+			out_err(c, "Line too long");
 			continue;
 		case GETLN_ERR:
 			if (errno == ETIMEDOUT) {
@@ -132,12 +136,12 @@ int conn_next(struct conn *c)
 		c->line[n] = 0;
 		c->len = n;
 		if (memchr(c->line, 0, n)) {
-			err(c, "NUL in command");
+			out_err(c, "NUL in command");
 			continue;
 		}
 		split(c);
 		if (!c->nargs) {
-			err(c, "Empty command");
+			out_err(c, "Empty command");
 			continue;
 		}
 		return 1;

@@ -14,6 +14,7 @@
 
 #include "base64.h"
 #include "checkpw.h"
+#include "deadline.h"
 #include "die.h"
 #include "getln.h"
 #include "log.h"
@@ -75,14 +76,36 @@ _Noreturn static void exec_checkpassword(void *ctx)
 	_exit(errno == ENOENT ? 127 : 126);
 }
 
-static void refused(struct login *l, const char *why)
+/* A login that did not succeed: "-ERR reply", and after POP3_AUTH_FAILURES of them the end. */
+static void failed(struct login *l, const char *reply)
 {
-	out(&l->c, "-ERR [AUTH] %s\r\n", why);
+	out(&l->c, "-ERR %s\r\n", reply);
 	if (++l->failures >= l->cf->auth_failures) {
 		out_flush(&l->c);
 		log_line("closed: %lu failed logins", l->failures);
 		exit(0);
 	}
+}
+
+/*
+ * How much of what the client sent after a login goes to the session: up to a line that would
+ * log in again (USER, PASS, AUTH), if any. Those stay here, for when this login fails, and
+ * their password never reaches an environment (the session's is readable in /proc by its
+ * owner's other processes).
+ */
+static size_t pending_commands(const char *p, size_t n)
+{
+	static const char *const logins[] = { "USER", "PASS", "AUTH" };
+
+	for (size_t at = 0; at < n;) {
+		for (size_t k = 0; k < sizeof logins / sizeof logins[0]; k++)
+			if (n - at >= 4 && !strncasecmp(p + at, logins[k], 4) &&
+			    (n - at == 4 || p[at + 4] == ' ' || p[at + 4] == '\r' || p[at + 4] == '\n'))
+				return at;
+		const char *nl = memchr(p + at, '\n', n - at);
+		at = nl ? (size_t)(nl - p) + 1 : n;
+	}
+	return n;
 }
 
 /* Runs the checkpassword program; returns only when it refused, or could not say. */
@@ -97,7 +120,7 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	if (ulen == 0 || a.credlen > sizeof a.cred || memchr(user, 0, ulen) ||
 	    memchr(pass, 0, plen)) {
 		/* Not a login that could succeed: refused like a wrong password. */
-		refused(l, "Authentication failed");
+		failed(l, "[AUTH] Authentication failed");
 		return;
 	}
 	memcpy(a.cred, user, ulen);
@@ -106,8 +129,8 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	a.cred[ulen + 1 + plen] = 0;
 	a.cred[ulen + 2 + plen] = 0;
 	out_flush(&l->c);
-	/* Whatever the client sent after the login belongs to the session (PIPELINING). */
-	a.pendinglen = buf_unread(&l->c.in);
+	/* What the client sent after the login belongs to the session (PIPELINING). */
+	a.pendinglen = pending_commands(buf_peek(&l->c.in), buf_unread(&l->c.in));
 	memcpy(a.pending, buf_peek(&l->c.in), a.pendinglen);
 	enum checkpw_verdict v = checkpw_run(a.cred, a.credlen, l->cf->checkpassword[0],
 					     exec_checkpassword, &a, why, sizeof why);
@@ -116,11 +139,13 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	case CHECKPW_ACCEPTED:
 		exit(0);	/* the session it ran is over */
 	case CHECKPW_TROUBLE:
+		/* Counted as a failure: a client may not run the program without end while the
+		   user database is down. */
 		log_line("trouble: %s", why);
-		out(&l->c, "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
+		failed(l, "[SYS/TEMP] Temporary authentication failure, try again later");
 		return;
 	case CHECKPW_REFUSED:
-		refused(l, "Authentication failed");
+		failed(l, "[AUTH] Authentication failed");
 		return;
 	}
 }
@@ -128,7 +153,7 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 static void cmd_stls(struct login *l)
 {
 	if (!l->can_stls) {
-		err(&l->c, "%s", l->secure ? "TLS is already active" : "STLS is not offered");
+		out_err(&l->c, "%s", l->secure ? "TLS is already active" : "STLS is not offered");
 		return;
 	}
 	out(&l->c, "+OK Begin TLS negotiation\r\n");
@@ -148,11 +173,11 @@ static void cmd_stls(struct login *l)
 static void cmd_user(struct login *l)
 {
 	if (!login_allowed(l)) {
-		out(&l->c, "-ERR [AUTH] Log in only after STLS\r\n");
+		out_err(&l->c, "[AUTH] Log in only after STLS");
 		return;
 	}
 	if (l->c.nargs != 2 || strlen(l->c.arg[1]) > USER_MAX) {
-		err(&l->c, "USER takes a name");
+		out_err(&l->c, "USER takes a name");
 		return;
 	}
 	l->ulen = strlen(l->c.arg[1]);
@@ -166,11 +191,11 @@ static void cmd_pass(struct login *l)
 	char *pass = conn_rest(&l->c, &plen);
 
 	if (!login_allowed(l)) {
-		out(&l->c, "-ERR [AUTH] Log in only after STLS\r\n");
+		out_err(&l->c, "[AUTH] Log in only after STLS");
 		return;
 	}
 	if (!l->ulen) {
-		err(&l->c, "USER first");
+		out_err(&l->c, "USER first");
 		return;
 	}
 	login_with(l, l->user, l->ulen, pass, plen);
@@ -189,15 +214,15 @@ static void cmd_auth(struct login *l)
 		return;
 	}
 	if (l->c.nargs > 3) {
-		err(&l->c, "AUTH takes a mechanism and an initial response");
+		out_err(&l->c, "AUTH takes a mechanism and an initial response");
 		return;
 	}
 	if (strcasecmp(l->c.arg[1], "PLAIN")) {
-		err(&l->c, "Unsupported authentication mechanism");
+		out_err(&l->c, "Unsupported authentication mechanism");
 		return;
 	}
 	if (!login_allowed(l)) {
-		out(&l->c, "-ERR [AUTH] Log in only after STLS\r\n");
+		out_err(&l->c, "[AUTH] Log in only after STLS");
 		return;
 	}
 	if (l->c.nargs == 3) {
@@ -210,7 +235,7 @@ static void cmd_auth(struct login *l)
 		if (g == GETLN_EOF || g == GETLN_ERR)
 			exit(0);
 		if (g == GETLN_TOOLONG) {
-			err(&l->c, "Response too long");
+			out_err(&l->c, "Response too long");
 			return;
 		}
 		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -218,7 +243,7 @@ static void cmd_auth(struct login *l)
 		line[n] = 0;
 	}
 	if (!strcmp(line, "*")) {
-		err(&l->c, "Authentication aborted");
+		out_err(&l->c, "Authentication aborted");
 		return;
 	}
 	int ok = !strcmp(line, "=") ? (len = 0, 1) :
@@ -226,7 +251,7 @@ static void cmd_auth(struct login *l)
 	explicit_bzero(line, sizeof line);
 	buf_wipe_consumed(&l->c.in);
 	if (!ok) {
-		err(&l->c, "Invalid base64 data");
+		out_err(&l->c, "Invalid base64 data");
 		return;
 	}
 	struct sasl_plain sp;
@@ -235,10 +260,10 @@ static void cmd_auth(struct login *l)
 		login_with(l, sp.user, sp.ulen, sp.pass, sp.plen);
 		break;
 	case SASL_PLAIN_MALFORMED:
-		err(&l->c, "Invalid PLAIN response");
+		out_err(&l->c, "Invalid PLAIN response");
 		break;
 	case SASL_PLAIN_OTHER_USER:
-		refused(l, "Logging in as another user is not allowed");
+		failed(l, "[AUTH] Logging in as another user is not allowed");
 		break;
 	}
 	explicit_bzero(plain, sizeof plain);
@@ -250,6 +275,7 @@ _Noreturn void login_serve(const struct config *cf)
 
 	l.cf = cf;
 	conn_init(&l.c, cf);
+	l.c.end_ms = deadline_in((unsigned)cf->login_timeout);
 	const char *protocol = getenv("SSL_PROTOCOL");
 	l.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };
@@ -272,7 +298,7 @@ _Noreturn void login_serve(const struct config *cf)
 		else if (conn_is(&l.c, "AUTH"))
 			cmd_auth(&l);
 		else
-			err(&l.c, "Log in first, or no such command");
+			out_err(&l.c, "Log in first, or no such command");
 		if (l.c.bad_in_a_row == bad_before)
 			l.c.bad_in_a_row = 0;
 		/* A password is not kept past its command. */

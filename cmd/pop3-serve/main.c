@@ -23,6 +23,7 @@ static void read_config(struct config *cf)
 {
 	cf->auth_plaintext = (int)env_number("POP3_AUTH_PLAINTEXT", 0, 0, 1);
 	cf->timeout = env_number("POP3_TIMEOUT", 600, 1, 86400);
+	cf->login_timeout = env_number("POP3_LOGIN_TIMEOUT", 600, 1, 86400);
 	cf->auth_failures = env_number("POP3_AUTH_FAILURES", 3, 1, 100);
 	cf->bad_commands = env_number("POP3_BAD_COMMANDS", 20, 1, 10000);
 	cf->login_delay = env_number("POP3_LOGIN_DELAY", 0, 0, 86400);

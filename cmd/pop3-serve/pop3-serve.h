@@ -11,6 +11,7 @@ struct config {
 	char **checkpassword;		/* pre-login: the program and its arguments */
 	int auth_plaintext;		/* USER, PASS and AUTH allowed without TLS */
 	unsigned long timeout;		/* seconds a command may take to arrive */
+	unsigned long login_timeout;	/* seconds the whole login may take */
 	unsigned long auth_failures;	/* failed logins before we hang up */
 	unsigned long bad_commands;	/* errors in a row before we hang up */
 	unsigned long login_delay;	/* seconds between two logins to one mailbox; 0: none */
@@ -30,6 +31,7 @@ struct conn {
 	char *arg[4];			/* its words (arg[0] upper-cased), 0 past the last */
 	size_t nargs;
 	unsigned long bad_in_a_row;
+	long long end_ms;		/* 0, or no command read past this (deadline_now_ms) */
 };
 
 void conn_init(struct conn *c, const struct config *cf);
@@ -46,8 +48,8 @@ int conn_is(const struct conn *c, const char *verb);
    length in *len. "" when there is nothing. */
 char *conn_rest(struct conn *c, size_t *len);
 /* "-ERR text" for a command that was wrong, counting them: after cf->bad_commands in a row the
-   connection closes. A command answered without err() resets the count. */
-void err(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+   connection closes. A command answered without out_err() resets the count. */
+void out_err(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A line of CAPA (RFC 2449) that both states share. */
 void out_capa_common(struct conn *c);
 

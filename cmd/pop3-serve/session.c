@@ -26,8 +26,9 @@
    time of the last login, for LOGIN-DELAY. */
 #define LOCK_FILE "postroom-pop3.lock"
 
-#define DELETED 1
-#define RETRIEVED 2
+#define DELETED 1	/* by DELE, until RSET */
+#define RETRIEVED 2	/* by RETR */
+#define GONE 4		/* expunged by someone else before we could size it: never listed */
 
 struct session {
 	const struct config *cf;
@@ -51,6 +52,15 @@ static unsigned long long wire_size(const char *data, size_t len)
 	return size;
 }
 
+/* The mailbox cannot be read (permissions, I/O): the login fails for now. */
+_Noreturn static void unavailable(struct session *s, const char *why)
+{
+	out(&s->c, "-ERR [SYS/TEMP] Unable to open the mailbox\r\n");
+	out_flush(&s->c);
+	log_line("%s: trouble: %s", s->user, why);
+	exit(0);
+}
+
 /* Takes the mailbox: the lock, LOGIN-DELAY, the messages and their sizes. Answers and exits
    when the session cannot start. */
 static void take_mailbox(struct session *s)
@@ -72,23 +82,17 @@ static void take_mailbox(struct session *s)
 	time_t now = time(0);
 	ssize_t r = pread(fd, last, sizeof last - 1, 0);
 	long long then = r > 0 ? strtoll(last, 0, 10) : 0;
-	if (s->cf->login_delay && then > 0 && now >= then && now - then < (long long)s->cf->login_delay) {
+	if (s->cf->login_delay && then > 0 && now >= then &&
+	    now - then < (long long)s->cf->login_delay) {
 		out(&s->c, "-ERR [LOGIN-DELAY] Logged in %lld s ago; wait %lu s between logins\r\n",
 		    (long long)(now - then), s->cf->login_delay);
 		out_flush(&s->c);
 		log_line("%s: refused: login delay", s->user);
 		exit(0);
 	}
-	int n = snprintf(last, sizeof last, "%lld\n", (long long)now);
-	if (pwrite(fd, last, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
-		log_line("%s: unable to write %s: %s", s->user, LOCK_FILE, strerror(errno));
 
-	if (!mbox_open(&s->box, ".", "INBOX", 0, why, sizeof why)) {
-		out(&s->c, "-ERR [SYS/TEMP] Unable to open the mailbox\r\n");
-		out_flush(&s->c);
-		log_line("%s: trouble: %s", s->user, why);
-		exit(0);
-	}
+	if (!mbox_open(&s->box, ".", "INBOX", 0, why, sizeof why))
+		unavailable(s, why);
 	s->n = s->box.count;
 	s->mark = calloc(s->n + 1, 1);
 	s->size = calloc(s->n + 1, sizeof *s->size);
@@ -101,14 +105,20 @@ static void take_mailbox(struct session *s)
 		if (s->size[i])
 			continue;
 		if (!mbox_read(&s->box, i, &data, &len, why, sizeof why)) {
-			/* Gone since the scan (another session expunged it): shown as deleted. */
-			s->mark[i] = DELETED;
+			if (errno != ENOENT)
+				unavailable(s, why);
+			/* Expunged by another session since the scan: not part of this one. */
+			s->mark[i] = GONE;
 			continue;
 		}
 		s->size[i] = wire_size(data, len);
 		mbox_release(data, len);
 		mbox_cache_vsize(&s->box, i, s->size[i]);
 	}
+	/* A login that got this far counts for LOGIN-DELAY. */
+	int n = snprintf(last, sizeof last, "%lld\n", (long long)now);
+	if (pwrite(fd, last, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
+		log_line("%s: unable to write %s: %s", s->user, LOCK_FILE, strerror(errno));
 }
 
 /* Message number arg: its index + 1, or 0 after answering -ERR. */
@@ -119,11 +129,11 @@ static size_t message(struct session *s, const char *arg)
 	errno = 0;
 	unsigned long long v = arg && *arg >= '0' && *arg <= '9' ? strtoull(arg, &end, 10) : 0;
 	if (!v || errno || *end || v > s->n) {
-		err(&s->c, "No such message");
+		out_err(&s->c, "No such message");
 		return 0;
 	}
-	if (s->mark[v - 1] & DELETED) {
-		err(&s->c, "Message %llu is deleted", v);
+	if (s->mark[v - 1] & (DELETED | GONE)) {
+		out_err(&s->c, "Message %llu is deleted", v);
 		return 0;
 	}
 	return (size_t)v;
@@ -135,7 +145,7 @@ static void cmd_stat(struct session *s)
 	unsigned long long bytes = 0;
 
 	for (size_t i = 0; i < s->n; i++)
-		if (!(s->mark[i] & DELETED)) {
+		if (!(s->mark[i] & (DELETED | GONE))) {
 			count++;
 			bytes += s->size[i];
 		}
@@ -148,7 +158,7 @@ static void cmd_list(struct session *s, int uidl)
 	char value[32];
 
 	if (s->c.nargs > 2) {
-		err(&s->c, "Too many arguments");
+		out_err(&s->c, "Too many arguments");
 		return;
 	}
 	if (s->c.nargs == 2) {
@@ -165,7 +175,7 @@ static void cmd_list(struct session *s, int uidl)
 	}
 	out(&s->c, "+OK\r\n");
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->mark[i] & DELETED)
+		if (s->mark[i] & (DELETED | GONE))
 			continue;
 		if (uidl)
 			out(&s->c, "%zu %08X%08X\r\n", i + 1, (unsigned)s->box.msg[i].uid,
@@ -210,7 +220,7 @@ static void cmd_retr(struct session *s, int top)
 	long long lines = -1;
 
 	if (s->c.nargs != (top ? 3u : 2u)) {
-		err(&s->c, top ? "TOP takes a message number and a number of lines" :
+		out_err(&s->c, top ? "TOP takes a message number and a number of lines" :
 				 "RETR takes a message number");
 		return;
 	}
@@ -219,10 +229,11 @@ static void cmd_retr(struct session *s, int top)
 		const char *a = s->c.arg[2];
 		errno = 0;
 		lines = *a >= '0' && *a <= '9' ? strtoll(a, &end, 10) : -1;
-		if (lines < 0 || errno || *end) {
-			err(&s->c, "Not a number of lines");
+		if (lines < 0 || (errno && errno != ERANGE) || *end) {
+			out_err(&s->c, "Not a number of lines");
 			return;
 		}
+		/* More lines than any message has: the whole message (RFC 1939). */
 	}
 	size_t v = message(s, s->c.arg[1]);
 	if (!v)
@@ -234,7 +245,10 @@ static void cmd_retr(struct session *s, int top)
 		out(&s->c, "-ERR [SYS/TEMP] Unable to read message %zu\r\n", v);
 		return;
 	}
-	out(&s->c, "+OK %llu octets\r\n", s->size[v - 1]);
+	if (top)
+		out(&s->c, "+OK\r\n");
+	else
+		out(&s->c, "+OK %llu octets\r\n", s->size[v - 1]);
 	send_lines(s, data, len, lines);
 	mbox_release(data, len);
 	if (!top)
@@ -244,7 +258,7 @@ static void cmd_retr(struct session *s, int top)
 static void cmd_dele(struct session *s)
 {
 	if (s->c.nargs != 2) {
-		err(&s->c, "DELE takes a message number");
+		out_err(&s->c, "DELE takes a message number");
 		return;
 	}
 	size_t v = message(s, s->c.arg[1]);
@@ -266,25 +280,26 @@ static void cmd_rset(struct session *s)
 static int update(struct session *s, size_t *deleted, size_t *seen)
 {
 	char why[256];
-	unsigned char *want = calloc(s->box.count + 1, 1);
 	int ok = 1;
 
 	*deleted = *seen = 0;
-	if (!want)
-		return 0;
 	/* Flags an IMAP session changed meanwhile are kept: the view is brought up to date first
-	   (with expunges held back, so that indexes stay as they are). */
+	   (with expunges held back, so that indexes stay as they are). It may grow: messages
+	   delivered since the login come after ours, and none of them is touched. */
 	if (!mbox_sync(&s->box, 0, 0, why, sizeof why)) {
 		log_line("%s: trouble: %s", s->user, why);
-		free(want);
 		return 0;
 	}
+	unsigned char *want = calloc(s->box.count + 1, 1);
+	if (!want)
+		return 0;
 	for (size_t i = 0; i < s->n; i++) {
 		struct mbox_msg *m = &s->box.msg[i];
 		int go = (s->mark[i] & DELETED) ||
 			 (s->cf->expire_at_once && (s->mark[i] & RETRIEVED));
 		unsigned flags = m->flags & ~(unsigned)MBOX_RECENT;
-		if (m->gone || (!go && (!(s->mark[i] & RETRIEVED) || (flags & MBOX_SEEN))))
+		if (m->gone || (s->mark[i] & GONE) ||
+		    (!go && (!(s->mark[i] & RETRIEVED) || (flags & MBOX_SEEN))))
 			continue;
 		flags |= go ? MBOX_DELETED : MBOX_SEEN;
 		if (!mbox_store(&s->box, i, flags, m->keywords, why, sizeof why)) {
@@ -348,7 +363,7 @@ static void dispatch(struct session *s)
 		out_capa_common(c);
 		out(c, ".\r\n");
 	} else
-		err(c, "Unknown command");
+		out_err(c, "Unknown command");
 }
 
 _Noreturn void session_serve(const struct config *cf)
@@ -365,7 +380,8 @@ _Noreturn void session_serve(const struct config *cf)
 		die_sys("unable to make the Maildir %s", maildir);
 	conn_init(&s.c, cf);
 	/* Commands the client sent right after its login, read by the pre-login process. */
-	checkpw_pending_import("POP3LOGINPENDING", &s.c.in);
+	if (!checkpw_pending_import("POP3LOGINPENDING", &s.c.in))
+		die(EXIT_PERM, "POP3LOGINPENDING is not valid");
 	int login = getenv("POP3LOGIN") != 0;
 	unsetenv("POP3LOGIN");
 	take_mailbox(&s);
