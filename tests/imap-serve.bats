@@ -411,6 +411,43 @@ except OSError:
 	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
 }
 
+@test "the cache: what another session wrote to it while this one had the folder open is kept when this one writes" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: one\n\nplain text\n' >"$md/cur/1.M1P1.host:2,S"
+	printf 'Subject: two\n\nplain text\n' >"$md/cur/2.M2P1.host:2,S"
+	run -0 "$PYTHON" - "$md" "$BIN/imap-serve" <<'PYEOF'
+import os, subprocess, sys
+md, prog = sys.argv[1], sys.argv[2]
+def start():
+    return subprocess.Popen([prog, "-A"], cwd=md, env=dict(os.environ, MAILDIR=md),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+def cmd(p, tag, line):
+    p.stdin.write(b"%s %s\r\n" % (tag, line)); p.stdin.flush()
+    while True:
+        got = p.stdout.readline()
+        assert got, "connection closed"
+        if got.startswith(tag + b" "):
+            assert got.split()[1] == b"OK", got
+            return
+a = start(); a.stdout.readline()
+cmd(a, b"a1", b"SELECT INBOX")          # a reads the cache (there is none yet)
+b = start(); b.stdout.readline()
+cmd(b, b"b1", b"SELECT INBOX")
+cmd(b, b"b2", b"FETCH 1 (BODYSTRUCTURE)")
+cmd(b, b"b3", b"LOGOUT"); b.wait()      # b writes message 1's value
+cmd(a, b"a2", b"FETCH 2 (BODYSTRUCTURE)")
+cmd(a, b"a3", b"LOGOUT"); a.wait()      # a writes message 2's, and must keep b's
+PYEOF
+	# Other contents under the same names: text/plain answers are the cache's.
+	printf 'Subject: one\nContent-Type: image/png\n\nxx\n' >"$md/cur/1.M1P1.host:2,S"
+	printf 'Subject: two\nContent-Type: image/png\n\nxx\n' >"$md/cur/2.M2P1.host:2,S"
+	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb FETCH 1:2 (BODYSTRUCTURE)\nc LOGOUT\n')"
+	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("text" "plain" '
+}
+
 @test "SEARCH takes at most 16 sequence or UID sets: each costs a byte per message of the folder" {
 	local md=$BATS_TEST_TMPDIR/md
 	mkdir -p "$md"/{cur,new,tmp}
