@@ -324,14 +324,7 @@ EOF
 	local pid=$!
 	track_pid "$pid"
 	# One byte every 0.5 s: each read is quick, the command never ends.
-	"$PYTHON" -c 'import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY)
-try:
-    for i in range(12):
-        os.write(fd, b"a")
-        time.sleep(0.5)
-except OSError:
-    pass' "$fifo"
+	drip "$fifo" a 12 0.5
 	wait_until 50 sh -c "! kill -0 $pid 2>/dev/null"
 	run grep -c 'BYE Disconnected for inactivity' "$out"
 	assert_output 1

@@ -332,14 +332,7 @@ sys.stdout.write("USER alice@example.test\r\nPASS alice-demo\r\nNOOP " + "z" * 5
 	local pid=$!
 	track_pid "$pid"
 	# One byte every 0.5 s for 6 s: each read is quick, the command never ends.
-	"$PYTHON" -c 'import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY)
-try:
-    for i in range(12):
-        os.write(fd, b"N")
-        time.sleep(0.5)
-except OSError:
-    pass' "$fifo"
+	drip "$fifo" N 12 0.5
 	wait_until 50 sh -c "! kill -0 $pid 2>/dev/null" || fail "still running"
 	run grep -c 'Disconnected for inactivity' "$out"
 	assert_output 1
@@ -1049,14 +1042,7 @@ EOF
 	local pid=$!
 	track_pid "$pid"
 	# A CAPA every 0.3 s: never idle, but never logged in either.
-	"$PYTHON" -c 'import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY)
-try:
-    for i in range(40):
-        os.write(fd, b"CAPA\r\n")
-        time.sleep(0.3)
-except OSError:
-    pass' "$fifo" &
+	drip "$fifo" 'CAPA\r\n' 40 0.3 &
 	track_pid $!
 	wait_until 60 sh -c "! kill -0 $pid 2>/dev/null"
 	run grep -c 'Disconnected for inactivity' "$out"
