@@ -324,7 +324,7 @@ EOF
 	local pid=$!
 	track_pid "$pid"
 	# One byte every 0.5 s: each read is quick, the command never ends.
-	drip "$fifo" a 12 0.5
+	drip_fifo "$fifo" a 12 0.5
 	wait_until 50 sh -c "! kill -0 $pid 2>/dev/null"
 	run grep -c 'BYE Disconnected for inactivity' "$out"
 	assert_output 1

@@ -332,7 +332,7 @@ sys.stdout.write("USER alice@example.test\r\nPASS alice-demo\r\nNOOP " + "z" * 5
 	local pid=$!
 	track_pid "$pid"
 	# One byte every 0.5 s for 6 s: each read is quick, the command never ends.
-	drip "$fifo" N 12 0.5
+	drip_fifo "$fifo" N 12 0.5
 	wait_until 50 sh -c "! kill -0 $pid 2>/dev/null" || fail "still running"
 	run grep -c 'Disconnected for inactivity' "$out"
 	assert_output 1
@@ -1042,7 +1042,7 @@ EOF
 	local pid=$!
 	track_pid "$pid"
 	# A CAPA every 0.3 s: never idle, but never logged in either.
-	drip "$fifo" 'CAPA\r\n' 40 0.3 &
+	drip_fifo "$fifo" 'CAPA\r\n' 40 0.3 &
 	track_pid $!
 	wait_until 60 sh -c "! kill -0 $pid 2>/dev/null"
 	run grep -c 'Disconnected for inactivity' "$out"

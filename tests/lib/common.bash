@@ -270,10 +270,10 @@ wait_until() {
 	return 1
 }
 
-# drip FIFO BYTES COUNT SECONDS: opens FIFO for writing and writes BYTES (printf's escapes
+# drip_fifo FIFO BYTES COUNT SECONDS: opens FIFO for writing and writes BYTES (printf's escapes
 # allowed) COUNT times, SECONDS apart, stopping quietly once the reader has gone: a client
 # that keeps a server busy without ever finishing what it should.
-drip() {
+drip_fifo() {
 	"$PYTHON" -c 'import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY)
 data = sys.argv[2].encode().decode("unicode_escape").encode("latin-1")
