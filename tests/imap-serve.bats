@@ -109,6 +109,24 @@ EOF
 	assert_line --regexp '^c OK '
 }
 
+@test "a password pipelined after a failed LOGIN never reaches the environment of the program checkpassword runs" {
+	local wrap=$BATS_TEST_TMPDIR/checkpw-wrap envs=$BATS_TEST_TMPDIR/envs
+	# The checkpassword program, with the environment it gets written down first.
+	printf '#!/bin/sh\nenv >>%s\nexec "$@"\n' "$envs" >"$wrap"
+	chmod 755 "$wrap"
+	run -0 bash -c 'printf "a LOGIN alice@example.test wrong\r\nb login alice@example.test alice-demo\r\nc SELECT INBOX\r\nd LOGOUT\r\n" |
+		env IMAP_AUTH_PLAINTEXT=1 imap-serve "$1" $2 2>>"$3" | tr -d "\r"' - "$wrap" "$CHECKPW" "$IMAP_LOG"
+	assert_line --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line --regexp '^b OK \[CAPABILITY '
+	assert_line --regexp '^c OK \[READ-WRITE\] '
+	# Two runs: the first had nothing pending (the next command logs in again), the second
+	# SELECT and LOGOUT.
+	run grep -c '^IMAPLOGINTAG=' "$envs"
+	assert_output 2
+	run grep '^IMAPLOGINPENDING=' "$envs"
+	assert_output "IMAPLOGINPENDING=$(printf 'c SELECT INBOX\r\nd LOGOUT\r\n' | base64 -w0)"
+}
+
 @test "commands that need a login, or do not exist, are BAD before it; ID and NOOP are fine" {
 	run -0 imap_session <<'EOF'
 a SELECT INBOX

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,12 +97,38 @@ static enum checkpw_verdict run_checkpassword(const struct attempt *a)
 	return v;
 }
 
+/*
+ * How much of what the client sent after a login goes to the session: up to a command that
+ * would log in again (LOGIN, AUTHENTICATE), if any. That one stays here, for when this login
+ * fails, and its password never reaches an environment (the session's is readable in /proc
+ * by its owner's other processes).
+ */
+static size_t pending_commands(const char *p, size_t n)
+{
+	static const char *const logins[] = { "LOGIN", "AUTHENTICATE" };
+
+	for (size_t at = 0; at < n;) {
+		const char *sp = memchr(p + at, ' ', n - at), *nl = memchr(p + at, '\n', n - at);
+		if (sp && (!nl || sp < nl)) {
+			size_t word = (size_t)(sp + 1 - p);
+			for (size_t k = 0; k < sizeof logins / sizeof logins[0]; k++) {
+				size_t len = strlen(logins[k]);
+				if (n - word > len && !strncasecmp(p + word, logins[k], len) &&
+				    (p[word + len] == ' ' || p[word + len] == '\r' || p[word + len] == '\n'))
+					return at;
+			}
+		}
+		at = nl ? (size_t)(nl - p) + 1 : n;
+	}
+	return n;
+}
+
 /* The parser's side of a login: straight to checkpassword, or through the parent. */
 static enum checkpw_verdict verify(struct login *l, struct attempt *a)
 {
 	out_flush(&l->c);
-	/* Whatever the client sent after the login command belongs to the session. */
-	a->pendinglen = buf_unread(&l->c.in);
+	/* What the client sent after the login command belongs to the session. */
+	a->pendinglen = pending_commands(buf_peek(&l->c.in), buf_unread(&l->c.in));
 	memcpy(a->pending, buf_peek(&l->c.in), a->pendinglen);
 	enum checkpw_verdict v;
 	if (l->to_parent < 0) {
