@@ -837,16 +837,27 @@ int mime_lex_dot_atom(struct mime_lex *x, struct sa *out)
 	}
 }
 
-int mime_lex_quoted(struct mime_lex *x, struct sa *out)
+/*
+ * A quoted-string (close '"') or a domain literal (close ']') at x->p, unfolded: each line break
+ * goes, with the CR before it. A quoted-string loses its quotes and the backslash of each
+ * quoted pair; a domain literal keeps its brackets and backslashes, as Dovecot's ENVELOPE does.
+ */
+static int delimited(struct mime_lex *x, struct sa *out, unsigned char close)
 {
-	const unsigned char *start = ++x->p;
+	int literal = close == ']';
+	const unsigned char *start = literal ? x->p++ : ++x->p;
 
 	for (; x->p < x->end; x->p++) {
-		switch (*x->p) {
-		case '"':
-			lex_put(x, out, start, (size_t)(x->p - start));
+		if (*x->p == close) {
+			lex_put(x, out, start, (size_t)(x->p - start) + (size_t)literal);
 			x->p++;
 			return mime_lex_skip(x);
+		}
+		switch (*x->p) {
+		case '[':
+			if (literal)
+				return -1;
+			break;
 		case '\n': {
 			size_t n = (size_t)(x->p - start);
 			if (n > 0 && start[n - 1] == '\r')
@@ -860,15 +871,22 @@ int mime_lex_quoted(struct mime_lex *x, struct sa *out)
 			if (x->p >= x->end)
 				return -1;
 			if (*x->p == '\r' || *x->p == '\n') {
-				x->p--;
+				x->p--;	/* a backslash before a line break is itself */
 				break;
 			}
-			lex_put(x, out, start, (size_t)(x->p - 1 - start));
-			start = x->p;
+			if (!literal) {
+				lex_put(x, out, start, (size_t)(x->p - 1 - start));
+				start = x->p;
+			}
 			break;
 		}
 	}
 	return -1;
+}
+
+int mime_lex_quoted(struct mime_lex *x, struct sa *out)
+{
+	return delimited(x, out, '"');
 }
 
 static int atom_or_dot(unsigned char c)
@@ -893,47 +911,12 @@ int mime_lex_phrase(struct mime_lex *x, struct sa *out)
 	return mime_lex_skip(x);
 }
 
-static int domain_literal(struct mime_lex *x, struct sa *out)
-{
-	const unsigned char *start = x->p++;
-
-	for (; x->p < x->end; x->p++) {
-		switch (*x->p) {
-		case '[':
-			return -1;
-		case ']':
-			lex_put(x, out, start, (size_t)(x->p - start + 1));
-			x->p++;
-			return mime_lex_skip(x);
-		case '\n': {
-			size_t n = (size_t)(x->p - start);
-			if (n > 0 && start[n - 1] == '\r')
-				n--;
-			lex_put(x, out, start, n);
-			start = x->p + 1;
-			break;
-		}
-		case '\\':
-			x->p++;
-			if (x->p >= x->end)
-				return -1;
-			if (*x->p == '\r' || *x->p == '\n') {
-				lex_put(x, out, start, (size_t)(x->p - start));
-				start = x->p;
-				x->p--;
-			}
-			break;
-		}
-	}
-	return -1;
-}
-
 int mime_lex_domain(struct mime_lex *x, struct sa *out)
 {
 	x->p++;			/* the '@' */
 	if (mime_lex_skip(x) <= 0)
 		return -1;
-	return *x->p == '[' ? domain_literal(x, out) : mime_lex_dot_atom(x, out);
+	return *x->p == '[' ? delimited(x, out, ']') : mime_lex_dot_atom(x, out);
 }
 
 /* type "/" subtype, strictly: on an error out keeps only a lone type (Dovecot writes "text"
