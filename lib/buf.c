@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -177,4 +180,32 @@ int buf_put(struct buf *b, const char *s, size_t n)
 int buf_puts(struct buf *b, const char *s)
 {
 	return buf_put(b, s, strlen(s));
+}
+
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	char small[1024];
+	va_list again;
+
+	va_copy(again, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	if (n < 0) {
+		va_end(again);
+		errno = EINVAL;
+		return 0;
+	}
+	if ((size_t)n < sizeof small) {
+		va_end(again);
+		return buf_put(b, small, (size_t)n);
+	}
+	char *big = malloc((size_t)n + 1);
+	if (!big) {
+		va_end(again);
+		return 0;
+	}
+	vsnprintf(big, (size_t)n + 1, fmt, again);
+	va_end(again);
+	int ok = buf_put(b, big, (size_t)n);
+	free(big);
+	return ok;
 }

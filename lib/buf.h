@@ -2,6 +2,7 @@
 #ifndef BUF_H
 #define BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -45,6 +46,8 @@ void buf_wipe_consumed(struct buf *b);
 /* Writing. Return 1, or 0 with errno set. */
 int buf_put(struct buf *b, const char *s, size_t n);
 int buf_puts(struct buf *b, const char *s);
+/* printf into the buffer, whatever the length (a long result is formatted in memory first). */
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 int buf_flush(struct buf *b);
 
 /* write(2) everything, retrying on EINTR and short writes. Returns 1, or 0 with errno set. */

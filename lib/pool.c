@@ -217,7 +217,7 @@ int pool_release(int keep)
 	return ok;
 }
 
-void pool_serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx)
+_Noreturn static void serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx)
 {
 	static struct pool_session ps = POOL_SESSION_ZERO;
 
@@ -250,4 +250,17 @@ void pool_serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx
 		if (!pool_done(pool, code))
 			die_sys_code(EXIT_TEMP, "unable to end a session");
 	}
+}
+
+void pool_serve_sessions(void (*serve)(const void *ctx), const void *ctx)
+{
+	int pool = pool_fd_from_env();
+
+	if (pool == -2)
+		die(EXIT_PERM, "POOLFD names no open descriptor");
+	if (pool < 0) {
+		serve(ctx);
+		exit(0);
+	}
+	serve_forked(pool, serve, ctx);
 }

@@ -58,11 +58,12 @@ int pool_install(struct pool_session *s);
 int pool_release(int keep);
 
 /*
- * The loop of a server that forks a child for each session (imap-serve, pop3-serve): a session
- * starts without an exec and ends with all its state, so that a client that took over its
- * process reaches no other session. serve(ctx) runs in the child with the session installed
- * and must exit; the session's code is the child's exit code. Exits 0 at the end of POOLFD.
+ * The sessions of a server that forks a child for each (imap-serve, pop3-serve before login):
+ * without POOLFD, serve(ctx) serves the one on descriptors 0 and 1; under tls-server, it runs
+ * in a child forked for each session, installed, so that a session starts without an exec and
+ * ends with all its state (a client that took over its process reaches no other session); the
+ * session's code is the child's exit code. serve must exit. Exits 0 at the end of POOLFD.
  */
-_Noreturn void pool_serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx);
+_Noreturn void pool_serve_sessions(void (*serve)(const void *ctx), const void *ctx);
 
 #endif

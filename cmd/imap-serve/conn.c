@@ -46,26 +46,13 @@ void out_bytes(struct conn *c, const char *s, size_t n)
 
 void out(struct conn *c, const char *fmt, ...)
 {
-	char small[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof small, fmt, ap);
+	int ok = buf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof small) {
-		out_bytes(c, small, (size_t)n);
-		return;
-	}
-	char *big = malloc((size_t)n + 1);
-	if (!big)
+	if (!ok)
 		gone();
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	out_bytes(c, big, (size_t)n);
-	free(big);
 }
 
 void out_string(struct conn *c, const char *s, size_t n)

@@ -36,15 +36,13 @@ void out_bytes(struct conn *c, const char *s, size_t n)
 
 void out(struct conn *c, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line, fmt, ap);
+	int ok = buf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	out_bytes(c, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	if (!ok)
+		exit(0);	/* the client stopped reading or left */
 }
 
 void out_flush(struct conn *c)

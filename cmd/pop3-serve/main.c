@@ -53,11 +53,6 @@ int main(int argc, char **argv)
 	if (argc < 2 || argv[1][0] == '-')
 		die_usage(USAGE);
 	cf.checkpassword = argv + 1;
-	int pool = pool_fd_from_env();
-	if (pool == -2)
-		die(EXIT_PERM, "POOLFD names no open descriptor");
-	if (pool < 0)
-		login_serve(&cf);
-	/* Under tls-server: a child for each session (pool(5)). */
-	pool_serve_forked(pool, serve_login, &cf);
+	/* One session, or under tls-server one after another, each in a child (pool(5)). */
+	pool_serve_sessions(serve_login, &cf);
 }
