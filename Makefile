@@ -38,6 +38,7 @@ LIB_SRCS = \
 	lib/mailbox_uidlist.c \
 	lib/maildir.c \
 	lib/maildir_quota.c \
+	lib/memory.c \
 	lib/mime.c \
 	lib/mime_imap.c \
 	lib/mime_text.c \

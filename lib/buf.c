@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "deadline.h"
+#include "memory.h"
 
 void buf_init(struct buf *b, int fd, char *space, size_t cap)
 {
@@ -208,4 +209,12 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	int ok = buf_put(b, big, (size_t)n);
 	free(big);
 	return ok;
+}
+
+void buf_rest(struct buf *b)
+{
+	if (b->pos != b->len)
+		return;
+	b->pos = b->len = 0;
+	memory_discard(b->x, b->cap);
 }

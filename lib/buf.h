@@ -43,6 +43,10 @@ void buf_discard(struct buf *b);
    was read does not linger, wherever in the buffer it was. */
 void buf_wipe_consumed(struct buf *b);
 
+/* A buffer with nothing in it (no byte unread, or none pending) gives its pages back to the
+   system, for a session about to wait long (memory_discard). */
+void buf_rest(struct buf *b);
+
 /* Writing. Return 1, or 0 with errno set. */
 int buf_put(struct buf *b, const char *s, size_t n);
 int buf_puts(struct buf *b, const char *s);

@@ -1,6 +1,8 @@
 /* postroom: ISC license, see LICENSE. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,18 @@
 #include "buf.h"
 #include "checkpw.h"
 #include "die.h"
+#include "pool.h"
+
+extern char **environ;
+
+static enum checkpw_verdict verdict_of(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return CHECKPW_ACCEPTED;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+		return CHECKPW_REFUSED;
+	return CHECKPW_TROUBLE;
+}
 
 enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 				 void (*exec_child)(void *ctx), void *ctx, char *why,
@@ -49,10 +63,9 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 			snprintf(why, whysize, "unable to wait: %s", strerror(errno));
 			return CHECKPW_TROUBLE;
 		}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
-		return CHECKPW_ACCEPTED;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
-		return CHECKPW_REFUSED;
+	enum checkpw_verdict v = verdict_of(status);
+	if (v == CHECKPW_REFUSED || (v == CHECKPW_ACCEPTED && wrote))
+		return v;
 	snprintf(why, whysize, "%s %s %d", name, WIFEXITED(status) ? "exited" : "was killed by signal",
 		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return CHECKPW_TROUBLE;
@@ -87,4 +100,80 @@ int checkpw_pending_import(const char *var, struct buf *in)
 	in->len = n;
 	unsetenv(var);
 	return 1;
+}
+
+/* Becomes the checkpassword program, with the credentials on fd 3 (a pipe they fit in);
+   returns only when they could not be put there. */
+static void exec_with_credentials(const char *cred, size_t len, void (*exec_child)(void *ctx),
+				  void *ctx)
+{
+	int p[2];
+
+	if (len > PIPE_BUF) {
+		errno = EMSGSIZE;
+		return;
+	}
+	if (pipe(p) < 0)
+		return;
+	int ok = fd_write_all(p[1], cred, len);
+	close(p[1]);
+	if (!ok || (p[0] != 3 && (dup2(p[0], 3) < 0 || close(p[0]) < 0))) {
+		int e = errno;
+		close(p[0]);
+		errno = e;
+		return;
+	}
+	signal(SIGPIPE, SIG_DFL);
+	exec_child(ctx);
+}
+
+void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char *cred,
+			size_t len, void (*exec_child)(void *ctx), void *ctx)
+{
+	n->tlslen = 0;
+	for (char **e = environ; n->started_tls && *e; e++) {
+		size_t k = strlen(*e) + 1;
+		if (!strncmp(*e, "SSL_", 4) && k <= sizeof n->tls - n->tlslen) {
+			memcpy(n->tls + n->tlslen, *e, k);
+			n->tlslen += k;
+		}
+	}
+	n->unread = buf_unread(in);
+	if (n->unread > sizeof n->input)
+		die(EXIT_TEMP, "more input than a note holds");
+	memcpy(n->input, buf_peek(in), n->unread);
+	int ok = pool_note(n, offsetof(struct checkpw_note, input) + n->unread);
+	int e = errno;
+	explicit_bzero(n, offsetof(struct checkpw_note, input) + n->unread);
+	if (!ok && e == ENOTSUP)
+		return;
+	/* Perhaps part of a note: the next process ends the session. */
+	if (!ok)
+		die(EXIT_TEMP, "unable to leave a note for tls-server's pool: %s", strerror(e));
+	exec_with_credentials(cred, len, exec_child, ctx);
+	die_sys("unable to hand the credentials to the checkpassword program");
+}
+
+struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
+				     enum checkpw_verdict *v)
+{
+	static char tls[sizeof ((struct checkpw_note *)0)->tls];	/* the environment keeps it */
+	size_t len;
+	int status;
+	struct checkpw_note *n = pool_resumed(&len, &status);
+
+	if (!n)
+		return 0;
+	if (len < offsetof(struct checkpw_note, input) || n->unread > sizeof n->input ||
+	    len != offsetof(struct checkpw_note, input) + n->unread || n->unread > in->cap ||
+	    n->tlslen > sizeof n->tls)
+		die(EXIT_TEMP, "the note of the session's last process is cut short");
+	memcpy(tls, n->tls, n->tlslen);
+	if (n->started_tls && !ucspitls_resume(t, tls, n->tlslen))
+		die_sys("unable to take the TLS session back");
+	memcpy(in->x, n->input, n->unread);
+	in->pos = 0;
+	in->len = n->unread;
+	*v = verdict_of(status);
+	return n;
 }

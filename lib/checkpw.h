@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "ucspitls.h"
 
 /*
  * The caller's side of the checkpassword interface (postroom(7)): a child gets the credentials
@@ -20,6 +21,35 @@ enum checkpw_verdict { CHECKPW_ACCEPTED, CHECKPW_REFUSED, CHECKPW_TROUBLE };
 enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 				 void (*exec_child)(void *ctx), void *ctx, char *why,
 				 size_t whysize);
+
+/*
+ * Under tls-server (pool(5)) no process need wait for the checkpassword program: the process
+ * that read the login leaves its pool parent a note (pool_note) and becomes the program; should
+ * that refuse, the parent starts a new process for the session, which takes the note back and
+ * answers the login as the first would have. The note holds what a pre-login process knows of
+ * its session: what the client sent that is not read yet, TLS started and its SSL_ pairs, and
+ * the caller's own counters.
+ */
+#define CHECKPW_NOTE_INPUT 16384
+struct checkpw_note {
+	char tag[128];		/* the login command's, for IMAP's answer */
+	unsigned long failures, bad_in_a_row;
+	long long end_ms;	/* POP3's deadline for the whole login */
+	int secure, started_tls;
+	size_t tlslen, unread;
+	char tls[1024];		/* after STARTTLS, its SSL_ pairs: NAME=value\0... */
+	char input[CHECKPW_NOTE_INPUT];
+};
+/* Leaves note n, with the environment's SSL_ pairs when n->started_tls and what in holds
+   unread, and becomes the checkpassword program. Returns only when there is no pool parent to
+   take a note: the caller then runs checkpw_run. Any other failure ends the process. */
+void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char *cred,
+			size_t len, void (*exec_child)(void *ctx), void *ctx);
+/* In the process that takes a session back: the note, with the TLS session back on fds 0 and
+   1 (t, from ucspitls_available) if it was started, in holding what was unread, and *v the
+   program's verdict; 0 for the session's first process. The caller wipes the note when done. */
+struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
+				     enum checkpw_verdict *v);
 
 /*
  * What a client sent right after its login, read ahead by the pre-login process, travels to the

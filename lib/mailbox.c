@@ -39,6 +39,10 @@ struct mbox_sync_state {
 	struct timespec new_mtime, cur_mtime;
 	struct timespec scanned;	/* when the last full scan began */
 	int scanned_ok;
+	/* The view's file names as mbox_rest packed them, end to end; a name changed since is
+	   one of its own (see msg_set_file). */
+	char *names;
+	size_t names_size;
 };
 
 /* One file that a scan found. */
@@ -316,10 +320,22 @@ static int give_uids(struct mbox *m, struct scan *s)
 	return ok;
 }
 
-static void msg_free(struct mbox_msg *msg)
+/* Gives msg the file name file (taken, or 0), freeing the one it had unless that is in the
+   packed block. */
+static void msg_set_file(struct mbox *m, struct mbox_msg *msg, char *file)
 {
-	free(msg->file);
-	msg->file = 0;
+	const struct mbox_sync_state *st = m->state;
+	uintptr_t p = (uintptr_t)msg->file;
+
+	if (!st || !st->names || p < (uintptr_t)st->names ||
+	    p >= (uintptr_t)st->names + st->names_size)
+		free(msg->file);
+	msg->file = file;
+}
+
+static void msg_free(struct mbox *m, struct mbox_msg *msg)
+{
+	msg_set_file(m, msg, 0);
 }
 
 static int view_grow(struct mbox *m, size_t more)
@@ -443,8 +459,7 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 				msg->flags = flags | (msg->flags & MBOX_RECENT);
 				msg->keywords = kw;
 			}
-			free(msg->file);
-			msg->file = f->file;
+			msg_set_file(m, msg, f->file);
 			f->file = 0;
 		}
 	}
@@ -456,7 +471,7 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 		size_t o = 0;
 		for (size_t i = 0; i < m->count; i++) {
 			if (m->msg[i].gone) {
-				msg_free(&m->msg[i]);
+				msg_free(m, &m->msg[i]);
 				continue;
 			}
 			changed[o] = changed[i];
@@ -499,6 +514,49 @@ int mbox_sync(struct mbox *m, const struct mbox_events *ev, int allow_expunge, c
 	return ok;
 }
 
+/*
+ * The view's names were allocated one by one as scans found them, among the scans'
+ * temporaries; once those are freed the names keep most of the heap's pages from the system
+ * (an idle session's heap was twice what it held). Packed end to end in one block, with the
+ * view cut to its length, they leave the rest of the heap free to be given back.
+ */
+static void pack_view(struct mbox *m)
+{
+	struct mbox_sync_state *st = m->state;
+	size_t size = 0;
+
+	for (size_t i = 0; i < m->count; i++)
+		if (m->msg[i].file)
+			size += strlen(m->msg[i].file) + 1;
+	char *names = size ? malloc(size) : 0;
+	if (size && !names)
+		return;	/* stays as it was: only memory is lost */
+	char *p = names;
+	for (size_t i = 0; i < m->count; i++) {
+		struct mbox_msg *msg = &m->msg[i];
+		if (!msg->file)
+			continue;
+		size_t n = strlen(msg->file) + 1;
+		memcpy(p, msg->file, n);
+		msg_set_file(m, msg, p);
+		p += n;
+	}
+	free(st->names);
+	st->names = names;
+	st->names_size = size;
+
+	if (m->count < m->cap) {
+		struct mbox_msg *v = m->count ? malloc(m->count * sizeof *v) : 0;
+		if (v || !m->count) {
+			if (m->count)
+				memcpy(v, m->msg, m->count * sizeof *v);
+			free(m->msg);
+			m->msg = v;
+			m->cap = m->count;
+		}
+	}
+}
+
 void mbox_rest(struct mbox *m)
 {
 	if (!m->state)
@@ -510,6 +568,7 @@ void mbox_rest(struct mbox *m)
 		uidlist_free(&m->state->ul);
 		m->state->ul.size = -1;	/* read again, whatever the file looks like */
 	}
+	pack_view(m);
 }
 
 static int open_view(struct mbox *m, const char *root, const char *name, int readonly, int opts,
@@ -558,11 +617,12 @@ void mbox_close(struct mbox *m)
 		mbox_cache_save(m);
 	mbox_cache_free(m);
 	for (size_t i = 0; i < m->count; i++)
-		msg_free(&m->msg[i]);
+		msg_free(m, &m->msg[i]);
 	free(m->msg);
 	keywords_free(m->keyword);
 	if (m->state) {
 		uidlist_free(&m->state->ul);
+		free(m->state->names);
 		free(m->state);
 	}
 	free(m->root);
@@ -594,8 +654,7 @@ static int relocate(struct mbox *m, struct mbox_msg *msg)
 			if (!file)
 				break;
 			snprintf(file, nl + 5, "%s/%s", sub[i], de->d_name);
-			free(msg->file);
-			msg->file = file;
+			msg_set_file(m, msg, file);
 			closedir(d);
 			return 1;
 		}
@@ -634,8 +693,7 @@ int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, ch
 			if (!file)
 				return mbox_fail(why, whysize, ENOMEM, "out of memory");
 			snprintf(file, nl + 5, "%.3s/%s", msg->file, name);
-			free(msg->file);
-			msg->file = file;
+			msg_set_file(m, msg, file);
 			break;
 		}
 		if (errno != ENOENT)
@@ -644,6 +702,16 @@ int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, ch
 			msg->gone = 1;
 			return 1;
 		}
+		/* Someone else renamed it, perhaps with other flags: theirs stay, and what this
+		   session adds or takes away goes on top of them. */
+		unsigned known = msg->flags & ~MBOX_RECENT, theirs;
+		uint32_t known_kw = msg->keywords, theirs_kw;
+		parse_info(base_of(msg->file), &theirs, &theirs_kw);
+		flags &= ~MBOX_RECENT;
+		flags = (theirs | (flags & ~known)) & ~(known & ~flags);
+		keywords = (theirs_kw | (keywords & ~known_kw)) & ~(known_kw & ~keywords);
+		msg->flags = theirs | (msg->flags & MBOX_RECENT);
+		msg->keywords = theirs_kw;
 	}
 	msg->flags = (flags & ~MBOX_RECENT) | (msg->flags & MBOX_RECENT);
 	msg->keywords = keywords;
@@ -710,7 +778,7 @@ int mbox_expunge(struct mbox *m, const struct mbox_events *ev, const unsigned ch
 	size_t o = 0;
 	for (size_t i = 0; i < m->count; i++) {
 		if (m->msg[i].gone)
-			msg_free(&m->msg[i]);
+			msg_free(m, &m->msg[i]);
 		else
 			m->msg[o++] = m->msg[i];
 	}

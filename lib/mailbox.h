@@ -45,11 +45,11 @@ struct mbox_msg {
 	uint32_t uid;
 	unsigned flags;		/* MBOX_* */
 	uint32_t keywords;	/* bit i: keyword i */
+	int gone;		/* expunged by someone, still in the session's view (see mbox_sync) */
 	time_t internaldate;	/* the file's mtime, as Dovecot uses it */
 	unsigned long long vsize;	/* RFC822.SIZE when the name's ",W=" or the cache knows it,
 					   else 0 (the caller computes it and may mbox_cache_put it) */
 	char *file;		/* the file, relative to the folder directory: "cur/..." */
-	int gone;		/* expunged by someone, still in the session's view (see mbox_sync) */
 };
 
 struct mbox_cache;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "die.h"
+#include "memory.h"
 #include "pool.h"
 
 extern char **environ;
@@ -217,9 +218,101 @@ int pool_release(int keep)
 	return ok;
 }
 
+/* The session's note, as the child writes it (note_fd) and as the next child finds it. */
+static int note_fd = -1;
+static _Alignas(4096) char note[POOL_NOTE_MAX];	/* whole pages, given back after each session */
+static size_t note_len;
+static int note_status;
+static int resumed;
+
+int pool_note(const void *p, size_t len)
+{
+	if (note_fd < 0) {
+		errno = ENOTSUP;
+		return 0;
+	}
+	if (len > POOL_NOTE_MAX) {
+		errno = EMSGSIZE;
+		return 0;
+	}
+	ssize_t r;
+	while ((r = send(note_fd, p, len, 0)) < 0 && errno == EINTR)
+		;
+	if (r >= 0 && (size_t)r != len)
+		errno = EMSGSIZE;
+	return r >= 0 && (size_t)r == len;
+}
+
+void *pool_resumed(size_t *len, int *status)
+{
+	if (!resumed)
+		return 0;
+	*len = note_len;
+	*status = note_status;
+	return note;
+}
+
+/* Wipes the note, and gives its pages back: the parent waits through whole sessions. */
+static void forget_note(void)
+{
+	explicit_bzero(note, note_len);
+	if (note_len)
+		memory_discard(note, sizeof note);
+	note_len = 0;
+	resumed = 0;
+}
+
+/* Takes the note the child left on fd, if any: one datagram, kept by the kernel until the
+   child is over, so that we touch no memory of ours while a session lasts. */
+static void read_note(int fd)
+{
+	ssize_t r;
+
+	while ((r = recv(fd, note, sizeof note, MSG_DONTWAIT | MSG_TRUNC)) < 0 && errno == EINTR)
+		;
+	note_len = r > 0 ? (size_t)r : 0;
+	if (note_len > sizeof note) {
+		note_len = sizeof note;	/* cut short: no note, and nothing of it kept */
+		forget_note();
+	}
+}
+
+/* Runs one child of the session: its wait status, and its note, if it left one, in note. */
+static int serve_child(int pool, void (*serve)(const void *ctx), const void *ctx)
+{
+	int p[2], status;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p) < 0)
+		die_sys("unable to make a socket pair");
+	pid_t pid = fork();
+	if (pid < 0)
+		die_sys("unable to fork");
+	if (pid == 0) {
+		close(pool);
+		close(p[0]);
+		note_fd = p[1];
+		serve(ctx);
+		_exit(EXIT_TEMP);
+	}
+	close(p[1]);
+	/* The next child has its own copy: ours, perhaps with a password the client pipelined,
+	   goes. */
+	forget_note();
+	/* We wait as long as the session lasts: what the child has, we need not keep. */
+	memory_give_back();
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_sys("unable to wait");
+	read_note(p[0]);
+	close(p[0]);
+	return status;
+}
+
 _Noreturn static void serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx)
 {
-	static struct pool_session ps = POOL_SESSION_ZERO;
+	/* Zero, not POOL_SESSION_ZERO (pool_receive sets what it uses): initialised, its 8 KiB
+	   would sit in the data pages that every session process dirties. */
+	static struct pool_session ps;
 
 	if (!pool_env_save())
 		die(EXIT_TEMP, "out of memory");
@@ -231,22 +324,19 @@ _Noreturn static void serve_forked(int pool, void (*serve)(const void *ctx), con
 		}
 		if (!pool_install(&ps))
 			die_sys_code(EXIT_TEMP, "unable to take a session");
-		pid_t pid = fork();
-		if (pid < 0)
-			die_sys("unable to fork");
-		if (pid == 0) {
-			close(pool);
-			serve(ctx);
-			_exit(EXIT_TEMP);
+		memory_discard(ps.env, sizeof ps.env);	/* installed: a copy is in the environment */
+		/* The session's descriptors stay ours until it is over: a child that leaves a
+		   note is followed by another on the same ones. */
+		int status = serve_child(pool, serve, ctx);
+		while (note_len && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			note_status = status;
+			resumed = 1;
+			status = serve_child(pool, serve, ctx);
 		}
-		int status, code = EXIT_TEMP;
+		forget_note();
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_TEMP;
 		if (!pool_release(pool))
 			die_sys_code(EXIT_TEMP, "unable to end a session");
-		while (waitpid(pid, &status, 0) < 0)
-			if (errno != EINTR)
-				die_sys("unable to wait");
-		if (WIFEXITED(status))
-			code = WEXITSTATUS(status);
 		if (!pool_done(pool, code))
 			die_sys_code(EXIT_TEMP, "unable to end a session");
 	}

@@ -66,4 +66,19 @@ int pool_release(int keep);
  */
 _Noreturn void pool_serve_sessions(void (*serve)(const void *ctx), const void *ctx);
 
+/*
+ * A session's child may leave its parent a note before it execs a program that may fail (a
+ * checkpassword program, which on success goes on as the session). If the process then ends
+ * other than with exit 0 and the note is there, the parent starts the session again in a new
+ * child, which finds the note and how the process before it ended (pool_resumed). So the
+ * session needs no process of its own to wait for the program: the parent, which waits for
+ * the session anyway, takes it back when the program refuses.
+ */
+#define POOL_NOTE_MAX 32768
+/* 1, or 0 with errno set: ENOTSUP when there is no parent to keep it (no POOLFD). */
+int pool_note(const void *note, size_t len);
+/* The note the session's previous child left, its length and that child's wait status; 0
+   when this is the session's first child. The caller wipes it when done with it. */
+void *pool_resumed(size_t *len, int *status);
+
 #endif

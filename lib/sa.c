@@ -97,3 +97,14 @@ void sa_free(struct sa *sa)
 	sa->s = 0;
 	sa->len = sa->cap = 0;
 }
+
+void sa_shrink(struct sa *sa)
+{
+	if (!sa->s || sa->cap <= sa->len + 1)
+		return;
+	char *s = realloc(sa->s, sa->len + 1);
+	if (s) {
+		sa->s = s;
+		sa->cap = sa->len + 1;
+	}
+}

@@ -28,5 +28,7 @@ void sa_truncate(struct sa *sa, size_t n);
 /* Makes s a C string without counting the NUL in len. */
 int sa_terminate(struct sa *sa);
 void sa_free(struct sa *sa);
+/* Gives back the room beyond the string (and its NUL), for a string that will wait long. */
+void sa_shrink(struct sa *sa);
 
 #endif

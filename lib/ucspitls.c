@@ -46,6 +46,23 @@ int ucspitls_required(void)
 	return mode && !strcmp(mode, "!");
 }
 
+/* The SSL_ pairs of x (NAME=value\0..., len bytes) into the environment, which keeps x. */
+static int put_details(char *x, size_t len)
+{
+	int any = 0;
+	for (size_t i = 0; i < len && x[i];) {
+		char *pair = x + i;
+		size_t n = strnlen(pair, len - i);
+		if (i + n == len)
+			break;	/* cut short: not a whole pair */
+		/* Only the TLS layer's own names: the reply must not reach into other settings. */
+		if (strchr(pair, '=') && !strncmp(pair, "SSL_", 4) && putenv(pair) == 0)
+			any = 1;
+		i += n + 1;
+	}
+	return any;
+}
+
 /* Reads the "NAME=value\0...\0" reply into the environment; 1 if it held anything. The pairs
    stay in x, which the environment points into (putenv): setenv would keep a copy of each, for
    good, in a process that serves one session after another (tls-server), and the client chooses
@@ -68,18 +85,7 @@ static int read_details(int fd)
 		if (len == 1 && x[0] == 0)
 			break;
 	}
-	int any = 0;
-	for (size_t i = 0; i < len && x[i];) {
-		char *pair = x + i;
-		size_t n = strnlen(pair, len - i);
-		if (i + n == len)
-			break;	/* cut short: not a whole pair */
-		/* Only the TLS layer's own names: the reply must not reach into other settings. */
-		if (strchr(pair, '=') && !strncmp(pair, "SSL_", 4) && putenv(pair) == 0)
-			any = 1;
-		i += n + 1;
-	}
-	return any;
+	return put_details(x, len);
 }
 
 int ucspitls_start(struct ucspitls *t)
@@ -89,6 +95,17 @@ int ucspitls_start(struct ucspitls *t)
 	int ok = read_details(t->ctl);
 	close(t->ctl);
 	if (!ok || dup2(t->rfd, 0) < 0 || dup2(t->wfd, 1) < 0)
+		return 0;
+	close(t->rfd);
+	close(t->wfd);
+	return 1;
+}
+
+int ucspitls_resume(struct ucspitls *t, char *details, size_t len)
+{
+	put_details(details, len);
+	close(t->ctl);
+	if (dup2(t->rfd, 0) < 0 || dup2(t->wfd, 1) < 0)
 		return 0;
 	close(t->rfd);
 	close(t->wfd);

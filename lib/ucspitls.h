@@ -23,5 +23,9 @@ int ucspitls_required(void);
  * handshake failed: the connection is then unusable.
  */
 int ucspitls_start(struct ucspitls *t);
+/* In a process that takes over a session another one started TLS in (pool_resumed): fds 0 and
+   1 on the TLS session again, and its details (SSL_ pairs, NAME=value\0..., len bytes, which
+   the environment keeps) set. 1, or 0 with errno set. */
+int ucspitls_resume(struct ucspitls *t, char *details, size_t len);
 
 #endif

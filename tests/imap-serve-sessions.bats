@@ -868,3 +868,84 @@ PY
 	assert_line --regexp '^starttls: a OK '
 	assert_line --regexp '^first line inside TLS: c OK '
 }
+
+# imap_pool [VAR=V...]: the 143 service as make run runs it: tls-server -n, which keeps one
+# imap-serve for its sessions (pool(5)); a login's process becomes the checkpassword program.
+imap_pool() {
+	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" UCSPITLS='!' "$@" -n -c2 \
+		-- "$BIN/imap-serve" $CHECKPW
+}
+
+@test "under tls-server nothing waits for a login: a refused one is answered by the next process, which reads on where the last stopped, under TLS" {
+	imap_pool
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import sys
+from pool_session import session_processes, starttls
+port, master = int(sys.argv[1]), int(sys.argv[2])
+s, f = starttls(port, b"s STARTTLS")
+# One write: each refusal ends a process, and the next must find what came after it.
+s.sendall(b"a LOGIN alice@example.test wrong\r\nb NOOP\r\nc LOGIN alice@example.test wrong\r\n"
+          b"d CAPABILITY\r\ne LOGIN alice@example.test alice-demo\r\nf SELECT INBOX\r\n")
+while True:
+    line = f.readline().decode().rstrip()
+    print(line)
+    if line.startswith("f "):
+        break
+# Logged in: below the program tls-server keeps, one process, the session's.
+for cmdline, children in session_processes(master):
+    print("session process:", cmdline, "children:", children)
+s.sendall(b"g LOGOUT\r\n")
+for line in f:
+    print(line.decode().rstrip())
+PY
+	assert_line -n 0 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 1 --regexp '^b OK '
+	assert_line -n 2 --regexp '^c NO \[AUTHENTICATIONFAILED\] '
+	# Still under TLS: AUTH=PLAIN, and no STARTTLS offered again.
+	assert_line -n 3 --regexp '^\* CAPABILITY IMAP4rev1 .*AUTH=PLAIN'
+	refute_line --regexp '^\* CAPABILITY .*STARTTLS'
+	assert_line -n 4 --regexp '^d OK '
+	assert_line -n 5 --regexp '^e OK \[CAPABILITY IMAP4rev1 .*\] Logged in$'
+	assert_line '* 4 EXISTS'
+	assert_line --regexp '^f OK \[READ-WRITE\] '
+	assert_line --regexp "^session process: $BIN/imap-serve -A children: 0$"
+	assert_equal "$(grep -c '^session process:' <<<"$output")" 1
+	assert_line --regexp '^g OK '
+}
+
+@test "under tls-server: the third refusal closes the session and the next client is served; checkpassword's trouble is NO [UNAVAILABLE]" {
+	imap_pool
+	run -0 imap_py - "$SERVER_PORT" <<'PY'
+import sys
+from pool_session import starttls
+s, f = starttls(int(sys.argv[1]), b"s STARTTLS")
+s.sendall(b"".join(b"%d LOGIN alice@example.test wrong\r\n" % i for i in range(1, 5)))
+for line in f:
+    print(line.decode().rstrip())
+s, f = starttls(int(sys.argv[1]), b"s STARTTLS")
+s.sendall(b"a LOGIN alice@example.test alice-demo\r\nb LOGOUT\r\n")
+for line in f:
+    print(line.decode().rstrip())
+PY
+	assert_line -n 0 --regexp '^1 NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 1 --regexp '^2 NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 2 --regexp '^3 NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 3 '* BYE Too many failed logins'
+	refute_line --regexp '^4 '
+	assert_line --regexp '^a OK \[CAPABILITY .*\] Logged in$'
+	assert_line --regexp '^b OK '
+	stop_server
+	# A user database that cannot be read: checkpassword-mysql exits 111.
+	imap_pool USERDB="$BATS_TEST_TMPDIR/missing.cdb"
+	run -0 imap_py - "$SERVER_PORT" <<'PY'
+import sys
+from pool_session import starttls
+s, f = starttls(int(sys.argv[1]), b"s STARTTLS")
+s.sendall(b"a LOGIN alice@example.test alice-demo\r\nb NOOP\r\nc LOGOUT\r\n")
+for line in f:
+    print(line.decode().rstrip())
+PY
+	assert_line -n 0 --regexp '^a NO \[UNAVAILABLE\] '
+	assert_line -n 1 --regexp '^b OK '
+	assert_line --regexp '^c OK '
+}

@@ -476,3 +476,73 @@ EOF
 	assert_line --regexp '^b OK '
 	assert_line --regexp '^c BAD '
 }
+
+@test "a session that rests (IDLE) packs its view: its own and others' renames, new and expunged messages stay right" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	for i in 1 2 3 4; do
+		printf 'Subject: m%s\n\nbody %s\n' "$i" "$i" >"$md/cur/$i.M${i}P1.host:2,S"
+	done
+	# Each IDLE packs the view's names into one block; what is renamed after a rest gets a
+	# name of its own, freed on its own (a packed one freed alone is a crash, under ASan or
+	# glibc's checks), and the next rest packs both kinds again.
+	run -0 "$PYTHON" - "$md" "$BIN/imap-serve" <<'PYEOF'
+import os, subprocess, sys
+md, prog = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([prog, "-A"], cwd=md, env=dict(os.environ, MAILDIR=md),
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def cmd(tag, line):
+    p.stdin.write(b"%s %s\r\n" % (tag, line)); p.stdin.flush()
+    got = []
+    while True:
+        l = p.stdout.readline()
+        assert l, "connection closed after %r" % got
+        if l.startswith(tag + b" "):
+            assert l.split()[1] == b"OK", l
+            return got
+        got.append(l.rstrip(b"\r\n").decode())
+def rest():
+    p.stdin.write(b"i IDLE\r\n"); p.stdin.flush()
+    assert p.stdout.readline().startswith(b"+ ")
+    p.stdin.write(b"DONE\r\n"); p.stdin.flush()
+    assert p.stdout.readline().startswith(b"i OK")
+def rename(n, flags):
+    old = [f for f in os.listdir(md + "/cur") if f.startswith("%d." % n)][0]
+    os.rename(md + "/cur/" + old, md + "/cur/%d.M%dP1.host:2,%s" % (n, n, flags))
+p.stdout.readline()
+cmd(b"a", b"SELECT INBOX")
+rest()
+print(cmd(b"b", b"STORE 1 +FLAGS (\\Flagged)"))
+rename(2, "RS")
+print(cmd(b"c", b"NOOP"))
+with open(md + "/new/5.M5P1.host", "w") as f:
+    f.write("Subject: m5\n\nbody 5\n")
+print(cmd(b"d", b"NOOP"))
+rest()
+rename(3, "FS")
+print(cmd(b"e", b"STORE 3 +FLAGS (\\Deleted)"))
+print(cmd(b"f", b"STORE 1 -FLAGS (\\Flagged)"))
+print(cmd(b"g", b"EXPUNGE"))
+os.unlink(md + "/cur/" + [f for f in os.listdir(md + "/cur") if f.startswith("4.")][0])
+print(cmd(b"h", b"NOOP"))
+rest()
+print(cmd(b"j", b"FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+rest()
+cmd(b"k", b"LOGOUT")
+assert p.wait() == 0
+PYEOF
+	assert_line "['* 1 FETCH (UID 1 FLAGS (\\\\Seen \\\\Flagged))']"
+	assert_line "['* 2 FETCH (UID 2 FLAGS (\\\\Seen \\\\Answered))']"
+	assert_line "['* 5 EXISTS', '* 1 RECENT']"
+	# Message 3 was flagged by someone else just before: that stays beside \Deleted.
+	assert_line "['* 3 FETCH (UID 3 FLAGS (\\\\Seen \\\\Flagged \\\\Deleted))']"
+	assert_line "['* 1 FETCH (UID 1 FLAGS (\\\\Seen))']"
+	assert_line -n 5 "['* 3 EXPUNGE']"
+	assert_line -n 6 "['* 3 EXPUNGE']"
+	# What is left: 1, 2 and the new 5, each with its own subject and flags.
+	assert_output --partial "'* 1 FETCH (UID 1 FLAGS (\\\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m1', '', ')'"
+	assert_output --partial "'* 2 FETCH (UID 2 FLAGS (\\\\Seen \\\\Answered) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m2', '', ')'"
+	assert_output --partial "'* 3 FETCH (UID 5 FLAGS (\\\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m5', '', ')'"
+	[ "$(ls "$md/cur" | sort | tr '\n' ' ')" = "1.M1P1.host:2,S 2.M2P1.host:2,RS 5.M5P1.host " ]
+	[ -z "$(ls "$md/new")" ]
+}

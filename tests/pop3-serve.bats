@@ -1126,3 +1126,37 @@ PYEOF
 	run grep '^POP3LOGINPENDING=' "$envs"
 	assert_output "POP3LOGINPENDING=$(printf 'STAT\r\nQUIT\r\n' | base64 -w0)"
 }
+
+@test "under tls-server nothing waits for a login: a refused PASS is answered by the next process, which reads on under TLS" {
+	alice_dir
+	pop3_cert
+	pop3_stls -c2
+	run -0 pop3_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import re, sys
+from pool_session import session_processes, starttls
+port, master = int(sys.argv[1]), int(sys.argv[2])
+s, f = starttls(port, b"STLS")
+# One write: the refusal ends a process, and the next must find what came after it.
+s.sendall(b"USER alice@example.test\r\nPASS wrong\r\nCAPA\r\nUSER alice@example.test\r\n"
+          b"PASS alice-demo\r\nSTAT\r\n")
+while True:
+    line = f.readline().decode().rstrip()
+    print(line)
+    if re.match(r"\+OK \d+ \d+$", line):
+        break
+for cmdline, children in session_processes(master):
+    print("session process:", cmdline, "children:", children)
+s.sendall(b"QUIT\r\n")
+print(f.readline().decode().rstrip())
+PY
+	assert_line -n 0 '+OK'
+	assert_line -n 1 --regexp '^-ERR \[AUTH\] '
+	# Still under TLS: USER offered, STLS not.
+	assert_line -n 2 --regexp '^\+OK '
+	assert_line 'USER'
+	refute_line 'STLS'
+	assert_line '+OK Logged in'
+	assert_line --regexp '^\+OK [0-9]+ [0-9]+$'
+	assert_line --regexp "^session process: $BIN/pop3-serve -A children: 0$"
+	assert_equal "$(grep -c '^session process:' <<<"$output")" 1
+}

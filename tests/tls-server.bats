@@ -413,3 +413,28 @@ except subprocess.TimeoutExpired:
 PY
 	assert_equal "$stderr" 'smtp-recv: fatal: unable to receive a session: Protocol error'
 }
+
+@test "a session quiet for longer than the relay's rest (2 s) goes on: what it sends after comes through whole" {
+	start_tls_server -c1 -- "$BIN/smtp-recv"
+	"$PYTHON" -c 'import sys
+for i in range(3000): sys.stdout.write("line %05d of a message longer than both relay buffers\n" % i)' >"$T/msg"
+	# The quiet spell is what is tested, not a wait for something: the relay rests (gives its
+	# buffers' pages back) after 2 s without traffic, and must go on as before.
+	run -0 "$PYTHON" - "$SERVER_PORT" "$T/msg" <<'PYEOF'
+import smtplib, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=30)
+s.ehlo("client.example.org")
+time.sleep(2.5)
+s.sendmail("bob@example.org", ["alice@example.test"], open(sys.argv[2]).read())
+time.sleep(2.5)
+print(s.noop())
+s.quit()
+PYEOF
+	assert_line --regexp '^\(250, '
+	run -0 queue_ids
+	assert_equal "${#lines[@]}" 1
+	cmp <(queue_body "${lines[0]}") "$T/msg"
+}

@@ -25,11 +25,13 @@ struct config {
 /* The connection: its input and output, and the command being answered. */
 struct conn {
 	struct buf in, out;
-	char inspace[16384], outspace[16384];
 	struct imap_cmd cmd;
 	struct imap_limits limits;
 	unsigned long bad_in_a_row;
 	unsigned long timeout;	/* seconds a whole command may take to arrive */
+	/* Last, so that the small fields share pages: an idle session gives the buffers' pages
+	   back (buf_rest), not theirs. */
+	char inspace[16384], outspace[16384];
 };
 
 void conn_init(struct conn *c, const struct config *cf, unsigned long timeout);
@@ -63,7 +65,6 @@ _Noreturn void session_serve(const struct config *cf);
 /* The authenticated session. */
 struct session {
 	const struct config *cf;
-	struct conn c;
 	const char *root;		/* MAILDIR */
 	const char *user;
 	struct mbox box;		/* the selected folder, when selected */
@@ -72,6 +73,7 @@ struct session {
 	size_t recent_announced;
 	uint32_t keywords_announced;	/* the folder's keywords the client has been told of */
 	int enabled_utf8;
+	struct conn c;			/* last: its buffers end it (see struct conn) */
 };
 
 /* folder.c: commands on folders; each answers the tagged reply itself. */

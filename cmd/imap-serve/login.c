@@ -6,6 +6,10 @@
  * login's tag (IMAPLOGINTAG, Courier's name for it) and serves the session while we wait; its
  * exit ends ours. Exit 1 means the credentials were wrong, and we go on.
  *
+ * Under tls-server (pool(5)) nothing waits: this process becomes the checkpassword program,
+ * after it has left its pool parent a note (pool_note); should the program refuse, the parent
+ * starts a new process for the session, which finds the note and goes on from it (resume).
+ *
  * With IMAP_LOGIN_USER the parsing is done by a child that runs as that user, so that what a
  * client can reach before logging in is a process that can open no mailbox: the child hands
  * each login to us, the parent, which stays as it was started (root, usually) only to run the
@@ -48,6 +52,9 @@ struct login {
 	unsigned long failures;
 	int to_parent, from_parent;	/* the parser child's pipes, or -1 */
 };
+
+/* A note holds whatever the client may have sent ahead. */
+_Static_assert(sizeof ((struct conn *)0)->inspace <= CHECKPW_NOTE_INPUT, "input over a note");
 
 /* A login to check, as the parser hands it to the parent. */
 struct attempt {
@@ -123,6 +130,20 @@ static size_t pending_commands(const char *p, size_t n)
 	return n;
 }
 
+/* Under a pool parent: leaves it a note, and becomes the checkpassword program. Returns when
+   there is no pool parent to take a note. */
+static void exec_with_note(struct login *l, struct attempt *a)
+{
+	static struct checkpw_note n;
+
+	str_copy(n.tag, sizeof n.tag, a->tag);
+	n.failures = l->failures;
+	n.bad_in_a_row = l->c.bad_in_a_row;
+	n.secure = l->secure;
+	n.started_tls = l->started_tls;
+	checkpw_exec_noted(&n, &l->c.in, a->cred, a->credlen, exec_checkpassword, a);
+}
+
 /* The parser's side of a login: straight to checkpassword, or through the parent. */
 static enum checkpw_verdict verify(struct login *l, struct attempt *a)
 {
@@ -132,6 +153,7 @@ static enum checkpw_verdict verify(struct login *l, struct attempt *a)
 	memcpy(a->pending, buf_peek(&l->c.in), a->pendinglen);
 	enum checkpw_verdict v;
 	if (l->to_parent < 0) {
+		exec_with_note(l, a);
 		v = run_checkpassword(a);
 	} else {
 		char answer;
@@ -145,6 +167,23 @@ static enum checkpw_verdict verify(struct login *l, struct attempt *a)
 	if (v == CHECKPW_ACCEPTED)
 		exit(0);
 	return v;
+}
+
+/* The answer to a login that did not succeed. */
+static void answer(struct login *l, enum checkpw_verdict v, const char *tag)
+{
+	if (v == CHECKPW_TROUBLE) {
+		out(&l->c, "%s NO [UNAVAILABLE] Temporary authentication failure, try again later\r\n",
+		    tag);
+		return;
+	}
+	out(&l->c, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", tag);
+	if (++l->failures >= l->cf->auth_failures) {
+		out(&l->c, "* BYE Too many failed logins\r\n");
+		out_flush(&l->c);
+		log_line("closed: %lu failed logins", l->failures);
+		exit(0);
+	}
 }
 
 static void login_with(struct login *l, const char *user, size_t ulen, const char *pass,
@@ -169,18 +208,7 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	a.secure_started = l->started_tls;
 	enum checkpw_verdict v = a.credlen ? verify(l, &a) : CHECKPW_REFUSED;
 	explicit_bzero(&a, sizeof a);
-	if (v == CHECKPW_TROUBLE) {
-		out(&l->c, "%s NO [UNAVAILABLE] Temporary authentication failure, try again later\r\n",
-		    conn_tag(&l->c));
-		return;
-	}
-	out(&l->c, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", conn_tag(&l->c));
-	if (++l->failures >= l->cf->auth_failures) {
-		out(&l->c, "* BYE Too many failed logins\r\n");
-		out_flush(&l->c);
-		log_line("closed: %lu failed logins", l->failures);
-		exit(0);
-	}
+	answer(l, v, conn_tag(&l->c));
 }
 
 static int login_allowed(struct login *l)
@@ -298,13 +326,16 @@ void cmd_id_reply(struct conn *c)
 	out(c, "* ID (\"name\" \"postroom\")\r\n");
 }
 
-_Noreturn static void parse_commands(struct login *l)
+/* greet: the session's first process (not one that takes it back from a refused login). */
+_Noreturn static void parse_commands(struct login *l, int greet)
 {
 	const struct config *cf = l->cf;
 
-	out(&l->c, "* OK [CAPABILITY ");
-	out_login_caps(l);
-	out(&l->c, "] postroom ready\r\n");
+	if (greet) {
+		out(&l->c, "* OK [CAPABILITY ");
+		out_login_caps(l);
+		out(&l->c, "] postroom ready\r\n");
+	}
 	while (conn_next(&l->c, cf)) {
 		struct imap_cmd *cmd = &l->c.cmd;
 		const char *tag = conn_tag(&l->c);
@@ -399,6 +430,28 @@ static void become(const struct passwd *pw)
 		die(EXIT_TEMP, "could not give up root to become %s", pw->pw_name);
 }
 
+/* A session taken back from a checkpassword program that refused (exec_with_note): 1 when
+   this process goes on from the note, with the answer to the login given; 0 when there is no
+   note (the session's first process). */
+static int resume(struct login *l)
+{
+	enum checkpw_verdict v;
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v);
+
+	if (!n)
+		return 0;
+	l->secure = n->secure;
+	l->started_tls = n->started_tls;
+	l->can_starttls = l->can_starttls && !l->secure;
+	l->failures = n->failures;
+	l->c.bad_in_a_row = n->bad_in_a_row;
+	char tag[sizeof n->tag];
+	str_copy(tag, sizeof tag, n->tag);
+	explicit_bzero(n, sizeof *n);
+	answer(l, v, tag);
+	return 1;
+}
+
 _Noreturn void login_serve(const struct config *cf)
 {
 	static struct login l;
@@ -413,7 +466,7 @@ _Noreturn void login_serve(const struct config *cf)
 	l.tls = (struct ucspitls){ -1, -1, -1 };
 	l.can_starttls = ucspitls_available(&l.tls) && !l.secure;
 	if (!cf->login_user)
-		parse_commands(&l);
+		parse_commands(&l, !resume(&l));
 
 	struct passwd *pw = getpwnam(cf->login_user);
 	if (!pw)
@@ -430,7 +483,7 @@ _Noreturn void login_serve(const struct config *cf)
 		become(pw);
 		l.to_parent = up[1];
 		l.from_parent = down[0];
-		parse_commands(&l);
+		parse_commands(&l, 1);
 	}
 	close(up[1]);
 	close(down[0]);

@@ -4,7 +4,6 @@
  * what changed (after each command, never in the middle of one's reply), and IDLE.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "imap-serve.h"
 #include "log.h"
 #include "maildir.h"
+#include "memory.h"
 
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
@@ -159,7 +159,10 @@ static void rest(struct session *s)
 {
 	if (s->selected)
 		mbox_rest(&s->box);
-	malloc_trim(0);
+	sa_shrink(&s->c.cmd.data);	/* room for a line as long as allowed: 64 KiB */
+	buf_rest(&s->c.in);
+	buf_rest(&s->c.out);
+	memory_give_back();
 }
 
 /* Rests once the client has been quiet for QUIET_MS with nothing of it left to read: not

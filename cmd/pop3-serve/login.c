@@ -4,7 +4,9 @@
  * touches mail. On credentials the checkpassword program runs with them on fd 3 and with the
  * client on fds 0 and 1; on success it runs "pop3-serve -A", which answers the login (told so
  * by POP3LOGIN) and serves the mailbox while we wait; its exit ends ours. Exit 1 means the
- * credentials were wrong, and we go on.
+ * credentials were wrong, and we go on. Under tls-server nothing waits: this process becomes the
+ * checkpassword program, and a refusal is answered by the next process of the session, which
+ * its pool parent starts with the note we left (checkpw_exec_noted).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,10 +34,14 @@ struct login {
 	struct ucspitls tls;
 	int can_stls;
 	int secure;		/* TLS: implicit, or started */
+	int started_tls;	/* by STLS */
 	unsigned long failures;
 	char user[USER_MAX + 1];	/* from USER, for the PASS that follows */
 	size_t ulen;
 };
+
+/* A note holds whatever the client may have sent ahead. */
+_Static_assert(sizeof ((struct conn *)0)->inspace <= CHECKPW_NOTE_INPUT, "input over a note");
 
 /* A login for the checkpassword program, and what the client sent after it, for the session. */
 struct attempt {
@@ -108,6 +114,52 @@ static size_t pending_commands(const char *p, size_t n)
 	return n;
 }
 
+/* The answer to a login that did not succeed. */
+static void answer(struct login *l, enum checkpw_verdict v)
+{
+	/* Trouble counts as a failure: a client may not run the program without end while the
+	   user database is down. */
+	if (v == CHECKPW_TROUBLE)
+		failed(l, "[SYS/TEMP] Temporary authentication failure, try again later");
+	else
+		failed(l, "[AUTH] Authentication failed");
+}
+
+/* Under a pool parent: leaves it a note, and becomes the checkpassword program. Returns when
+   there is no pool parent to take a note. */
+static void exec_with_note(struct login *l, struct attempt *a)
+{
+	static struct checkpw_note n;
+
+	n.failures = l->failures;
+	n.bad_in_a_row = l->c.bad_in_a_row;
+	n.end_ms = l->c.end_ms;
+	n.secure = l->secure;
+	n.started_tls = l->started_tls;
+	checkpw_exec_noted(&n, &l->c.in, a->cred, a->credlen, exec_checkpassword, a);
+}
+
+/* A session taken back from a checkpassword program that refused (exec_with_note): 1 when
+   this process goes on from the note, with the answer to the login given; 0 when there is no
+   note (the session's first process). */
+static int resume(struct login *l)
+{
+	enum checkpw_verdict v;
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v);
+
+	if (!n)
+		return 0;
+	l->secure = n->secure;
+	l->started_tls = n->started_tls;
+	l->can_stls = l->can_stls && !l->secure;
+	l->failures = n->failures;
+	l->c.bad_in_a_row = n->bad_in_a_row;
+	l->c.end_ms = n->end_ms;
+	explicit_bzero(n, sizeof *n);
+	answer(l, v);
+	return 1;
+}
+
 /* Runs the checkpassword program; returns only when it refused, or could not say. */
 static void login_with(struct login *l, const char *user, size_t ulen, const char *pass,
 		       size_t plen)
@@ -132,22 +184,15 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	/* What the client sent after the login belongs to the session (PIPELINING). */
 	a.pendinglen = pending_commands(buf_peek(&l->c.in), buf_unread(&l->c.in));
 	memcpy(a.pending, buf_peek(&l->c.in), a.pendinglen);
+	exec_with_note(l, &a);
 	enum checkpw_verdict v = checkpw_run(a.cred, a.credlen, l->cf->checkpassword[0],
 					     exec_checkpassword, &a, why, sizeof why);
 	explicit_bzero(&a, sizeof a);
-	switch (v) {
-	case CHECKPW_ACCEPTED:
+	if (v == CHECKPW_ACCEPTED)
 		exit(0);	/* the session it ran is over */
-	case CHECKPW_TROUBLE:
-		/* Counted as a failure: a client may not run the program without end while the
-		   user database is down. */
+	if (v == CHECKPW_TROUBLE)
 		log_line("trouble: %s", why);
-		failed(l, "[SYS/TEMP] Temporary authentication failure, try again later");
-		return;
-	case CHECKPW_REFUSED:
-		failed(l, "[AUTH] Authentication failed");
-		return;
-	}
+	answer(l, v);
 }
 
 static void cmd_stls(struct login *l)
@@ -166,7 +211,7 @@ static void cmd_stls(struct login *l)
 	   RFC 2595 says to forget a USER given before. */
 	buf_discard(&l->c.in);
 	l->can_stls = 0;
-	l->secure = 1;
+	l->secure = l->started_tls = 1;
 	l->ulen = 0;
 }
 
@@ -280,7 +325,8 @@ _Noreturn void login_serve(const struct config *cf)
 	l.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };
 	l.can_stls = ucspitls_available(&l.tls) && !l.secure;
-	out(&l.c, "+OK postroom ready\r\n");
+	if (!resume(&l))
+		out(&l.c, "+OK postroom ready\r\n");
 	while (conn_next(&l.c)) {
 		unsigned long bad_before = l.c.bad_in_a_row;
 		if (conn_is(&l.c, "CAPA") && l.c.nargs == 1)

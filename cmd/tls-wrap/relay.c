@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 
+#include "memory.h"
 #include "tls-wrap.h"
 
 const char *tls_reason(void)
@@ -136,10 +137,27 @@ struct pending {
 	size_t off, len;
 };
 
+/* How long a session may be quiet before it rests. */
+#define QUIET_MS 2000
+
+/*
+ * Most sessions (IMAP above all) are quiet most of their lives: a quiet one gives back the
+ * pages that its last burst of traffic left touched, in the buffers and in the heap (the
+ * handshake's), which a worker of tls-server would otherwise keep through all its sessions.
+ */
+static void rest(struct pending *down, struct pending *up)
+{
+	if (!down->len)
+		memory_discard(down->x, sizeof down->x);
+	if (!up->len)
+		memory_discard(up->x, sizeof up->x);
+	memory_give_back();
+}
+
 void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle)
 {
 	static struct pending down, up;	/* client -> program, program -> client */
-	int client_done = 0, prog_done = 0;
+	int client_done = 0, prog_done = 0, rested = 0;
 	long long last = now_ms();
 
 	/* Nothing left over from an earlier session of the same process (tls-server). */
@@ -228,6 +246,7 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 
 		if (moved) {
 			last = now_ms();
+			rested = 0;
 			continue;
 		}
 		struct pollfd p[4];
@@ -241,7 +260,16 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 		if (from_events)
 			p[n++] = (struct pollfd){ .fd = from_prog, .events = from_events };
 		long long left = last + (long long)idle * 1000 - now_ms();
-		if (left <= 0 || poll(p, n, (int)(left > 0 ? left : 0)) == 0) {
+		int wait = left > 0 ? (int)left : 0;
+		if (!rested && wait > QUIET_MS)
+			wait = QUIET_MS;
+		int r = left > 0 ? poll(p, n, wait) : 0;
+		if (r == 0 && !rested && left > QUIET_MS) {
+			rest(&down, &up);
+			rested = 1;
+			continue;
+		}
+		if (r == 0) {
 			snprintf(s->failure, sizeof s->failure, "no traffic for %lus", idle);
 			break;
 		}

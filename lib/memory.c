@@ -1,0 +1,88 @@
+/* postroom: ISC license, see LICENSE. */
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "memory.h"
+
+/* The lowest address of the main thread's stack as the kernel has mapped it so far (it grows
+   down as it is touched), or 0. Read without stdio, whose buffers would come from the heap
+   about to be trimmed. */
+static uintptr_t stack_low(void)
+{
+	char text[4096];
+	size_t have = 0;
+	uintptr_t low = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		ssize_t r = read(fd, text + have, sizeof text - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		text[have] = 0;
+		char *line = text, *nl;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			unsigned long lo, hi;
+			if (strstr(line, "[stack]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+				low = lo;
+				goto done;
+			}
+			line = nl + 1;
+		}
+		/* A line not yet whole moves to the front for the next read. */
+		have = strlen(line);
+		memmove(text, line, have);
+		if (have == sizeof text - 1)
+			break;	/* no line is this long: not the maps file we know */
+	}
+done:
+	close(fd);
+	return low;
+}
+
+/*
+ * A deep command (a FETCH with its buffers, a SEARCH decoding a message) leaves the stack's
+ * pages touched long after it returned, and a session that then idles for hours would keep
+ * them. Below the frame of this function nothing is live: the pages there can go. One page
+ * under the frame stays, for the calls still to come (madvise, a signal handler) to run on
+ * without faulting a page back at once.
+ */
+static __attribute__((noinline)) void stack_give_back(void)
+{
+	volatile char here = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t low = stack_low();
+
+	if (page <= 0 || !low)
+		return;
+	uintptr_t top = ((uintptr_t)&here & ~((uintptr_t)page - 1)) - (uintptr_t)page;
+	if (top > low)
+		madvise((void *)low, top - low, MADV_DONTNEED);
+	(void)here;
+}
+
+void memory_give_back(void)
+{
+	stack_give_back();
+	malloc_trim(0);
+}
+
+void memory_discard(void *p, size_t n)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (page <= 0)
+		return;
+	uintptr_t mask = (uintptr_t)page - 1;
+	uintptr_t lo = ((uintptr_t)p + mask) & ~mask, hi = ((uintptr_t)p + n) & ~mask;
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}

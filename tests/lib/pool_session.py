@@ -1,0 +1,37 @@
+# postroom: ISC license, see LICENSE.
+"""For tests of sessions under tls-server: a client that says STARTTLS (or STLS) and goes on
+in TLS, and the processes below tls-server's master, read from /proc."""
+import socket
+import ssl
+
+
+def children(pid):
+    return [int(c) for c in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+
+
+def session_processes(master):
+    """Each process a pool program (a worker's child) runs a session in: (its command line,
+    how many children it has)."""
+    found = []
+    for worker in children(master):
+        for pool in children(worker):
+            for session in children(pool):
+                cmdline = open("/proc/%d/cmdline" % session).read().replace("\0", " ").strip()
+                found.append((cmdline, len(children(session))))
+    return found
+
+
+def starttls(port, command):
+    """Connects to 127.0.0.1:port, reads the greeting, sends command (b"s STARTTLS",
+    b"STLS") and its line end, reads the answer and does the handshake: the TLS socket and a
+    file to read its lines from."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = raw.makefile("rb")
+    f.readline()
+    raw.sendall(command + b"\r\n")
+    f.readline()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(raw)
+    return s, s.makefile("rb")
