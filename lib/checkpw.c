@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "checkpw.h"
 #include "die.h"
+#include "log.h"
 #include "pool.h"
 
 extern char **environ;
@@ -24,6 +25,13 @@ static enum checkpw_verdict verdict_of(int status)
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
 		return CHECKPW_REFUSED;
 	return CHECKPW_TROUBLE;
+}
+
+/* What a checkpassword program that was not clear did, for the log. */
+static void trouble(int status, const char *name, char *why, size_t whysize)
+{
+	snprintf(why, whysize, "%s %s %d", name, WIFEXITED(status) ? "exited" : "was killed by signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
 enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
@@ -66,8 +74,7 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 	enum checkpw_verdict v = verdict_of(status);
 	if (v == CHECKPW_REFUSED || (v == CHECKPW_ACCEPTED && wrote))
 		return v;
-	snprintf(why, whysize, "%s %s %d", name, WIFEXITED(status) ? "exited" : "was killed by signal",
-		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	trouble(status, name, why, whysize);
 	return CHECKPW_TROUBLE;
 }
 
@@ -145,17 +152,19 @@ void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char
 	int ok = pool_note(n, offsetof(struct checkpw_note, input) + n->unread);
 	int e = errno;
 	explicit_bzero(n, offsetof(struct checkpw_note, input) + n->unread);
-	if (!ok && e == ENOTSUP)
+	/* A datagram is whole or not sent: without one the caller waits for the program. */
+	if (!ok) {
+		if (e != ENOTSUP)
+			log_line("trouble: unable to leave a note for tls-server's pool: %s",
+				 strerror(e));
 		return;
-	/* Perhaps part of a note: the next process ends the session. */
-	if (!ok)
-		die(EXIT_TEMP, "unable to leave a note for tls-server's pool: %s", strerror(e));
+	}
 	exec_with_credentials(cred, len, exec_child, ctx);
 	die_sys("unable to hand the credentials to the checkpassword program");
 }
 
 struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
-				     enum checkpw_verdict *v)
+				     enum checkpw_verdict *v, char *why, size_t whysize)
 {
 	static char tls[sizeof ((struct checkpw_note *)0)->tls];	/* the environment keeps it */
 	size_t len;
@@ -174,6 +183,9 @@ struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
 	memcpy(in->x, n->input, n->unread);
 	in->pos = 0;
 	in->len = n->unread;
+	n->tag[sizeof n->tag - 1] = 0;
 	*v = verdict_of(status);
+	if (*v == CHECKPW_TROUBLE)
+		trouble(status, "the checkpassword program", why, whysize);
 	return n;
 }

@@ -33,23 +33,24 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
 #define CHECKPW_NOTE_INPUT 16384
 struct checkpw_note {
 	char tag[128];		/* the login command's, for IMAP's answer */
-	unsigned long failures, bad_in_a_row;
+	unsigned long failures;
 	long long end_ms;	/* POP3's deadline for the whole login */
 	int secure, started_tls;
 	size_t tlslen, unread;
-	char tls[1024];		/* after STARTTLS, its SSL_ pairs: NAME=value\0... */
+	char tls[4096];		/* after STARTTLS, its SSL_ pairs: NAME=value\0... */
 	char input[CHECKPW_NOTE_INPUT];
 };
 /* Leaves note n, with the environment's SSL_ pairs when n->started_tls and what in holds
-   unread, and becomes the checkpassword program. Returns only when there is no pool parent to
-   take a note: the caller then runs checkpw_run. Any other failure ends the process. */
+   unread, and becomes the checkpassword program. Returns when no note could be left (no pool
+   parent to take it): the caller then runs checkpw_run. */
 void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char *cred,
 			size_t len, void (*exec_child)(void *ctx), void *ctx);
 /* In the process that takes a session back: the note, with the TLS session back on fds 0 and
    1 (t, from ucspitls_available) if it was started, in holding what was unread, and *v the
-   program's verdict; 0 for the session's first process. The caller wipes the note when done. */
+   program's verdict (on TROUBLE, why says what the program did); 0 for the session's first
+   process. The caller wipes the note when done. */
 struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
-				     enum checkpw_verdict *v);
+				     enum checkpw_verdict *v, char *why, size_t whysize);
 
 /*
  * What a client sent right after its login, read ahead by the pre-login process, travels to the

@@ -117,7 +117,7 @@ void mbox_cache_load(struct mbox *m);
 void mbox_cache_fill(struct mbox *m);
 void mbox_cache_save(struct mbox *m);
 void mbox_cache_free(struct mbox *m);
-/* Frees the cache unless it holds values not yet written. */
+/* Writes the values the session added to the cache, if any, and frees the cache. */
 void mbox_cache_rest(struct mbox *m);
 
 #endif

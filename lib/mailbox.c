@@ -664,8 +664,7 @@ static int relocate(struct mbox *m, struct mbox_msg *msg)
 	return 0;
 }
 
-int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, char *why,
-	       size_t whysize)
+int mbox_store(struct mbox *m, size_t idx, struct mbox_change ch, char *why, size_t whysize)
 {
 	char name[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
 
@@ -676,7 +675,12 @@ int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, ch
 	struct mbox_msg *msg = &m->msg[idx];
 	if (msg->gone)
 		return 1;	/* expunged by someone: nothing to store, as Dovecot has it */
+	unsigned flags;
+	uint32_t keywords;
 	for (int attempt = 0; attempt < 3; attempt++) {
+		/* On the flags as the view has them, or as someone else renamed the file to. */
+		flags = ((msg->flags & ~MBOX_RECENT) | ch.add) & ~ch.remove & ~MBOX_RECENT;
+		keywords = (msg->keywords | ch.kw_add) & ~ch.kw_remove;
 		if (!make_name(base_of(msg->file), flags, keywords, name, sizeof name))
 			return mbox_fail(why, whysize, errno, "file name of message %zu", idx + 1);
 		if (!strcmp(name, base_of(msg->file)))
@@ -702,18 +706,11 @@ int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, ch
 			msg->gone = 1;
 			return 1;
 		}
-		/* Someone else renamed it, perhaps with other flags: theirs stay, and what this
-		   session adds or takes away goes on top of them. */
-		unsigned known = msg->flags & ~MBOX_RECENT, theirs;
-		uint32_t known_kw = msg->keywords, theirs_kw;
-		parse_info(base_of(msg->file), &theirs, &theirs_kw);
-		flags &= ~MBOX_RECENT;
-		flags = (theirs | (flags & ~known)) & ~(known & ~flags);
-		keywords = (theirs_kw | (keywords & ~known_kw)) & ~(known_kw & ~keywords);
+		unsigned theirs;
+		parse_info(base_of(msg->file), &theirs, &msg->keywords);
 		msg->flags = theirs | (msg->flags & MBOX_RECENT);
-		msg->keywords = theirs_kw;
 	}
-	msg->flags = (flags & ~MBOX_RECENT) | (msg->flags & MBOX_RECENT);
+	msg->flags = flags | (msg->flags & MBOX_RECENT);
 	msg->keywords = keywords;
 	return 1;
 }

@@ -92,8 +92,14 @@ void mbox_close(struct mbox *m);
 int mbox_sync(struct mbox *m, const struct mbox_events *ev, int allow_expunge, char *why,
 	      size_t whysize);
 
-/* Sets message idx's (0-based) flags (MBOX_RECENT ignored) and keywords, renaming its file. */
-int mbox_store(struct mbox *m, size_t idx, unsigned flags, uint32_t keywords, char *why,
+/* Adds the flags add (MBOX_RECENT ignored) and keywords kw_add to message idx (0-based), and
+   takes away remove and kw_remove, renaming its file. A change someone else made to the file
+   meanwhile is kept where these do not say otherwise. */
+struct mbox_change {
+	unsigned add, remove;
+	uint32_t kw_add, kw_remove;
+};
+int mbox_store(struct mbox *m, size_t idx, struct mbox_change ch, char *why,
 	       size_t whysize);
 /* The index of keyword name in the folder, adding it to dovecot-keywords when create is set and
    there is room; -1 when it is not there (or there is no room). Keywords match without case. */

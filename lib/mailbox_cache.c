@@ -21,8 +21,8 @@
  *   <uid> W <vsize>\n
  *   <uid> E|B|S|H <length>\n<length bytes>\n
  * A session reads it when it selects the folder, and again when it needs a value after it
- * rested (mbox_rest) with nothing of its own to write. It is rewritten whole (temporary file,
- * rename) when a session that added to it closes, keeping only messages still in the folder
+ * rested (mbox_rest). It is rewritten whole (temporary file, rename) when a session that added
+ * to it rests or closes the folder, keeping only messages still in the folder
  * and at most CACHE_MAX bytes of strings, those of the newest messages first, which are the
  * ones clients fetch.
  */
@@ -248,6 +248,10 @@ void mbox_cache_fill(struct mbox *m)
 
 void mbox_cache_rest(struct mbox *m)
 {
+	/* What the session computed goes to the file now, not when the folder is closed: the
+	   session may rest for hours, and the other sessions can use it meanwhile. */
+	if (m->cache && m->cache->dirty)
+		mbox_cache_save(m);
 	if (m->cache && !m->cache->dirty)
 		mbox_cache_free(m);
 }

@@ -240,7 +240,37 @@ int pool_note(const void *p, size_t len)
 		;
 	if (r >= 0 && (size_t)r != len)
 		errno = EMSGSIZE;
-	return r >= 0 && (size_t)r == len;
+	if (r < 0 || (size_t)r != len)
+		return 0;
+	char v[16];
+	snprintf(v, sizeof v, "%d", note_fd);
+	if (fcntl(note_fd, F_SETFD, 0) < 0 || setenv("POOLNOTEFD", v, 1) < 0)
+		return 0;
+	return 1;
+}
+
+void pool_note_close(void)
+{
+	if (note_fd >= 0)
+		close(note_fd);
+	note_fd = -1;
+}
+
+void pool_session_started(void)
+{
+	const char *v = getenv("POOLNOTEFD");
+	char *end;
+
+	if (!v)
+		return;
+	long fd = strtol(v, &end, 10);
+	unsetenv("POOLNOTEFD");
+	if (*end || end == v || fd < 3 || fd > 65535)
+		return;
+	/* An empty datagram: the parent's sign that the login is over. */
+	while (send((int)fd, "", 0, 0) < 0 && errno == EINTR)
+		;
+	close((int)fd);
 }
 
 void *pool_resumed(size_t *len, int *status)
@@ -262,8 +292,10 @@ static void forget_note(void)
 	resumed = 0;
 }
 
-/* Takes the note the child left on fd, if any: one datagram, kept by the kernel until the
-   child is over, so that we touch no memory of ours while a session lasts. */
+/* Takes the note the child left on fd, if any: the first datagram, kept by the kernel until
+   the process is over, so that we touch no memory of ours while a session lasts. An empty
+   datagram after it (pool_session_started) voids it; whatever comes after that is not ours
+   to read. */
 static void read_note(int fd)
 {
 	ssize_t r;
@@ -274,7 +306,13 @@ static void read_note(int fd)
 	if (note_len > sizeof note) {
 		note_len = sizeof note;	/* cut short: no note, and nothing of it kept */
 		forget_note();
+		return;
 	}
+	char sign;
+	while ((r = recv(fd, &sign, 1, MSG_DONTWAIT | MSG_TRUNC)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		forget_note();	/* the session started: the login is over */
 }
 
 /* Runs one child of the session: its wait status, and its note, if it left one, in note. */

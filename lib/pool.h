@@ -72,13 +72,22 @@ _Noreturn void pool_serve_sessions(void (*serve)(const void *ctx), const void *c
  * other than with exit 0 and the note is there, the parent starts the session again in a new
  * child, which finds the note and how the process before it ended (pool_resumed). So the
  * session needs no process of its own to wait for the program: the parent, which waits for
- * the session anyway, takes it back when the program refuses.
+ * the session anyway, takes it back when the program refuses. The program that goes on as the
+ * session says so (pool_session_started), and the note is void from then on: a session that
+ * ends badly after its login is over, not taken back.
  */
 #define POOL_NOTE_MAX 32768
-/* 1, or 0 with errno set: ENOTSUP when there is no parent to keep it (no POOLFD). */
+/* 1, or 0 with errno set: ENOTSUP when there is no parent to keep it (no POOLFD). The note's
+   descriptor then stays open across exec, named by POOLNOTEFD, for pool_session_started. */
 int pool_note(const void *note, size_t len);
 /* The note the session's previous child left, its length and that child's wait status; 0
    when this is the session's first child. The caller wipes it when done with it. */
 void *pool_resumed(size_t *len, int *status);
+/* In a child that will not leave a note, and runs code less trusted than its parent (a
+   parser dropped to IMAP_LOGIN_USER): no channel to the parent. */
+void pool_note_close(void);
+/* In the program that goes on as the session after a note (imap-serve -A): the login is
+   over, whatever the session's end; POOLNOTEFD closed and unset. Nothing without it. */
+void pool_session_started(void);
 
 #endif

@@ -880,9 +880,16 @@ imap_pool() {
 	imap_pool
 	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
 import sys
-from pool_session import session_processes, starttls
+from pool_session import children, session_processes, starttls, unix_datagram_sockets
 port, master = int(sys.argv[1]), int(sys.argv[2])
 s, f = starttls(port, b"s STARTTLS")
+s.sendall(b"n NOOP\r\n")
+f.readline()
+# Before login the session's process holds its end of the note's socket.
+for w in children(master):
+    for pool in children(w):
+        for session in children(pool):
+            print("before login, the session's process holds:", unix_datagram_sockets(session))
 # One write: each refusal ends a process, and the next must find what came after it.
 s.sendall(b"a LOGIN alice@example.test wrong\r\nb NOOP\r\nc LOGIN alice@example.test wrong\r\n"
           b"d CAPABILITY\r\ne LOGIN alice@example.test alice-demo\r\nf SELECT INBOX\r\n")
@@ -892,20 +899,21 @@ while True:
     if line.startswith("f "):
         break
 # Logged in: below the program tls-server keeps, one process, the session's.
-for cmdline, children in session_processes(master):
-    print("session process:", cmdline, "children:", children)
+for cmdline, below in session_processes(master):
+    print("session process:", cmdline, "children:", below)
 s.sendall(b"g LOGOUT\r\n")
 for line in f:
     print(line.decode().rstrip())
 PY
-	assert_line -n 0 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
-	assert_line -n 1 --regexp '^b OK '
-	assert_line -n 2 --regexp '^c NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 0 "before login, the session's process holds: 1"
+	assert_line -n 1 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 2 --regexp '^b OK '
+	assert_line -n 3 --regexp '^c NO \[AUTHENTICATIONFAILED\] '
 	# Still under TLS: AUTH=PLAIN, and no STARTTLS offered again.
-	assert_line -n 3 --regexp '^\* CAPABILITY IMAP4rev1 .*AUTH=PLAIN'
+	assert_line -n 4 --regexp '^\* CAPABILITY IMAP4rev1 .*AUTH=PLAIN'
 	refute_line --regexp '^\* CAPABILITY .*STARTTLS'
-	assert_line -n 4 --regexp '^d OK '
-	assert_line -n 5 --regexp '^e OK \[CAPABILITY IMAP4rev1 .*\] Logged in$'
+	assert_line -n 5 --regexp '^d OK '
+	assert_line -n 6 --regexp '^e OK \[CAPABILITY IMAP4rev1 .*\] Logged in$'
 	assert_line '* 4 EXISTS'
 	assert_line --regexp '^f OK \[READ-WRITE\] '
 	assert_line --regexp "^session process: $BIN/imap-serve -A children: 0$"
@@ -947,5 +955,74 @@ for line in f:
 PY
 	assert_line -n 0 --regexp '^a NO \[UNAVAILABLE\] '
 	assert_line -n 1 --regexp '^b OK '
+	assert_line --regexp '^c OK '
+	assert_log 'imap-serve: trouble: the checkpassword program exited 111' "$SERVER_LOG"
+}
+
+@test "under tls-server (implicit TLS): a refused login is no bad command; a session that dies after its login is not taken back" {
+	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" IMAP_BAD_COMMANDS=3 -c2 \
+		-- "$BIN/imap-serve" $CHECKPW
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import os, signal, sys
+from pool_session import children, tls
+port, master = int(sys.argv[1]), int(sys.argv[2])
+s, f = tls(port)
+# Two bad commands, a refused login, a third bad one: not three in a row.
+s.sendall(b"x1 FOO\r\nx2 FOO\r\na LOGIN alice@example.test wrong\r\nx3 FOO\r\nb NOOP\r\n"
+          b"c LOGIN alice@example.test alice-demo\r\n")
+while True:
+    line = f.readline().decode().rstrip()
+    print(line)
+    if line.startswith("c "):
+        break
+# The session's process dies (as by the OOM killer): the client is cut off, not taken back
+# to before its login.
+for w in children(master):
+    for pool in children(w):
+        for session in children(pool):
+            print("session process:", open("/proc/%d/cmdline" % session).read().replace("\0", " ").strip())
+            os.kill(session, signal.SIGKILL)
+rest = f.read().decode()
+print("after the kill:", repr(rest))
+PY
+	assert_line -n 0 --regexp '^x1 BAD '
+	assert_line -n 1 --regexp '^x2 BAD '
+	assert_line -n 2 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 3 --regexp '^x3 BAD '
+	assert_line -n 4 --regexp '^b OK '
+	assert_line -n 5 --regexp '^c OK \[CAPABILITY .*\] Logged in$'
+	assert_line "session process: $BIN/imap-serve -A"
+	assert_line "after the kill: ''"
+}
+
+@test "under tls-server with IMAP_LOGIN_USER: the parser holds no channel to the pool's parent; logins work" {
+	[ "$(id -u)" = 0 ] || skip "needs root to change users"
+	imap_pool IMAP_LOGIN_USER=nobody
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import sys
+from pool_session import children, starttls, unix_datagram_sockets
+port, master = int(sys.argv[1]), int(sys.argv[2])
+s, f = starttls(port, b"s STARTTLS")
+s.sendall(b"n NOOP\r\n")
+print(f.readline().decode().rstrip())
+# tls-server's worker, its imap-serve, the session's process (root), the parser (nobody).
+for w in children(master):
+    for pool in children(w):
+        for session in children(pool):
+            print("session holds:", unix_datagram_sockets(session))
+            for parser in children(session):
+                uid = [l.split()[1] for l in open("/proc/%d/status" % parser) if l.startswith("Uid:")]
+                print("parser uid %s holds: %d" % (uid[0], unix_datagram_sockets(parser)))
+s.sendall(b"a LOGIN alice@example.test wrong\r\nb LOGIN alice@example.test alice-demo\r\n"
+          b"c LOGOUT\r\n")
+for line in f:
+    print(line.decode().rstrip())
+PY
+	assert_line -n 0 --regexp '^n OK '
+	assert_line 'session holds: 0'
+	assert_line --regexp '^parser uid [0-9]+ holds: 0$'
+	refute_line --regexp '^parser uid 0 '
+	assert_line --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line --regexp '^b OK \[CAPABILITY .*\] Logged in$'
 	assert_line --regexp '^c OK '
 }

@@ -404,8 +404,7 @@ EOF
 	printf 'Subject: two\nContent-Type: audio/ogg\n\nxx\n' >"$two"
 	# IDLE rests: the cache, which the session has added nothing to, is freed. Message 2's
 	# value, computed next, is the session's own; message 1's must come from the file, read
-	# again; after the second IDLE (the cache now holds a value to write, and stays) LOGOUT
-	# writes both.
+	# again; the second IDLE writes message 2's beside it.
 	run -0 imap_preauth "$md" <<<"$(printf 'a SELECT INBOX\nb IDLE\nDONE\nc FETCH 2 (BODYSTRUCTURE)\nd FETCH 1 (BODYSTRUCTURE)\ne IDLE\nDONE\nf LOGOUT\n')"
 	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
 	assert_line --regexp '^\* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
@@ -422,29 +421,46 @@ EOF
 	assert_line --regexp '^\* 2 FETCH \(BODYSTRUCTURE \("audio" "ogg" '
 }
 
+@test "the cache: a session that rests writes what it added, for the others to use while it idles" {
+	local md=$BATS_TEST_TMPDIR/md
+	mkdir -p "$md"/{cur,new,tmp}
+	printf 'Subject: one\n\nplain text\n' >"$md/cur/1.M1P1.host:2,S"
+	run -0 imap_py - "$md" "$BIN/imap-serve" <<'PYEOF'
+import sys
+from preauth import cmd, start
+md, prog = sys.argv[1], sys.argv[2]
+a = start(prog, md)
+cmd(a, b"a1", b"SELECT INBOX")
+cmd(a, b"a2", b"FETCH 1 (BODYSTRUCTURE)")
+a.stdin.write(b"a3 IDLE\r\n"); a.stdin.flush()
+assert a.stdout.readline().startswith(b"+ ")
+# Other contents under the same name: a text/plain answer is the cache's, which a wrote when
+# it went idle.
+with open(md + "/cur/1.M1P1.host:2,S", "w") as f:
+    f.write("Subject: one\nContent-Type: image/png\n\nxx\n")
+b = start(prog, md)
+cmd(b, b"b1", b"SELECT INBOX")
+print("b:", cmd(b, b"b2", b"FETCH 1 (BODYSTRUCTURE)")[0])
+cmd(b, b"b3", b"LOGOUT"); b.wait()
+a.stdin.write(b"DONE\r\n"); a.stdin.flush()
+assert a.stdout.readline().startswith(b"a3 OK")
+cmd(a, b"a4", b"LOGOUT"); a.wait()
+PYEOF
+	assert_line --regexp '^b: \* 1 FETCH \(BODYSTRUCTURE \("text" "plain" '
+}
+
 @test "the cache: what another session wrote to it while this one had the folder open is kept when this one writes" {
 	local md=$BATS_TEST_TMPDIR/md
 	mkdir -p "$md"/{cur,new,tmp}
 	printf 'Subject: one\n\nplain text\n' >"$md/cur/1.M1P1.host:2,S"
 	printf 'Subject: two\n\nplain text\n' >"$md/cur/2.M2P1.host:2,S"
-	run -0 "$PYTHON" - "$md" "$BIN/imap-serve" <<'PYEOF'
-import os, subprocess, sys
+	run -0 imap_py - "$md" "$BIN/imap-serve" <<'PYEOF'
+import sys
+from preauth import cmd, start
 md, prog = sys.argv[1], sys.argv[2]
-def start():
-    return subprocess.Popen([prog, "-A"], cwd=md, env=dict(os.environ, MAILDIR=md),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
-def cmd(p, tag, line):
-    p.stdin.write(b"%s %s\r\n" % (tag, line)); p.stdin.flush()
-    while True:
-        got = p.stdout.readline()
-        assert got, "connection closed"
-        if got.startswith(tag + b" "):
-            assert got.split()[1] == b"OK", got
-            return
-a = start(); a.stdout.readline()
+a = start(prog, md)
 cmd(a, b"a1", b"SELECT INBOX")          # a reads the cache (there is none yet)
-b = start(); b.stdout.readline()
+b = start(prog, md)
 cmd(b, b"b1", b"SELECT INBOX")
 cmd(b, b"b2", b"FETCH 1 (BODYSTRUCTURE)")
 cmd(b, b"b3", b"LOGOUT"); b.wait()      # b writes message 1's value
@@ -486,30 +502,18 @@ EOF
 	# Each IDLE packs the view's names into one block; what is renamed after a rest gets a
 	# name of its own, freed on its own (a packed one freed alone is a crash, under ASan or
 	# glibc's checks), and the next rest packs both kinds again.
-	run -0 "$PYTHON" - "$md" "$BIN/imap-serve" <<'PYEOF'
-import os, subprocess, sys
+	run -0 imap_py - "$md" "$BIN/imap-serve" <<'PYEOF'
+import os, sys
+import preauth
 md, prog = sys.argv[1], sys.argv[2]
-p = subprocess.Popen([prog, "-A"], cwd=md, env=dict(os.environ, MAILDIR=md),
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p = preauth.start(prog, md)
 def cmd(tag, line):
-    p.stdin.write(b"%s %s\r\n" % (tag, line)); p.stdin.flush()
-    got = []
-    while True:
-        l = p.stdout.readline()
-        assert l, "connection closed after %r" % got
-        if l.startswith(tag + b" "):
-            assert l.split()[1] == b"OK", l
-            return got
-        got.append(l.rstrip(b"\r\n").decode())
+    return preauth.cmd(p, tag, line)
 def rest():
-    p.stdin.write(b"i IDLE\r\n"); p.stdin.flush()
-    assert p.stdout.readline().startswith(b"+ ")
-    p.stdin.write(b"DONE\r\n"); p.stdin.flush()
-    assert p.stdout.readline().startswith(b"i OK")
+    preauth.idle(p)
 def rename(n, flags):
     old = [f for f in os.listdir(md + "/cur") if f.startswith("%d." % n)][0]
     os.rename(md + "/cur/" + old, md + "/cur/%d.M%dP1.host:2,%s" % (n, n, flags))
-p.stdout.readline()
 cmd(b"a", b"SELECT INBOX")
 rest()
 print(cmd(b"b", b"STORE 1 +FLAGS (\\Flagged)"))
@@ -522,6 +526,8 @@ rest()
 rename(3, "FS")
 print(cmd(b"e", b"STORE 3 +FLAGS (\\Deleted)"))
 print(cmd(b"f", b"STORE 1 -FLAGS (\\Flagged)"))
+rename(1, "RS")
+print(cmd(b"f2", b"STORE 1 FLAGS (\\Draft)"))
 print(cmd(b"g", b"EXPUNGE"))
 os.unlink(md + "/cur/" + [f for f in os.listdir(md + "/cur") if f.startswith("4.")][0])
 print(cmd(b"h", b"NOOP"))
@@ -537,12 +543,14 @@ PYEOF
 	# Message 3 was flagged by someone else just before: that stays beside \Deleted.
 	assert_line "['* 3 FETCH (UID 3 FLAGS (\\\\Seen \\\\Flagged \\\\Deleted))']"
 	assert_line "['* 1 FETCH (UID 1 FLAGS (\\\\Seen))']"
-	assert_line -n 5 "['* 3 EXPUNGE']"
+	# FLAGS replaces, whatever someone else set meanwhile.
+	assert_line "['* 1 FETCH (UID 1 FLAGS (\\\\Draft))']"
 	assert_line -n 6 "['* 3 EXPUNGE']"
+	assert_line -n 7 "['* 3 EXPUNGE']"
 	# What is left: 1, 2 and the new 5, each with its own subject and flags.
-	assert_output --partial "'* 1 FETCH (UID 1 FLAGS (\\\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m1', '', ')'"
+	assert_output --partial "'* 1 FETCH (UID 1 FLAGS (\\\\Draft) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m1', '', ')'"
 	assert_output --partial "'* 2 FETCH (UID 2 FLAGS (\\\\Seen \\\\Answered) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m2', '', ')'"
 	assert_output --partial "'* 3 FETCH (UID 5 FLAGS (\\\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {15}', 'Subject: m5', '', ')'"
-	[ "$(ls "$md/cur" | sort | tr '\n' ' ')" = "1.M1P1.host:2,S 2.M2P1.host:2,RS 5.M5P1.host " ]
+	[ "$(ls "$md/cur" | sort | tr '\n' ' ')" = "1.M1P1.host:2,D 2.M2P1.host:2,RS 5.M5P1.host " ]
 	[ -z "$(ls "$md/new")" ]
 }

@@ -1127,13 +1127,13 @@ PYEOF
 	assert_output "POP3LOGINPENDING=$(printf 'STAT\r\nQUIT\r\n' | base64 -w0)"
 }
 
-@test "under tls-server nothing waits for a login: a refused PASS is answered by the next process, which reads on under TLS" {
+@test "under tls-server nothing waits for a login: a refused PASS is answered by the next process, which reads on under TLS; a session that dies is not taken back" {
 	alice_dir
 	pop3_cert
 	pop3_stls -c2
 	run -0 pop3_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
-import re, sys
-from pool_session import session_processes, starttls
+import os, re, signal, sys
+from pool_session import children, session_processes, starttls
 port, master = int(sys.argv[1]), int(sys.argv[2])
 s, f = starttls(port, b"STLS")
 # One write: the refusal ends a process, and the next must find what came after it.
@@ -1144,10 +1144,14 @@ while True:
     print(line)
     if re.match(r"\+OK \d+ \d+$", line):
         break
-for cmdline, children in session_processes(master):
-    print("session process:", cmdline, "children:", children)
-s.sendall(b"QUIT\r\n")
-print(f.readline().decode().rstrip())
+for cmdline, below in session_processes(master):
+    print("session process:", cmdline, "children:", below)
+# The session's process dies: the client is cut off, not taken back to before its login.
+for w in children(master):
+    for pool in children(w):
+        for session in children(pool):
+            os.kill(session, signal.SIGKILL)
+print("after the kill:", repr(f.read().decode()))
 PY
 	assert_line -n 0 '+OK'
 	assert_line -n 1 --regexp '^-ERR \[AUTH\] '
@@ -1159,4 +1163,5 @@ PY
 	assert_line --regexp '^\+OK [0-9]+ [0-9]+$'
 	assert_line --regexp "^session process: $BIN/pop3-serve -A children: 0$"
 	assert_equal "$(grep -c '^session process:' <<<"$output")" 1
+	assert_line "after the kill: ''"
 }

@@ -36,6 +36,7 @@
 #include "imap-serve.h"
 #include "fmt.h"
 #include "log.h"
+#include "pool.h"
 #include "sasl.h"
 #include "ucspitls.h"
 
@@ -138,7 +139,6 @@ static void exec_with_note(struct login *l, struct attempt *a)
 
 	str_copy(n.tag, sizeof n.tag, a->tag);
 	n.failures = l->failures;
-	n.bad_in_a_row = l->c.bad_in_a_row;
 	n.secure = l->secure;
 	n.started_tls = l->started_tls;
 	checkpw_exec_noted(&n, &l->c.in, a->cred, a->credlen, exec_checkpassword, a);
@@ -436,15 +436,18 @@ static void become(const struct passwd *pw)
 static int resume(struct login *l)
 {
 	enum checkpw_verdict v;
-	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v);
+	char why[256];
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v, why, sizeof why);
 
 	if (!n)
 		return 0;
+	if (v == CHECKPW_TROUBLE)
+		log_line("trouble: %s", why);
 	l->secure = n->secure;
 	l->started_tls = n->started_tls;
 	l->can_starttls = l->can_starttls && !l->secure;
 	l->failures = n->failures;
-	l->c.bad_in_a_row = n->bad_in_a_row;
+	l->c.bad_in_a_row = 0;	/* the login was no bad command */
 	char tag[sizeof n->tag];
 	str_copy(tag, sizeof tag, n->tag);
 	explicit_bzero(n, sizeof *n);
@@ -471,6 +474,8 @@ _Noreturn void login_serve(const struct config *cf)
 	struct passwd *pw = getpwnam(cf->login_user);
 	if (!pw)
 		die(EXIT_TEMP, "IMAP_LOGIN_USER %s: no such user", cf->login_user);
+	/* The parser has no channel to the pool's parent, which runs with our rights. */
+	pool_note_close();
 	int up[2], down[2];
 	if (pipe2(up, O_CLOEXEC) < 0 || pipe2(down, O_CLOEXEC) < 0)
 		die_sys("unable to make a pipe");

@@ -423,7 +423,8 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 		return 0;
 	}
 	if (f->sets_seen && !s->box.readonly && !(m->flags & MBOX_SEEN)) {
-		if (mbox_store(&s->box, idx, m->flags | MBOX_SEEN, m->keywords, why, sizeof why))
+		if (mbox_store(&s->box, idx, (struct mbox_change){ .add = MBOX_SEEN }, why,
+			       sizeof why))
 			flags_done = -1;	/* FLAGS goes into this reply even if not asked */
 		else
 			log_line("%s: unable to mark %u seen: %s", s->user, m->uid, why);
@@ -607,6 +608,10 @@ void cmd_store(struct session *s, int uid, size_t arg)
 		}
 	}
 	announce_keywords(s);
+	/* FLAGS replaces: what it does not name goes. */
+	struct mbox_change change = mode > 0 ? (struct mbox_change){ flags, 0, keywords, 0 } :
+				    mode < 0 ? (struct mbox_change){ 0, flags, 0, keywords } :
+				    (struct mbox_change){ flags, ~flags, keywords, ~keywords };
 	size_t failed = 0, missing = 0;
 	for (size_t k = 0; k < s->box.count; k++) {
 		if (!want[k])
@@ -621,7 +626,7 @@ void cmd_store(struct session *s, int uid, size_t arg)
 		uint32_t nk = mode > 0 ? m->keywords | keywords :
 			      mode < 0 ? m->keywords & ~keywords : keywords;
 		if ((nf != m->flags || nk != m->keywords) &&
-		    !mbox_store(&s->box, k, nf, nk, why, sizeof why)) {
+		    !mbox_store(&s->box, k, change, why, sizeof why)) {
 			if (errno == ENOENT) {
 				missing++;
 				continue;
@@ -733,8 +738,8 @@ void cmd_copy(struct session *s, int uid, size_t arg, int move)
 			struct mbox_msg *m = &s->box.msg[idx[k]];
 			want[idx[k]] = 1;
 			if (!(m->flags & MBOX_DELETED) &&
-			    !mbox_store(&s->box, idx[k], m->flags | MBOX_DELETED, m->keywords, why,
-					sizeof why))
+			    !mbox_store(&s->box, idx[k], (struct mbox_change){ .add = MBOX_DELETED },
+					why, sizeof why))
 				log_line("%s: unable to flag %u for MOVE: %s", s->user, m->uid, why);
 		}
 		expunge_announced(s, want);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "memory.h"
+#include "pool.h"
 
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
@@ -406,6 +407,9 @@ _Noreturn void session_serve(const struct config *cf)
 	if (!mbox_ensure_special(s.root, why, sizeof why))
 		log_line("%s: unable to make the special folders: %s", s.user, why);
 
+	/* The login is over: should this session end badly, tls-server's pool does not take it
+	   back to before it (pool(5)). */
+	pool_session_started();
 	const char *tag = getenv("IMAPLOGINTAG");
 	if (tag && *tag) {
 		out(&s.c, "%s OK [CAPABILITY ", tag);

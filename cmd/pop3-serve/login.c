@@ -132,7 +132,6 @@ static void exec_with_note(struct login *l, struct attempt *a)
 	static struct checkpw_note n;
 
 	n.failures = l->failures;
-	n.bad_in_a_row = l->c.bad_in_a_row;
 	n.end_ms = l->c.end_ms;
 	n.secure = l->secure;
 	n.started_tls = l->started_tls;
@@ -145,15 +144,18 @@ static void exec_with_note(struct login *l, struct attempt *a)
 static int resume(struct login *l)
 {
 	enum checkpw_verdict v;
-	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v);
+	char why[256];
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v, why, sizeof why);
 
 	if (!n)
 		return 0;
+	if (v == CHECKPW_TROUBLE)
+		log_line("trouble: %s", why);
 	l->secure = n->secure;
 	l->started_tls = n->started_tls;
 	l->can_stls = l->can_stls && !l->secure;
 	l->failures = n->failures;
-	l->c.bad_in_a_row = n->bad_in_a_row;
+	l->c.bad_in_a_row = 0;	/* the login was no bad command */
 	l->c.end_ms = n->end_ms;
 	explicit_bzero(n, sizeof *n);
 	answer(l, v);

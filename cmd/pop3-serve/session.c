@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "maildir.h"
+#include "pool.h"
 #include "pop3-serve.h"
 
 /* One POP3 session at a time per mailbox, as Dovecot's pop3_lock_session; its contents are the
@@ -301,8 +302,8 @@ static int update(struct session *s, size_t *deleted, size_t *seen)
 		if (m->gone || (s->mark[i] & GONE) ||
 		    (!go && (!(s->mark[i] & RETRIEVED) || (flags & MBOX_SEEN))))
 			continue;
-		flags |= go ? MBOX_DELETED : MBOX_SEEN;
-		if (!mbox_store(&s->box, i, flags, m->keywords, why, sizeof why)) {
+		struct mbox_change change = { .add = go ? MBOX_DELETED : MBOX_SEEN };
+		if (!mbox_store(&s->box, i, change, why, sizeof why)) {
 			log_line("%s: trouble: %s", s->user, why);
 			ok = 0;
 			continue;
@@ -385,6 +386,9 @@ _Noreturn void session_serve(const struct config *cf)
 	int login = getenv("POP3LOGIN") != 0;
 	unsetenv("POP3LOGIN");
 	take_mailbox(&s);
+	/* The login is over: should this session end badly, tls-server's pool does not take it
+	   back to before it (pool(5)). */
+	pool_session_started();
 	out(&s.c, login ? "+OK Logged in\r\n" : "+OK postroom POP3 session\r\n");
 	log_line("%s: logged in: %zu messages", s.user, s.n);
 	while (conn_next(&s.c)) {

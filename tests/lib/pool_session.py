@@ -1,6 +1,7 @@
 # postroom: ISC license, see LICENSE.
 """For tests of sessions under tls-server: a client that says STARTTLS (or STLS) and goes on
 in TLS, and the processes below tls-server's master, read from /proc."""
+import os
 import socket
 import ssl
 
@@ -35,3 +36,31 @@ def starttls(port, command):
     ctx.verify_mode = ssl.CERT_NONE
     s = ctx.wrap_socket(raw)
     return s, s.makefile("rb")
+
+
+def tls(port):
+    """Connects to 127.0.0.1:port with implicit TLS, reads the greeting: the TLS socket and a
+    file to read its lines from."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(raw)
+    f = s.makefile("rb")
+    f.readline()
+    return s, f
+
+
+def unix_datagram_sockets(pid):
+    """How many AF_UNIX datagram sockets process pid holds."""
+    dgram = set()
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[4] == "0002":
+            dgram.add(fields[6])
+    held = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        if target.startswith("socket:[") and target[8:-1] in dgram:
+            held += 1
+    return held
