@@ -1026,3 +1026,33 @@ PY
 	assert_line --regexp '^b OK \[CAPABILITY .*\] Logged in$'
 	assert_line --regexp '^c OK '
 }
+
+@test "under tls-server: a login refused in cleartext is answered by the next process, in which STARTTLS still works" {
+	imap_pool IMAP_AUTH_PLAINTEXT=1
+	run -0 imap_py - "$SERVER_PORT" <<'PY'
+import socket, ssl, sys
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = raw.makefile("rb")
+f.readline()
+raw.sendall(b"a LOGIN alice@example.test wrong\r\nb CAPABILITY\r\n")
+for _ in range(3):
+    print(f.readline().decode().rstrip())
+raw.sendall(b"s STARTTLS\r\n")
+print(f.readline().decode().rstrip())
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(raw)
+print("TLS", s.version())
+s.sendall(b"c LOGIN alice@example.test alice-demo\r\nd LOGOUT\r\n")
+for line in s.makefile("rb"):
+    print(line.decode().rstrip())
+PY
+	assert_line -n 0 --regexp '^a NO \[AUTHENTICATIONFAILED\] '
+	assert_line -n 1 --regexp '^\* CAPABILITY IMAP4rev1 .*STARTTLS'
+	assert_line -n 2 --regexp '^b OK '
+	assert_line -n 3 --regexp '^s OK '
+	assert_line -n 4 'TLS TLSv1.3'
+	assert_line --regexp '^c OK \[CAPABILITY .*\] Logged in$'
+	assert_line --regexp '^d OK '
+}
