@@ -336,8 +336,6 @@ static int serve_child(int pool, void (*serve)(const void *ctx), const void *ctx
 	/* The next child has its own copy: ours, perhaps with a password the client pipelined,
 	   goes. */
 	forget_note();
-	/* We wait as long as the session lasts: what the child has, we need not keep. */
-	memory_give_back();
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			die_sys("unable to wait");
@@ -362,7 +360,6 @@ _Noreturn static void serve_forked(int pool, void (*serve)(const void *ctx), con
 		}
 		if (!pool_install(&ps))
 			die_sys_code(EXIT_TEMP, "unable to take a session");
-		memory_discard(ps.env, sizeof ps.env);	/* installed: a copy is in the environment */
 		/* The session's descriptors stay ours until it is over: a child that leaves a
 		   note is followed by another on the same ones. */
 		int status = serve_child(pool, serve, ctx);
