@@ -138,7 +138,7 @@ void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char
 			size_t len, void (*exec_child)(void *ctx), void *ctx)
 {
 	n->tlslen = 0;
-	for (char **e = environ; n->started_tls && *e; e++) {
+	for (char **e = environ; n->st.started_tls && *e; e++) {
 		size_t k = strlen(*e) + 1;
 		if (!strncmp(*e, "SSL_", 4) && k <= sizeof n->tls - n->tlslen) {
 			memcpy(n->tls + n->tlslen, *e, k);
@@ -164,7 +164,7 @@ void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char
 }
 
 struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
-				     enum checkpw_verdict *v, char *why, size_t whysize)
+				     struct checkpw_state *st, enum checkpw_verdict *v)
 {
 	static char tls[sizeof ((struct checkpw_note *)0)->tls];	/* the environment keeps it */
 	size_t len;
@@ -178,14 +178,18 @@ struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
 	    n->tlslen > sizeof n->tls)
 		die(EXIT_TEMP, "the note of the session's last process is cut short");
 	memcpy(tls, n->tls, n->tlslen);
-	if (n->started_tls && !ucspitls_resume(t, tls, n->tlslen))
+	if (n->st.started_tls && !ucspitls_resume(t, tls, n->tlslen))
 		die_sys("unable to take the TLS session back");
 	memcpy(in->x, n->input, n->unread);
 	in->pos = 0;
 	in->len = n->unread;
 	n->tag[sizeof n->tag - 1] = 0;
+	*st = n->st;
 	*v = verdict_of(status);
-	if (*v == CHECKPW_TROUBLE)
-		trouble(status, "the checkpassword program", why, whysize);
+	if (*v == CHECKPW_TROUBLE) {
+		char why[256];
+		trouble(status, "the checkpassword program", why, sizeof why);
+		log_line("trouble: %s", why);
+	}
 	return n;
 }

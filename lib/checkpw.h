@@ -31,26 +31,31 @@ enum checkpw_verdict checkpw_run(const char *cred, size_t len, const char *name,
  * the caller's own counters.
  */
 #define CHECKPW_NOTE_INPUT 16384
+/* What both servers' pre-login processes keep of a session, and a note carries across. */
+struct checkpw_state {
+	int secure;		/* TLS: implicit, or started */
+	int started_tls;	/* by STARTTLS or STLS, in this process or one before it */
+	unsigned long failures;	/* refused logins */
+};
 struct checkpw_note {
 	char tag[128];		/* the login command's, for IMAP's answer */
-	unsigned long failures;
+	struct checkpw_state st;
 	long long end_ms;	/* POP3's deadline for the whole login */
-	int secure, started_tls;
 	size_t tlslen, unread;
 	char tls[4096];		/* after STARTTLS, its SSL_ pairs: NAME=value\0... */
 	char input[CHECKPW_NOTE_INPUT];
 };
-/* Leaves note n, with the environment's SSL_ pairs when n->started_tls and what in holds
+/* Leaves note n, with the environment's SSL_ pairs when n->st.started_tls and what in holds
    unread, and becomes the checkpassword program. Returns when no note could be left (no pool
    parent to take it): the caller then runs checkpw_run. */
 void checkpw_exec_noted(struct checkpw_note *n, const struct buf *in, const char *cred,
 			size_t len, void (*exec_child)(void *ctx), void *ctx);
 /* In the process that takes a session back: the note, with the TLS session back on fds 0 and
-   1 (t, from ucspitls_available) if it was started, in holding what was unread, and *v the
-   program's verdict (on TROUBLE, why says what the program did); 0 for the session's first
+   1 (t, from ucspitls_available) if it was started, in holding what was unread, *st as the
+   note has it, and *v the program's verdict (trouble logged); 0 for the session's first
    process. The caller wipes the note when done. */
 struct checkpw_note *checkpw_resumed(struct ucspitls *t, struct buf *in,
-				     enum checkpw_verdict *v, char *why, size_t whysize);
+				     struct checkpw_state *st, enum checkpw_verdict *v);
 
 /*
  * What a client sent right after its login, read ahead by the pre-login process, travels to the

@@ -48,9 +48,7 @@ struct login {
 	struct conn c;
 	struct ucspitls tls;
 	int can_starttls;
-	int secure;		/* TLS: implicit, or started */
-	int started_tls;	/* by STARTTLS, in this process */
-	unsigned long failures;
+	struct checkpw_state st;
 	int to_parent, from_parent;	/* the parser child's pipes, or -1 */
 };
 
@@ -73,7 +71,7 @@ static void out_login_caps(struct login *l)
 	out(&l->c, "%s", CAPS_COMMON);
 	if (l->can_starttls)
 		out(&l->c, " STARTTLS");
-	if (l->secure || l->cf->auth_plaintext)
+	if (l->st.secure || l->cf->auth_plaintext)
 		out(&l->c, " AUTH=PLAIN");
 	else
 		out(&l->c, " LOGINDISABLED");
@@ -138,9 +136,7 @@ static void exec_with_note(struct login *l, struct attempt *a)
 	static struct checkpw_note n;
 
 	str_copy(n.tag, sizeof n.tag, a->tag);
-	n.failures = l->failures;
-	n.secure = l->secure;
-	n.started_tls = l->started_tls;
+	n.st = l->st;
 	checkpw_exec_noted(&n, &l->c.in, a->cred, a->credlen, exec_checkpassword, a);
 }
 
@@ -178,10 +174,10 @@ static void answer(struct login *l, enum checkpw_verdict v, const char *tag)
 		return;
 	}
 	out(&l->c, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", tag);
-	if (++l->failures >= l->cf->auth_failures) {
+	if (++l->st.failures >= l->cf->auth_failures) {
 		out(&l->c, "* BYE Too many failed logins\r\n");
 		out_flush(&l->c);
-		log_line("closed: %lu failed logins", l->failures);
+		log_line("closed: %lu failed logins", l->st.failures);
 		exit(0);
 	}
 }
@@ -205,7 +201,7 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 	}
 	a.cf = l->cf;
 	str_copy(a.tag, sizeof a.tag, conn_tag(&l->c));
-	a.secure_started = l->started_tls;
+	a.secure_started = l->st.started_tls;
 	enum checkpw_verdict v = a.credlen ? verify(l, &a) : CHECKPW_REFUSED;
 	explicit_bzero(&a, sizeof a);
 	answer(l, v, conn_tag(&l->c));
@@ -213,7 +209,7 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 
 static int login_allowed(struct login *l)
 {
-	if (l->secure || l->cf->auth_plaintext)
+	if (l->st.secure || l->cf->auth_plaintext)
 		return 1;
 	out(&l->c, "%s NO [PRIVACYREQUIRED] Log in only after STARTTLS\r\n", conn_tag(&l->c));
 	return 0;
@@ -305,7 +301,8 @@ static void cmd_authenticate(struct login *l)
 static void cmd_starttls(struct login *l)
 {
 	if (!l->can_starttls) {
-		bad(&l->c, l->cf, l->secure ? "TLS is already active" : "STARTTLS is not offered");
+		bad(&l->c, l->cf,
+		    l->st.secure ? "TLS is already active" : "STARTTLS is not offered");
 		return;
 	}
 	out(&l->c, "%s OK Begin TLS negotiation now\r\n", conn_tag(&l->c));
@@ -317,7 +314,7 @@ static void cmd_starttls(struct login *l)
 	/* Nothing the client sent in cleartext may count as sent under TLS (CVE-2011-0411). */
 	buf_discard(&l->c.in);
 	l->can_starttls = 0;
-	l->secure = l->started_tls = 1;
+	l->st.secure = l->st.started_tls = 1;
 }
 
 /* ID (RFC 2971): the client's list is read and forgotten; ours names the program. */
@@ -436,18 +433,11 @@ static void become(const struct passwd *pw)
 static int resume(struct login *l)
 {
 	enum checkpw_verdict v;
-	char why[256];
-	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v, why, sizeof why);
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &l->st, &v);
 
 	if (!n)
 		return 0;
-	if (v == CHECKPW_TROUBLE)
-		log_line("trouble: %s", why);
-	l->secure = n->secure;
-	l->started_tls = n->started_tls;
-	l->can_starttls = l->can_starttls && !l->secure;
-	l->failures = n->failures;
-	l->c.bad_in_a_row = 0;	/* the login was no bad command */
+	l->can_starttls = l->can_starttls && !l->st.secure;
 	char tag[sizeof n->tag];
 	str_copy(tag, sizeof tag, n->tag);
 	explicit_bzero(n, sizeof *n);
@@ -465,9 +455,9 @@ _Noreturn void login_serve(const struct config *cf)
 	/* Before login nothing needs more than a user name and a password: no APPEND here. */
 	l.c.limits.literal_max = l.c.limits.append_max = 8192;
 	const char *protocol = getenv("SSL_PROTOCOL");
-	l.secure = protocol && *protocol;
+	l.st.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };
-	l.can_starttls = ucspitls_available(&l.tls) && !l.secure;
+	l.can_starttls = ucspitls_available(&l.tls) && !l.st.secure;
 	if (!cf->login_user)
 		parse_commands(&l, !resume(&l));
 

@@ -33,9 +33,7 @@ struct login {
 	struct conn c;
 	struct ucspitls tls;
 	int can_stls;
-	int secure;		/* TLS: implicit, or started */
-	int started_tls;	/* by STLS */
-	unsigned long failures;
+	struct checkpw_state st;
 	char user[USER_MAX + 1];	/* from USER, for the PASS that follows */
 	size_t ulen;
 };
@@ -54,7 +52,7 @@ struct attempt {
 
 static int login_allowed(struct login *l)
 {
-	return l->secure || l->cf->auth_plaintext;
+	return l->st.secure || l->cf->auth_plaintext;
 }
 
 static void cmd_capa(struct login *l)
@@ -86,9 +84,9 @@ _Noreturn static void exec_checkpassword(void *ctx)
 static void failed(struct login *l, const char *reply)
 {
 	out(&l->c, "-ERR %s\r\n", reply);
-	if (++l->failures >= l->cf->auth_failures) {
+	if (++l->st.failures >= l->cf->auth_failures) {
 		out_flush(&l->c);
-		log_line("closed: %lu failed logins", l->failures);
+		log_line("closed: %lu failed logins", l->st.failures);
 		exit(0);
 	}
 }
@@ -131,10 +129,8 @@ static void exec_with_note(struct login *l, struct attempt *a)
 {
 	static struct checkpw_note n;
 
-	n.failures = l->failures;
 	n.end_ms = l->c.end_ms;
-	n.secure = l->secure;
-	n.started_tls = l->started_tls;
+	n.st = l->st;
 	checkpw_exec_noted(&n, &l->c.in, a->cred, a->credlen, exec_checkpassword, a);
 }
 
@@ -144,18 +140,11 @@ static void exec_with_note(struct login *l, struct attempt *a)
 static int resume(struct login *l)
 {
 	enum checkpw_verdict v;
-	char why[256];
-	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &v, why, sizeof why);
+	struct checkpw_note *n = checkpw_resumed(&l->tls, &l->c.in, &l->st, &v);
 
 	if (!n)
 		return 0;
-	if (v == CHECKPW_TROUBLE)
-		log_line("trouble: %s", why);
-	l->secure = n->secure;
-	l->started_tls = n->started_tls;
-	l->can_stls = l->can_stls && !l->secure;
-	l->failures = n->failures;
-	l->c.bad_in_a_row = 0;	/* the login was no bad command */
+	l->can_stls = l->can_stls && !l->st.secure;
 	l->c.end_ms = n->end_ms;
 	explicit_bzero(n, sizeof *n);
 	answer(l, v);
@@ -200,7 +189,8 @@ static void login_with(struct login *l, const char *user, size_t ulen, const cha
 static void cmd_stls(struct login *l)
 {
 	if (!l->can_stls) {
-		out_err(&l->c, "%s", l->secure ? "TLS is already active" : "STLS is not offered");
+		out_err(&l->c, "%s",
+			l->st.secure ? "TLS is already active" : "STLS is not offered");
 		return;
 	}
 	out(&l->c, "+OK Begin TLS negotiation\r\n");
@@ -213,7 +203,7 @@ static void cmd_stls(struct login *l)
 	   RFC 2595 says to forget a USER given before. */
 	buf_discard(&l->c.in);
 	l->can_stls = 0;
-	l->secure = l->started_tls = 1;
+	l->st.secure = l->st.started_tls = 1;
 	l->ulen = 0;
 }
 
@@ -324,9 +314,9 @@ _Noreturn void login_serve(const struct config *cf)
 	conn_init(&l.c, cf);
 	l.c.end_ms = deadline_in((unsigned)cf->login_timeout);
 	const char *protocol = getenv("SSL_PROTOCOL");
-	l.secure = protocol && *protocol;
+	l.st.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };
-	l.can_stls = ucspitls_available(&l.tls) && !l.secure;
+	l.can_stls = ucspitls_available(&l.tls) && !l.st.secure;
 	if (!resume(&l))
 		out(&l.c, "+OK postroom ready\r\n");
 	while (conn_next(&l.c)) {
