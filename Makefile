@@ -132,6 +132,7 @@ smtp-send_LIBS = -lssl -lcrypto -lresolv
 tls-server_OBJS = \
 	cmd/tls-server/main.o \
 	cmd/tls-server/master.o \
+	cmd/tls-server/shared.o \
 	cmd/tls-server/worker.o \
 	cmd/tls-wrap/keys.o \
 	cmd/tls-wrap/privilege.o \

@@ -1,6 +1,8 @@
 /* postroom: ISC license, see LICENSE. */
+#define _GNU_SOURCE	/* gettid, pthread_getattr_np */
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +50,20 @@ done:
 	return low;
 }
 
+/* Another thread's stack: the mapping pthread_create made for it, whole. */
+static uintptr_t thread_stack_low(void)
+{
+	pthread_attr_t a;
+	void *low;
+	size_t size;
+
+	if (pthread_getattr_np(pthread_self(), &a))
+		return 0;
+	int e = pthread_attr_getstack(&a, &low, &size);
+	pthread_attr_destroy(&a);
+	return e ? 0 : (uintptr_t)low;
+}
+
 /*
  * A deep command (a FETCH with its buffers, a SEARCH decoding a message) leaves the stack's
  * pages touched long after it returned, and a session that then idles for hours would keep
@@ -59,7 +75,7 @@ static __attribute__((noinline)) void stack_give_back(void)
 {
 	volatile char here = 0;
 	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t low = stack_low();
+	uintptr_t low = getpid() == gettid() ? stack_low() : thread_stack_low();
 
 	if (page <= 0 || !low)
 		return;

@@ -5,12 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "die.h"
+#include "log.h"
 #include "memory.h"
 #include "pool.h"
 
@@ -133,6 +136,48 @@ int pool_wait(int fd)
 	if (r == 0)
 		errno = 0;
 	return -1;
+}
+
+/* The number first, then the code: five bytes, in one message. */
+int pool_done_numbered(int fd, unsigned number, int code)
+{
+	unsigned char m[5];
+	ssize_t w;
+
+	memcpy(m, &number, 4);
+	m[4] = (unsigned char)code;
+	while ((w = send(fd, m, sizeof m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return w == sizeof m;
+}
+
+int pool_wait_numbered(int fd, unsigned *number)
+{
+	unsigned char m[5];
+	ssize_t r;
+
+	while ((r = recv(fd, m, sizeof m, 0)) < 0 && errno == EINTR)
+		;
+	if (r == sizeof m) {
+		memcpy(number, m, 4);
+		return m[4];
+	}
+	errno = r == 0 ? 0 : r < 0 ? errno : EPROTO;
+	return -1;
+}
+
+unsigned pool_sessions_at_once(void)
+{
+	const char *v = getenv("POOLSESSIONS");
+	char *end;
+
+	if (!v || !*v)
+		return 1;
+	unsigned long n = strtoul(v, &end, 10);
+	unsigned at_once = *end || n < 1 || n > POOL_SESSIONS_MAX ? 0 : (unsigned)n;
+	/* Ours alone, as POOLFD. */
+	unsetenv("POOLSESSIONS");
+	return at_once;
 }
 
 int pool_fd_from_env(void)
@@ -315,64 +360,182 @@ static void read_note(int fd)
 		forget_note();	/* the session started: the login is over */
 }
 
-/* Runs one child of the session: its wait status, and its note, if it left one, in note. */
-static int serve_child(int pool, void (*serve)(const void *ctx), const void *ctx)
-{
-	int p[2], status;
+/*
+ * The sessions of a server that forks a child for each: a session is the child serving it,
+ * and after a note, the children that take it up again. We keep its descriptors and pairs
+ * until it is over (a child that resumes it gets them again), and a pidfd, which poll(2) finds
+ * readable when the child is gone.
+ */
+struct kept {
+	pid_t pid;
+	int pidfd;
+	int note;		/* our end of the child's note socket */
+	unsigned number;	/* its number on POOLFD: the sessions there before it */
+	int fd[POOL_FDS_MAX];
+	size_t nfd, len;
+	char env[];		/* len bytes of pairs, as received */
+};
 
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p) < 0)
-		die_sys("unable to make a socket pair");
-	pid_t pid = fork();
-	if (pid < 0)
-		die_sys("unable to fork");
-	if (pid == 0) {
-		close(pool);
-		close(p[0]);
+/* Every descriptor above 2 but those in keep (n of them) closed: a child holds its own
+   session's and nothing of another's. */
+static void close_all_but(int *keep, size_t n)
+{
+	unsigned from = 3;
+
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+}
+
+/* Starts a child for session k: 1, or 0 when it could not (logged; the session is over). */
+static int start_child(struct kept *k, void (*serve)(const void *ctx), const void *ctx)
+{
+	static struct pool_session ps;	/* the child's copy; zero, so in no data page of ours */
+	int p[2];
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p) < 0) {
+		log_line("trouble: unable to make a socket pair: %s", strerror(errno));
+		return 0;
+	}
+	k->pid = fork();
+	if (k->pid < 0) {
+		log_line("trouble: unable to fork: %s", strerror(errno));
+		close(p[0]), close(p[1]);
+		return 0;
+	}
+	if (k->pid == 0) {
+		int keep[POOL_FDS_MAX + 1];
+		memcpy(keep, k->fd, k->nfd * sizeof *keep);
+		keep[k->nfd] = p[1];
+		close_all_but(keep, k->nfd + 1);
+		memcpy(ps.fd, k->fd, sizeof ps.fd);
+		ps.nfd = k->nfd;
+		memcpy(ps.env, k->env, k->len);
+		ps.len = k->len;
 		note_fd = p[1];
+		if (!pool_install(&ps))
+			_exit(EXIT_TEMP);
 		serve(ctx);
 		_exit(EXIT_TEMP);
 	}
 	close(p[1]);
-	/* The next child has its own copy: ours, perhaps with a password the client pipelined,
-	   goes. */
+	k->note = p[0];
+	k->pidfd = (int)syscall(SYS_pidfd_open, k->pid, 0);
+	if (k->pidfd < 0)
+		die_sys_code(EXIT_TEMP, "unable to watch a child");
+	/* The child has its own copy of the note, if any: ours, perhaps with a password the
+	   client pipelined, goes. */
 	forget_note();
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_sys("unable to wait");
-	read_note(p[0]);
-	close(p[0]);
-	return status;
+	return 1;
 }
 
-_Noreturn static void serve_forked(int pool, void (*serve)(const void *ctx), const void *ctx)
+/* Session k's child is gone: a new one if it left a note and failed; else the session is
+   over, answered on POOLFD, and forgotten. 1 while the session goes on. */
+static int child_ended(int pool, unsigned max, struct kept *k,
+		       void (*serve)(const void *ctx), const void *ctx)
+{
+	int status = 0;
+
+	while (waitpid(k->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_sys("unable to wait");
+	close(k->pidfd);
+	read_note(k->note);
+	close(k->note);
+	if (note_len && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		note_status = status;
+		resumed = 1;
+		if (start_child(k, serve, ctx))
+			return 1;
+		status = EXIT_TEMP << 8;
+	}
+	forget_note();
+	for (size_t i = 0; i < k->nfd; i++)
+		close(k->fd[i]);
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_TEMP;
+	int told = max > 1 ? pool_done_numbered(pool, k->number, code) : pool_done(pool, code);
+	if (!told)
+		die_sys_code(EXIT_TEMP, "unable to end a session");
+	return 0;
+}
+
+/* A session received: kept in as little memory as it needs. */
+static struct kept *keep_session(const struct pool_session *ps, unsigned number)
+{
+	struct kept *k = malloc(sizeof *k + ps->len);
+
+	if (!k)
+		die(EXIT_TEMP, "out of memory");
+	memcpy(k->fd, ps->fd, sizeof k->fd);
+	k->nfd = ps->nfd;
+	k->len = ps->len;
+	memcpy(k->env, ps->env, ps->len);
+	k->number = number;
+	return k;
+}
+
+_Noreturn static void serve_forked(int pool, unsigned max, void (*serve)(const void *ctx),
+				   const void *ctx)
 {
 	/* Zero, not POOL_SESSION_ZERO (pool_receive sets what it uses): initialised, its 8 KiB
 	   would sit in the data pages that every session process dirties. */
 	static struct pool_session ps;
+	struct kept **live = calloc(max, sizeof *live);
+	struct pollfd *p = calloc(max + 1, sizeof *p);
+	unsigned n = 0, received = 0;
 
-	if (!pool_env_save())
+	if (!live || !p || !pool_env_save())
 		die(EXIT_TEMP, "out of memory");
 	for (;;) {
+		p[0] = (struct pollfd){ .fd = n < max ? pool : -1, .events = POLLIN };
+		for (unsigned i = 0; i < n; i++)
+			p[i + 1] = (struct pollfd){ .fd = live[i]->pidfd, .events = POLLIN };
+		if (poll(p, n + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die_sys_code(EXIT_TEMP, "unable to poll");
+		}
+		/* From the last, so that one taken out (the last moved into its place) is not
+		   looked at twice. */
+		for (unsigned i = n; i-- > 0;)
+			if (p[i + 1].revents && !child_ended(pool, max, live[i], serve, ctx)) {
+				free(live[i]);
+				live[i] = live[--n];
+			}
+		if (!p[0].revents)
+			continue;
 		if (!pool_receive(pool, &ps)) {
 			if (errno == 0)
-				exit(0);
+				exit(0);	/* no more sessions; those still running end on their own */
 			die_sys_code(EXIT_TEMP, "unable to receive a session");
 		}
-		if (!pool_install(&ps))
+		if (ps.nfd != 2 && ps.nfd != 5) {
+			errno = EPROTO;
 			die_sys_code(EXIT_TEMP, "unable to take a session");
-		/* The session's descriptors stay ours until it is over: a child that leaves a
-		   note is followed by another on the same ones. */
-		int status = serve_child(pool, serve, ctx);
-		while (note_len && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-			note_status = status;
-			resumed = 1;
-			status = serve_child(pool, serve, ctx);
 		}
-		forget_note();
-		int code = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_TEMP;
-		if (!pool_release(pool))
-			die_sys_code(EXIT_TEMP, "unable to end a session");
-		if (!pool_done(pool, code))
+		struct kept *k = keep_session(&ps, received++);
+		explicit_bzero(ps.env, ps.len);
+		if (start_child(k, serve, ctx)) {
+			live[n++] = k;
+			continue;
+		}
+		for (size_t i = 0; i < k->nfd; i++)
+			close(k->fd[i]);
+		int told = max > 1 ? pool_done_numbered(pool, k->number, EXIT_TEMP) :
+				     pool_done(pool, EXIT_TEMP);
+		free(k);
+		if (!told)
 			die_sys_code(EXIT_TEMP, "unable to end a session");
 	}
 }
@@ -387,5 +550,8 @@ void pool_serve_sessions(void (*serve)(const void *ctx), const void *ctx)
 		serve(ctx);
 		exit(0);
 	}
-	serve_forked(pool, serve, ctx);
+	unsigned at_once = pool_sessions_at_once();
+	if (!at_once)
+		die(EXIT_PERM, "POOLSESSIONS: a number from 1 to %d", POOL_SESSIONS_MAX);
+	serve_forked(pool, at_once, serve, ctx);
 }

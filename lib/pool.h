@@ -40,6 +40,19 @@ int pool_receive(int fd, struct pool_session *s);
 int pool_done(int fd, int code);
 int pool_wait(int fd);
 
+/*
+ * A server that serves sessions at once (imap-serve, pop3-serve: a child for each) may be told
+ * so with POOLSESSIONS=N: up to N sessions in flight on POOLFD, each ended, in whatever order,
+ * by five bytes, the session's number (how many sessions came before it on POOLFD, 32 bits in
+ * the host's order) and its code. Without it, one session at a time and one byte.
+ */
+#define POOL_SESSIONS_MAX 10000
+int pool_done_numbered(int fd, unsigned number, int code);
+/* The code, the session's number in *number; -1 as pool_wait (EPROTO: not five bytes). */
+int pool_wait_numbered(int fd, unsigned *number);
+/* POOLSESSIONS (then unset): 1 when unset, 0 when it is not a number from 1 to the most. */
+unsigned pool_sessions_at_once(void);
+
 /* POOLFD from the environment: the descriptor (made close-on-exec, and POOLFD unset, so that
    no program we run gets either), -1 when unset, -2 when it names no open descriptor. */
 int pool_fd_from_env(void);
@@ -63,6 +76,7 @@ int pool_release(int keep);
  * in a child forked for each session, installed, so that a session starts without an exec and
  * ends with all its state (a client that took over its process reaches no other session); the
  * session's code is the child's exit code. serve must exit. Exits 0 at the end of POOLFD.
+ * With POOLSESSIONS, the children of several sessions run at once.
  */
 _Noreturn void pool_serve_sessions(void (*serve)(const void *ctx), const void *ctx);
 

@@ -872,7 +872,7 @@ PY
 # imap_pool [VAR=V...]: the 143 service as make run runs it: tls-server -n, which keeps one
 # imap-serve for its sessions (pool(5)); a login's process becomes the checkpassword program.
 imap_pool() {
-	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" UCSPITLS='!' "$@" -n -c2 \
+	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" UCSPITLS='!' "$@" -n -c2 -S2 \
 		-- "$BIN/imap-serve" $CHECKPW
 }
 
@@ -1055,4 +1055,126 @@ PY
 	assert_line -n 4 'TLS TLSv1.3'
 	assert_line --regexp '^c OK \[CAPABILITY .*\] Logged in$'
 	assert_line --regexp '^d OK '
+}
+
+# log_count REGEX N: N lines of the server's log match REGEX.
+log_count() {
+	[ "$(grep -c -- "$1" "$SERVER_LOG")" -eq "$2" ]
+}
+
+# imaps_shared [VAR=V...]: -S2, implicit TLS: the 993 service's shape, with room for two sessions in a worker.
+imaps_shared() {
+	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" "$@" -c3 -S2 \
+		-- "$BIN/imap-serve" $CHECKPW
+}
+
+@test "tls-server -S 2: a worker holds two sessions at once, a thread each, given to one imap-serve; a third goes to a new worker; each its own log line" {
+	imaps_shared
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import os, sys
+from pool_session import children, imap_login
+port, master = int(sys.argv[1]), int(sys.argv[2])
+def login(tag):
+    return imap_login(port, tag, select=True)
+def busy_workers():
+    """Each worker that has sessions: its threads, its programs, their session processes."""
+    found = []
+    for w in children(master):
+        threads = len(os.listdir("/proc/%d/task" % w)) - 1
+        programs = children(w)
+        sessions = sum(len(children(p)) for p in programs)
+        if sessions:
+            found.append((threads, len(programs), sessions))
+    return sorted(found)
+one, two = login(b"a"), login(b"b")
+print("two sessions:", busy_workers())
+# Both answer, one after the other, each its own.
+for tag, (s, f) in ((b"c", one), (b"d", two), (b"e", one)):
+    s.sendall(tag + b" STATUS INBOX (MESSAGES)\r\n")
+    print(f.readline().decode().rstrip(), "/", f.readline().decode().rstrip())
+three = login(b"f")
+print("three sessions:", busy_workers())
+for s, f in (one, two, three):
+    s.sendall(b"z LOGOUT\r\n")
+    f.read()
+PY
+	assert_line "two sessions: [(2, 1, 2)]"
+	assert_line --regexp '^\* STATUS "INBOX" \(MESSAGES 4\) / c OK'
+	assert_line --regexp '^\* STATUS "INBOX" \(MESSAGES 4\) / d OK'
+	assert_line --regexp '^\* STATUS "INBOX" \(MESSAGES 4\) / e OK'
+	assert_line "three sessions: [(1, 1, 1), (2, 1, 2)]"
+	# One line per session, each with its thread's number and exit=0.
+	wait_until 50 log_count 'result="ok" exit=0$' 3
+	run -0 sh -c "sed -n 's/^tls-server: \([0-9]*\) client=.* exit=0$/\1/p' '$SERVER_LOG' | sort -u | wc -l"
+	assert_output 3
+}
+
+@test "tls-server -S 2: the program killed under two sessions: they go on to their end, logged exit=111, and the next client gets a new program" {
+	imaps_shared
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import os, signal, sys, time
+from pool_session import children, gone, imap_login
+port, master = int(sys.argv[1]), int(sys.argv[2])
+def login(tag):
+    return imap_login(port, tag)
+one, two = login(b"a"), login(b"b")
+programs = [p for w in children(master) for p in children(w) if children(p)]
+print("programs with sessions:", len(programs))
+os.kill(programs[0], signal.SIGKILL)
+while not gone(programs[0]):
+    time.sleep(0.01)
+for tag, (s, f) in ((b"c", one), (b"d", two)):
+    s.sendall(tag + b" NOOP\r\n")
+    print("after the kill:", f.readline().decode().rstrip())
+    s.sendall(b"z LOGOUT\r\n")
+    f.read()
+three = login(b"e")
+print("a new client:", "served")
+three[0].sendall(b"z LOGOUT\r\n")
+three[1].read()
+PY
+	assert_line "programs with sessions: 1"
+	assert_line --regexp '^after the kill: c OK'
+	assert_line --regexp '^after the kill: d OK'
+	assert_line "a new client: served"
+	wait_until 50 log_count 'result="ok" exit=' 3
+	assert_equal "$(grep -c 'result="ok" exit=111$' "$SERVER_LOG")" 2
+	assert_equal "$(grep -c 'result="ok" exit=0$' "$SERVER_LOG")" 1
+}
+
+@test "tls-server -S 2: SIGTERM: the master and the port go at once; a session in flight goes on to its end, and its worker after it" {
+	imaps_shared
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import os, signal, socket, sys, time
+from pool_session import children, gone, imap_login
+port, master = int(sys.argv[1]), int(sys.argv[2])
+s, f = imap_login(port, b"a")
+workers = [w for w in children(master) if any(children(p) for p in children(w))]
+os.kill(master, signal.SIGTERM)
+for _ in range(500):
+    if gone(master):
+        break
+    time.sleep(0.01)
+print("master gone:", gone(master))
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=5)
+    print("port: open")
+except ConnectionRefusedError:
+    print("port: closed")
+s.sendall(b"b NOOP\r\n")
+print("in flight:", f.readline().decode().rstrip())
+print("worker still there:", not gone(workers[0]))
+s.sendall(b"z LOGOUT\r\n")
+f.read()
+for _ in range(500):
+    if gone(workers[0]):
+        break
+    time.sleep(0.01)
+print("worker gone after the session:", gone(workers[0]))
+PY
+	assert_line "master gone: True"
+	assert_line "port: closed"
+	assert_line --regexp '^in flight: b OK'
+	assert_line "worker still there: True"
+	assert_line "worker gone after the session: True"
 }

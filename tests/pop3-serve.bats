@@ -1130,7 +1130,7 @@ PYEOF
 @test "under tls-server nothing waits for a login: a refused PASS is answered by the next process, which reads on under TLS; a session that dies is not taken back" {
 	alice_dir
 	pop3_cert
-	pop3_stls -c2
+	pop3_stls -c2 -S2
 	run -0 pop3_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
 import os, re, signal, sys
 from pool_session import children, session_processes, starttls

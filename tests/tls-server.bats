@@ -438,3 +438,14 @@ PYEOF
 	assert_equal "${#lines[@]}" 1
 	cmp <(queue_body "${lines[0]}") "$T/msg"
 }
+
+@test "smtp-recv, which serves one session at a time, refuses POOLSESSIONS: one line, exit 100; under tls-server -S 2 the client is closed" {
+	run -100 env POOLFD=0 POOLSESSIONS=2 "$BIN/smtp-recv" </dev/null
+	assert_output "smtp-recv: fatal: one session at a time: run under tls-server without -S"
+	start_tls_server -n -c1 -S2 -- "$BIN/smtp-recv"
+	run -0 python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+print("the client reads:", repr(s.recv(100)))' "$SERVER_PORT"
+	assert_output "the client reads: b''"
+	grep -q 'smtp-recv: fatal: one session at a time: run under tls-server without -S' "$SERVER_LOG"
+}

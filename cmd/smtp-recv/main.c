@@ -124,6 +124,8 @@ int main(int argc, char **argv)
 		die(EXIT_PERM, "POOLFD names no open descriptor");
 	if (pool < 0)
 		return one_session(&s, &c, 0);
+	if (pool_sessions_at_once() != 1)
+		die(EXIT_PERM, "one session at a time: run under tls-server without -S");
 
 	/* Under tls-server: one session after another, each with its own descriptors and
 	   environment, until the worker has no more. */

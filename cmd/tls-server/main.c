@@ -26,7 +26,7 @@
 
 const char *PROG = "tls-server";
 
-#define USAGE "[-n] [-c MAX] [-b BACKLOG] [-m USES] [-x RULES.cdb] [-s SNIDIR] [-u USER] " \
+#define USAGE "[-n] [-c MAX] [-S SESSIONS] [-b BACKLOG] [-m USES] [-x RULES.cdb] [-s SNIDIR] [-u USER] " \
 	      "[-g GROUP] [-t HANDSHAKE-SECONDS] [-i IDLE-SECONDS] HOST PORT PROG [ARG...]"
 
 /* A worker that waited this long for a client exits (Postfix's max_idle); the master keeps
@@ -84,10 +84,12 @@ int main(int argc, char **argv)
 	srv.serve.idle_timeout = 1800;
 	srv.max = 100;
 	srv.uses = 100;
-	while ((c = getopt(argc, argv, "+nc:b:m:x:s:u:g:t:i:")) != -1) {
+	srv.sessions = 1;
+	while ((c = getopt(argc, argv, "+nc:S:b:m:x:s:u:g:t:i:")) != -1) {
 		switch (c) {
 		case 'n': srv.serve.starttls = 1; break;
 		case 'c': srv.max = number(optarg, 1, 100000, "-c"); break;
+		case 'S': srv.sessions = number(optarg, 1, POOL_SESSIONS_MAX, "-S"); break;
 		case 'b': backlog = number(optarg, 1, 65535, "-b"); break;
 		case 'm': srv.uses = number(optarg, 1, 1000000, "-m"); break;
 		case 'x': srv.rules = optarg; break;
@@ -111,6 +113,10 @@ int main(int argc, char **argv)
 	keys_load(&keys, certfile, keyfile, snidir);
 	srv.ctx = keys.fallback;
 	srv.listen_fd = listen_on(argv[optind], argv[optind + 1], (int)backlog);
+	/* Workers of several sessions wait in poll(2), all of them: the one that comes second to
+	   a client must find it taken, not block in accept(2). */
+	if (srv.sessions > 1)
+		fcntl(srv.listen_fd, F_SETFL, fcntl(srv.listen_fd, F_GETFL) | O_NONBLOCK);
 	drop_privileges(user && *user ? user : 0, group && *group ? group : 0);
 	/* The key stays in our memory: not even the program, same user, may read it. */
 	prctl(PR_SET_DUMPABLE, 0);

@@ -6,7 +6,7 @@
  * over, the worker exits and the master forks a fresh one. A program that went away is started
  * again for the next session.
  */
-#define _GNU_SOURCE	/* accept4 */
+#define _GNU_SOURCE	/* accept4, gettid */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +26,8 @@
 #include "tcprules.h"
 #include "tls-server.h"
 
-static volatile sig_atomic_t stopping;
-static int listening = -1;
+volatile sig_atomic_t stopping;
+int listening = -1;
 
 /* SIGTERM: no more clients. The listening socket goes at once, so that a new master can bind
    the port while this worker finishes its session. */
@@ -40,16 +40,26 @@ static void on_term(int sig)
 	listening = -1;
 }
 
-static void tell_master(const struct server *srv, int busy)
+void worker_signals(const struct server *srv)
+{
+	struct sigaction sa = { .sa_handler = on_term };	/* no SA_RESTART: accept stops */
+
+	listening = srv->listen_fd;
+	sigaction(SIGTERM, &sa, 0);
+	/* A master gone for good (killed) stops its workers as SIGTERM would. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != srv->master)
+		_exit(0);
+}
+
+void tell_master(const struct server *srv, int busy)
 {
 	struct worker_status m = { .pid = getpid(), .busy = busy };
 
 	(void)!write(srv->status_fd, &m, sizeof m);
 }
 
-/* The program: its end of the pool socket as POOLFD, /dev/null on 0 and 1 between sessions.
-   1, or 0 when it could not be started (logged). */
-static int program_start(struct program *p)
+int program_start(struct program *p, unsigned long at_once)
 {
 	int sv[2];
 
@@ -73,6 +83,9 @@ static int program_start(struct program *p)
 		snprintf(v, sizeof v, "%d", sv[1]);
 		if (setenv("POOLFD", v, 1) < 0)
 			_exit(EXIT_TEMP);
+		snprintf(v, sizeof v, "%lu", at_once);
+		if (at_once > 1 && setenv("POOLSESSIONS", v, 1) < 0)
+			_exit(EXIT_TEMP);
 		signal(SIGPIPE, SIG_DFL);
 		execvp(p->argv[0], p->argv);
 		log_line("fatal: unable to run %s: %s", p->argv[0], strerror(errno));
@@ -83,9 +96,7 @@ static int program_start(struct program *p)
 	return 1;
 }
 
-/* The program is done with (end of file on its socket) or has gone (it crashed, or was
-   killed): reaped, and a death by signal, perhaps a parser's crash, logged. */
-static void program_gone(struct program *p)
+void program_gone(struct program *p)
 {
 	int status = 0;
 
@@ -110,7 +121,7 @@ static int pool_start(struct program *p, const struct pool_session *ps)
 			 p->argv[0], strerror(errno));
 		program_gone(p);
 	}
-	if (program_start(p) && pool_send(p->chan, ps))
+	if (program_start(p, 1) && pool_send(p->chan, ps))
 		return 1;
 	log_line("trouble: unable to hand a session to %s: %s", p->argv[0], strerror(errno));
 	return 0;
@@ -155,10 +166,9 @@ static void address(const struct sockaddr_storage *sa, char *ip, size_t size, ch
 	}
 }
 
-static void session(const struct server *srv, struct program *p, int fd,
-		    const struct sockaddr_storage *remote)
+void session(const struct server *srv, struct program *p, struct pool_session *ps, int fd,
+	     const struct sockaddr_storage *remote)
 {
-	static struct pool_session ps;
 	struct sockaddr_storage local;
 	socklen_t len = sizeof local;
 	char rip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN], rport[8], lport[8];
@@ -168,48 +178,45 @@ static void session(const struct server *srv, struct program *p, int fd,
 	if (getsockname(fd, (struct sockaddr *)&local, &len) < 0)
 		memset(&local, 0, sizeof local);
 	address(&local, lip, sizeof lip, lport);
-	ps.len = 0;
-	ps.nfd = 0;
-	if (!env_set(&ps, "PROTO", "TCP") || !env_set(&ps, "TCPREMOTEIP", rip) ||
-	    !env_set(&ps, "TCPREMOTEPORT", rport) || !env_set(&ps, "TCPLOCALIP", lip) ||
-	    !env_set(&ps, "TCPLOCALPORT", lport))
+	ps->len = 0;
+	ps->nfd = 0;
+	if (!env_set(ps, "PROTO", "TCP") || !env_set(ps, "TCPREMOTEIP", rip) ||
+	    !env_set(ps, "TCPREMOTEPORT", rport) || !env_set(ps, "TCPLOCALIP", lip) ||
+	    !env_set(ps, "TCPLOCALPORT", lport))
 		return;
 	if (srv->rules) {
-		switch (tcprules_check(srv->rules, rip, ps.env, sizeof ps.env, &ps.len)) {
+		switch (tcprules_check(srv->rules, rip, ps->env, sizeof ps->env, &ps->len)) {
 		case TCPRULES_ALLOW:
 			break;
 		case TCPRULES_DENY:
-			log_line("%ld client=%s denied", (long)getpid(), rip);
+			log_line("%ld client=%s denied", (long)gettid(), rip);
 			return;
 		case TCPRULES_ERROR:
-			log_line("%ld client=%s trouble: unable to read %s: %s", (long)getpid(), rip,
+			log_line("%ld client=%s trouble: unable to read %s: %s", (long)gettid(), rip,
 				 srv->rules, strerror(errno));
 			return;
 		}
 	}
 	s.ssl = SSL_new(srv->ctx);
 	if (!s.ssl) {
-		log_line("%ld client=%s trouble: unable to start TLS: %s", (long)getpid(), rip,
+		log_line("%ld client=%s trouble: unable to start TLS: %s", (long)gettid(), rip,
 			 tls_reason());
 		return;
 	}
 	SSL_set_fd(s.ssl, fd);
-	serve(&s, &srv->serve, p, &ps);
+	serve(&s, &srv->serve, p, ps);
 	SSL_free(s.ssl);
 }
 
 void worker_run(const struct server *srv)
 {
+	static struct pool_session ps;
 	struct program p = { .start = pool_start, .wait = pool_end, .argv = srv->prog, .chan = -1 };
-	struct sigaction sa = { .sa_handler = on_term };	/* no SA_RESTART: accept stops */
 
-	listening = srv->listen_fd;
-	sigaction(SIGTERM, &sa, 0);
-	/* A master gone for good (killed) stops its workers as SIGTERM would. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != srv->master)
-		_exit(0);
-	if (!program_start(&p))
+	if (srv->sessions > 1)
+		worker_run_shared(srv);
+	worker_signals(srv);
+	if (!program_start(&p, 1))
 		_exit(EXIT_TEMP);
 
 	for (unsigned long served = 0; served < srv->uses && !stopping;) {
@@ -228,7 +235,7 @@ void worker_run(const struct server *srv)
 		}
 		tell_master(srv, 1);
 		served++;
-		session(srv, &p, fd, &remote);
+		session(srv, &p, &ps, fd, &remote);
 		close(fd);
 		tell_master(srv, 0);
 	}

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,9 +132,10 @@ size_t tls_details(struct session *s, char out[][300], size_t max)
 	return n;
 }
 
-/* One direction's bytes in flight. */
+/* One direction's bytes in flight, in whole pages of their own (given back at rest). */
+#define PENDING_SIZE 16384
 struct pending {
-	char x[16384];
+	char *x;
 	size_t off, len;
 };
 
@@ -148,20 +150,30 @@ struct pending {
 static void rest(struct pending *down, struct pending *up)
 {
 	if (!down->len)
-		memory_discard(down->x, sizeof down->x);
+		memory_discard(down->x, PENDING_SIZE);
 	if (!up->len)
-		memory_discard(up->x, sizeof up->x);
+		memory_discard(up->x, PENDING_SIZE);
 	memory_give_back();
 }
 
 void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle)
 {
-	static struct pending down, up;	/* client -> program, program -> client */
+	struct pending down = { 0 }, up = { 0 };	/* client -> program, program -> client */
 	int client_done = 0, prog_done = 0, rested = 0;
 	long long last = now_ms();
 
-	/* Nothing left over from an earlier session of the same process (tls-server). */
-	down.off = down.len = up.off = up.len = 0;
+	/* Each session its own (tls-server's workers may relay several at once, one thread
+	   each), mapped, so that rest can give back its pages. */
+	char *space = mmap(0, 2 * PENDING_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	if (space == MAP_FAILED) {
+		snprintf(s->failure, sizeof s->failure, "unable to relay: %s", strerror(errno));
+		close(to_prog);
+		close(from_prog);
+		return;
+	}
+	down.x = space;
+	up.x = space + PENDING_SIZE;
 
 	nonblocking(to_prog);
 	nonblocking(from_prog);
@@ -171,7 +183,7 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 
 		if (!client_done && down.len == 0) {
 			errno = 0;
-			int r = SSL_read(s->ssl, down.x, sizeof down.x);
+			int r = SSL_read(s->ssl, down.x, PENDING_SIZE);
 			if (r > 0) {
 				down.off = 0;
 				down.len = (size_t)r;
@@ -213,7 +225,7 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 		}
 
 		if (!prog_done && up.len == 0) {
-			ssize_t r = read(from_prog, up.x, sizeof up.x);
+			ssize_t r = read(from_prog, up.x, PENDING_SIZE);
 			if (r > 0) {
 				up.off = 0;
 				up.len = (size_t)r;
@@ -277,6 +289,7 @@ void tls_relay(struct session *s, int to_prog, int from_prog, unsigned long idle
 	if (to_prog >= 0)
 		close(to_prog);
 	close(from_prog);
+	munmap(space, 2 * PENDING_SIZE);
 	if (!s->failure[0] && SSL_shutdown(s->ssl) < 0)
 		ERR_clear_error();	/* a close_notify the client never reads is no failure */
 }

@@ -5,7 +5,7 @@
  * (lib/pool). Either way the program gets the same descriptors and environment, described as a
  * pool_session, and its exit code comes back to be logged.
  */
-#define _GNU_SOURCE	/* pipe2 */
+#define _GNU_SOURCE	/* pipe2, gettid */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,10 +29,10 @@ void session_log(struct session *s, int tls, int code)
 	log_escape(esc, sizeof esc, sni ? sni : "", sni ? strlen(sni) : 0);
 	log_escape(why, sizeof why, s->failure, strlen(s->failure));
 	if (!tls)
-		log_line("%ld client=%s tls=none exit=%d", (long)getpid(), s->client, code);
+		log_line("%ld client=%s tls=none exit=%d", (long)gettid(), s->client, code);
 	else
 		log_line("%ld client=%s sni=%s protocol=%s cipher=%s in=%llu out=%llu result=\"%s\" exit=%d",
-			 (long)getpid(), s->client, sni ? esc : "-",
+			 (long)gettid(), s->client, sni ? esc : "-",
 			 SSL_is_init_finished(s->ssl) ? SSL_get_version(s->ssl) : "-",
 			 SSL_is_init_finished(s->ssl) ? SSL_get_cipher_name(s->ssl) : "-",
 			 s->bytes_in, s->bytes_out, s->failure[0] ? why : "ok", code);
@@ -42,7 +42,7 @@ void session_log(struct session *s, int tls, int code)
    that session alone (under tls-server the worker goes on with the next). */
 static int trouble(struct session *s, int tls, const char *what)
 {
-	log_line("%ld client=%s trouble: unable to %s: %s", (long)getpid(), s->client, what,
+	log_line("%ld client=%s trouble: unable to %s: %s", (long)gettid(), s->client, what,
 		 strerror(errno));
 	session_log(s, tls, EXIT_TEMP);
 	return EXIT_TEMP;

@@ -64,3 +64,24 @@ def unix_datagram_sockets(pid):
         if target.startswith("socket:[") and target[8:-1] in dgram:
             held += 1
     return held
+
+
+def imap_login(port, tag, select=False):
+    """An IMAP session over implicit TLS, logged in as alice (and INBOX selected): the TLS
+    socket and its file, the login's replies read."""
+    s, f = tls(port)
+    s.sendall(b"%s LOGIN alice@example.test alice-demo\r\n" % tag)
+    if select:
+        s.sendall(b"%s SELECT INBOX\r\n" % tag)
+    done = tag + (b" OK [READ-WRITE]" if select else b" OK")
+    while not f.readline().startswith(done):
+        pass
+    return s, f
+
+
+def gone(pid):
+    """Whether process pid has ended (a zombie counts: it is its parent's to reap)."""
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
