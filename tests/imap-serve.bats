@@ -167,6 +167,11 @@ EOF
 	assert_line --regexp '^b OK \[READ-WRITE\] '
 }
 
+@test "IMAP_LOGIN_USER not in /etc/passwd: one line, exit 111, before any greeting" {
+	run -111 env IMAP_LOGIN_USER=no-such-user-here imap-serve $CHECKPW </dev/null
+	assert_output "imap-serve: fatal: IMAP_LOGIN_USER no-such-user-here: no such user in /etc/passwd"
+}
+
 @test "-A run as root becomes the Maildir's owner: what it writes belongs to that user" {
 	[ "$(id -u)" = 0 ] || skip "needs root to change users"
 	make_private_dir

@@ -432,7 +432,7 @@ static int any_pattern(const struct list_request *r, const char *name)
 
 void cmd_list(struct session *s, int lsub)
 {
-	static char patspace[8192];
+	char patspace[8192];	/* on the stack: a session that rests gives its pages back */
 	struct list_request r = { 0 };
 	struct folders fs = { 0 };
 	char why[256];

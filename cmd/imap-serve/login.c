@@ -418,6 +418,24 @@ _Noreturn static void check_for_parser(struct login *l, int from_parser, int to_
 	}
 }
 
+/* IMAP_LOGIN_USER, from /etc/passwd itself: imap-serve is linked statically, and glibc's
+   getpwnam would load the system's NSS modules into it (a system user is in the file). */
+static struct passwd *login_user(const char *name)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	struct passwd *pw = 0;
+
+	if (!f)
+		die_sys_code(EXIT_TEMP, "unable to read /etc/passwd");
+	while ((pw = fgetpwent(f)) && strcmp(pw->pw_name, name))
+		;
+	/* fgetpwent's entry is in storage of its own, not the file's: it outlives fclose. */
+	fclose(f);
+	if (!pw)
+		die(EXIT_TEMP, "IMAP_LOGIN_USER %s: no such user in /etc/passwd", name);
+	return pw;
+}
+
 static void become(const struct passwd *pw)
 {
 	if ((getuid() == 0 && setgroups(1, &pw->pw_gid) < 0) || setgid(pw->pw_gid) < 0 ||
@@ -461,9 +479,7 @@ _Noreturn void login_serve(const struct config *cf)
 	if (!cf->login_user)
 		parse_commands(&l, !resume(&l));
 
-	struct passwd *pw = getpwnam(cf->login_user);
-	if (!pw)
-		die(EXIT_TEMP, "IMAP_LOGIN_USER %s: no such user", cf->login_user);
+	struct passwd *pw = login_user(cf->login_user);
 	/* The parser has no channel to the pool's parent, which runs with our rights. */
 	pool_note_close();
 	int up[2], down[2];

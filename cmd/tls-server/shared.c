@@ -31,14 +31,19 @@
    with no session. */
 #define IDLE_MS (100 * 1000)
 /* Enough for a session's deepest calls (OpenSSL's handshake, a log line); only the pages it
-   touches cost memory, and a resting session gives those back (memory_give_back). */
+   touches cost memory, and a resting session gives those back (memory_give_back). Ours, not
+   glibc's, which keeps the stacks of ended threads, touched pages and all, for new ones. */
 #define THREAD_STACK (256 * 1024)
+#define GUARD 4096
 
 /* One client's thread. */
 struct slot {
 	struct program p;	/* first: serve's callbacks find the slot from it */
 	const struct server *srv;
-	int used;
+	int used;		/* until the thread is joined and its stack unmapped */
+	int ended;		/* the thread is over: to be joined */
+	pthread_t thread;
+	char *stack;		/* GUARD + THREAD_STACK bytes, mapped */
 	int fd;
 	struct sockaddr_storage remote;
 	int handed;		/* the program has the session: number and generation are set */
@@ -111,7 +116,7 @@ static void *client_thread(void *arg)
 	}
 	close(s->fd);
 	pthread_mutex_lock(&w.lock);
-	s->used = 0;
+	s->ended = 1;
 	w.active--;
 	pthread_mutex_unlock(&w.lock);
 	(void)!write(w.wake[1], "", 1);
@@ -142,20 +147,53 @@ static void read_answer(unsigned long max)
 	pthread_cond_broadcast(&w.answer);
 }
 
-/* A thread for the client on fd, with SIGTERM (the main thread's) blocked. 1, or 0 (logged). */
+/* The threads that are over, joined, their stacks unmapped, their slots free; and the heap's
+   free pages (their sessions' TLS state) given back. */
+static void reap_threads(unsigned long max)
+{
+	int reaped = 0;
+
+	for (unsigned long i = 0; i < max; i++) {
+		struct slot *s = &w.slots[i];
+		pthread_mutex_lock(&w.lock);
+		int ended = s->used && s->ended;
+		pthread_mutex_unlock(&w.lock);
+		if (!ended)
+			continue;
+		pthread_join(s->thread, 0);
+		munmap(s->stack, GUARD + THREAD_STACK);
+		pthread_mutex_lock(&w.lock);
+		s->used = 0;
+		pthread_mutex_unlock(&w.lock);
+		reaped = 1;
+	}
+	if (reaped)
+		malloc_trim(0);
+}
+
+/* A thread, on a stack of its own with a guard page below, for the client on fd, with SIGTERM
+   (the main thread's) blocked. 1, or 0 (logged). */
 static int start_client(const struct server *srv, int fd, const struct sockaddr_storage *remote)
 {
 	struct slot *s = 0;
 	pthread_attr_t attr;
-	pthread_t t;
 	sigset_t term, old;
 
-	pthread_mutex_lock(&w.lock);
+	/* A slot is free: fewer than srv->sessions run, and reap_threads has just run. */
 	for (unsigned long i = 0; i < srv->sessions && !s; i++)
 		if (!w.slots[i].used)
 			s = &w.slots[i];
+	char *stack = mmap(0, GUARD + THREAD_STACK, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (!s || stack == MAP_FAILED || mprotect(stack, GUARD, PROT_NONE) < 0) {
+		log_line("trouble: unable to start a thread: %s", s ? strerror(errno) : "no room");
+		if (stack != MAP_FAILED)
+			munmap(stack, GUARD + THREAD_STACK);
+		return 0;
+	}
+	pthread_mutex_lock(&w.lock);
 	*s = (struct slot){ .p = { .start = shared_start, .wait = shared_wait, .chan = -1 },
-			    .srv = srv, .used = 1, .fd = fd, .remote = *remote };
+			    .srv = srv, .used = 1, .stack = stack, .fd = fd, .remote = *remote };
 	w.active++;
 	pthread_mutex_unlock(&w.lock);
 
@@ -163,14 +201,14 @@ static int start_client(const struct server *srv, int fd, const struct sockaddr_
 	sigaddset(&term, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &term, &old);
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, THREAD_STACK);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int e = pthread_create(&t, &attr, client_thread, s);
+	pthread_attr_setstack(&attr, stack + GUARD, THREAD_STACK);
+	int e = pthread_create(&s->thread, &attr, client_thread, s);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, 0);
 	if (!e)
 		return 1;
 	log_line("trouble: unable to start a thread: %s", strerror(e));
+	munmap(stack, GUARD + THREAD_STACK);
 	pthread_mutex_lock(&w.lock);
 	s->used = 0;
 	w.active--;
@@ -241,6 +279,7 @@ void worker_run_shared(const struct server *srv)
 		if (p[2].revents)
 			while (read(w.wake[0], drain, sizeof drain) > 0)
 				;
+		reap_threads(srv->sessions);
 		if (p[1].revents) {
 			pthread_mutex_lock(&w.lock);
 			read_answer(srv->sessions);
@@ -250,6 +289,7 @@ void worker_run_shared(const struct server *srv)
 			take_client(srv, &served);
 	}
 	/* Every session is over: the program sees end of file, and is gone before we are. */
+	reap_threads(srv->sessions);
 	program_gone(&w.prog);
 	_exit(0);
 }
