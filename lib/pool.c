@@ -153,12 +153,12 @@ int pool_done_numbered(int fd, unsigned number, int code)
 
 int pool_wait_numbered(int fd, unsigned *number)
 {
-	unsigned char m[5];
+	unsigned char m[6];	/* a byte more: a longer message is seen, and refused */
 	ssize_t r;
 
 	while ((r = recv(fd, m, sizeof m, 0)) < 0 && errno == EINTR)
 		;
-	if (r == sizeof m) {
+	if (r == 5) {
 		memcpy(number, m, 4);
 		return m[4];
 	}
@@ -246,6 +246,18 @@ int pool_install(struct pool_session *s)
 	return 1;
 }
 
+/* Every descriptor from lo to hi closed; one at a time where the kernel has no close_range
+   (before Linux 5.9), up to the limit on open files. */
+static void close_from(unsigned lo, unsigned hi)
+{
+	if (close_range(lo, hi, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	unsigned top = max > 0 && (unsigned long)max - 1 < hi ? (unsigned)max - 1 : hi;
+	for (unsigned fd = lo; fd <= top; fd++)
+		close((int)fd);
+}
+
 int pool_release(int keep)
 {
 	int null = open("/dev/null", O_RDWR);
@@ -258,8 +270,8 @@ int pool_release(int keep)
 	/* Whatever the session left open (a queue file it was cut off in, the TLS descriptors it
 	   never used) goes with it. */
 	if (keep > 3)
-		close_range(3, (unsigned)keep - 1, 0);
-	close_range((unsigned)keep + 1, ~0U, 0);
+		close_from(3, (unsigned)keep - 1);
+	close_from((unsigned)keep + 1, ~0U);
 	return ok;
 }
 
@@ -392,10 +404,10 @@ static void close_all_but(int *keep, size_t n)
 		if (keep[i] < (int)from)
 			continue;
 		if ((unsigned)keep[i] > from)
-			close_range(from, (unsigned)keep[i] - 1, 0);
+			close_from(from, (unsigned)keep[i] - 1);
 		from = (unsigned)keep[i] + 1;
 	}
-	close_range(from, ~0U, 0);
+	close_from(from, ~0U);
 }
 
 /* Starts a child for session k: 1, or 0 when it could not (logged; the session is over). */

@@ -1130,10 +1130,15 @@ for tag, (s, f) in ((b"c", one), (b"d", two)):
     f.read()
 three = login(b"e")
 print("a new client:", "served")
+# The new program was started by the new client's thread, which blocks SIGTERM: the program
+# must not inherit that.
+for p in [p for w in children(master) for p in children(w) if children(p)]:
+    print("the new program blocks:", [l.split()[1] for l in open("/proc/%d/status" % p) if l.startswith("SigBlk:")])
 three[0].sendall(b"z LOGOUT\r\n")
 three[1].read()
 PY
 	assert_line "programs with sessions: 1"
+	assert_line "the new program blocks: ['0000000000000000']"
 	assert_line --regexp '^after the kill: c OK'
 	assert_line --regexp '^after the kill: d OK'
 	assert_line "a new client: served"
@@ -1177,4 +1182,28 @@ PY
 	assert_line --regexp '^in flight: b OK'
 	assert_line "worker still there: True"
 	assert_line "worker gone after the session: True"
+}
+
+@test "tls-server -S 2 -m 2 -c 1: a worker that served its clients and finishes a session takes no more, and does not count against -c: the next clients get a new worker" {
+	start_listening tls-server "$BIN/tls-server" -- "${SERVER_ENV[@]}" -c1 -S2 -m2 \
+		-- "$BIN/imap-serve" $CHECKPW
+	run -0 imap_py - "$SERVER_PORT" "$SERVER_PID" <<'PY'
+import sys
+from pool_session import children, imap_login
+port, master = int(sys.argv[1]), int(sys.argv[2])
+stays = imap_login(port, b"a")
+for tag in (b"b", b"c", b"d"):
+    s, f = imap_login(port, tag)
+    s.sendall(b"z LOGOUT\r\n")
+    f.read()
+    print("client", tag.decode(), "served")
+stays[0].sendall(b"y NOOP\r\n")
+print("the first:", stays[1].readline().decode().rstrip())
+print("workers:", len(children(master)))
+PY
+	assert_line "client b served"
+	assert_line "client c served"
+	assert_line "client d served"
+	assert_line --regexp '^the first: y OK'
+	assert_line --regexp '^workers: [23]$'
 }

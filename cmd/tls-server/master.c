@@ -24,11 +24,12 @@
 struct worker {
 	pid_t pid;
 	int busy;
+	int retiring;	/* takes no more clients (-S): not counted against srv->max */
 	int served;	/* it took a client once at least */
 };
 struct workers {
 	struct worker *w;	/* one per live worker */
-	size_t n;
+	size_t n, room;
 	long long hold_until;	/* no fork before this instant (deadline_now_ms) */
 };
 
@@ -46,6 +47,16 @@ static size_t idle(const struct workers *t)
 	return k;
 }
 
+/* The workers that count against srv->max: all but those that only finish their sessions. */
+static size_t counted(const struct workers *t)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		k += !t->w[i].retiring;
+	return k;
+}
+
 static struct worker *find(struct workers *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -57,6 +68,16 @@ static struct worker *find(struct workers *t, pid_t pid)
 /* 1, or 0 when fork failed (logged). */
 static int spawn(const struct server *srv, struct workers *t, int status_read, int sigfd)
 {
+	/* Room for a worker more: retiring ones may outnumber srv->max. */
+	if (t->n == t->room) {
+		struct worker *w = realloc(t->w, 2 * t->room * sizeof *w);
+		if (!w) {
+			log_line("trouble: unable to fork a worker: out of memory");
+			return 0;
+		}
+		t->w = w;
+		t->room *= 2;
+	}
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -104,8 +125,9 @@ static void read_status(struct workers *t, int fd)
 		return;
 	struct worker *w = find(t, m.pid);
 	if (w) {
-		w->busy = m.busy;
-		w->served |= m.busy;
+		w->busy = m.busy != WORKER_IDLE;
+		w->retiring = m.busy == WORKER_RETIRING;
+		w->served |= w->busy;
 	}
 }
 
@@ -171,7 +193,8 @@ void master_run(const struct server *srv, int status_read)
 
 	warm_up(srv->ctx);
 
-	t.w = calloc(srv->max, sizeof *t.w);
+	t.room = srv->max;
+	t.w = calloc(t.room, sizeof *t.w);
 	if (!t.w)
 		die(EXIT_TEMP, "out of memory");
 	sigemptyset(&sigs);
@@ -190,7 +213,7 @@ void master_run(const struct server *srv, int status_read)
 		if (now < t.hold_until)
 			backoff = (int)(t.hold_until - now);
 		else
-			while (t.n < srv->max && idle(&t) == 0)
+			while (counted(&t) < srv->max && idle(&t) == 0)
 				if (!spawn(srv, &t, status_read, sigfd)) {
 					t.hold_until = now + SPAWN_HOLD_MS;
 					backoff = SPAWN_HOLD_MS;

@@ -124,12 +124,14 @@ static void *client_thread(void *arg)
 }
 
 /* The program's answer for one session; or the program is gone, and every session it had
-   ends with 111, as under a worker of one. Under the lock. */
+   ends with 111, as under a worker of one. */
 static void read_answer(unsigned long max)
 {
 	unsigned number;
 	int code = pool_wait_numbered(w.prog.chan, &number);
+	struct program gone = w.prog;
 
+	pthread_mutex_lock(&w.lock);
 	for (unsigned long i = 0; i < max; i++) {
 		struct slot *s = &w.slots[i];
 		if (!s->used || !s->handed || s->answered || s->generation != w.generation)
@@ -140,11 +142,16 @@ static void read_answer(unsigned long max)
 		}
 	}
 	if (code < 0) {
-		program_gone(&w.prog);
+		/* The next client starts it again (shared_start). */
+		w.prog.chan = -1;
 		w.generation++;
 		w.sent = 0;
 	}
 	pthread_cond_broadcast(&w.answer);
+	pthread_mutex_unlock(&w.lock);
+	/* Reaped without the lock: a program that closed its socket may take its time to go. */
+	if (code < 0)
+		program_gone(&gone);
 }
 
 /* The threads that are over, joined, their stacks unmapped, their slots free; and the heap's
@@ -183,10 +190,14 @@ static int start_client(const struct server *srv, int fd, const struct sockaddr_
 	for (unsigned long i = 0; i < srv->sessions && !s; i++)
 		if (!w.slots[i].used)
 			s = &w.slots[i];
+	if (!s) {
+		log_line("trouble: unable to start a thread: no room");
+		return 0;
+	}
 	char *stack = mmap(0, GUARD + THREAD_STACK, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (!s || stack == MAP_FAILED || mprotect(stack, GUARD, PROT_NONE) < 0) {
-		log_line("trouble: unable to start a thread: %s", s ? strerror(errno) : "no room");
+	if (stack == MAP_FAILED || mprotect(stack, GUARD, PROT_NONE) < 0) {
+		log_line("trouble: unable to start a thread: %s", strerror(errno));
 		if (stack != MAP_FAILED)
 			munmap(stack, GUARD + THREAD_STACK);
 		return 0;
@@ -240,7 +251,7 @@ static void take_client(const struct server *srv, unsigned long *served)
 void worker_run_shared(const struct server *srv)
 {
 	unsigned long served = 0;
-	int busy = 0;
+	int told = WORKER_IDLE;
 
 	worker_signals(srv);
 	/* One heap for all threads: an arena per thread would keep its pages apart. */
@@ -260,10 +271,12 @@ void worker_run_shared(const struct server *srv)
 		pthread_mutex_unlock(&w.lock);
 		if (!taking && active == 0)
 			break;
-		/* Busy: the master forks another worker for the clients to come. */
+		/* Busy: the master forks another worker for the clients to come. Retiring: the
+		   same, and this one no longer counts against -c, however long its sessions. */
 		int full = !taking || active >= srv->sessions;
-		if (full != busy)
-			tell_master(srv, busy = full);
+		int state = !taking ? WORKER_RETIRING : full ? WORKER_BUSY : WORKER_IDLE;
+		if (state != told)
+			tell_master(srv, told = state);
 
 		struct pollfd p[3] = { { .fd = full ? -1 : listening, .events = POLLIN },
 				       { .fd = chan, .events = POLLIN },
@@ -280,11 +293,8 @@ void worker_run_shared(const struct server *srv)
 			while (read(w.wake[0], drain, sizeof drain) > 0)
 				;
 		reap_threads(srv->sessions);
-		if (p[1].revents) {
-			pthread_mutex_lock(&w.lock);
+		if (p[1].revents)
 			read_answer(srv->sessions);
-			pthread_mutex_unlock(&w.lock);
-		}
 		if (p[0].revents && listening >= 0)
 			take_client(srv, &served);
 	}

@@ -25,8 +25,11 @@ struct server {
 /* What a worker tells the master, in one write (atomic on a pipe). */
 struct worker_status {
 	pid_t pid;
-	int busy;
+	int busy;	/* one of: */
 };
+#define WORKER_IDLE 0		/* waiting for a client */
+#define WORKER_BUSY 1		/* no room for one more */
+#define WORKER_RETIRING 2	/* no more clients (-m, SIGTERM): finishing its sessions (-S) */
 
 /* master.c: keeps enough workers (one idle at least, srv->max at most) until told to stop. */
 _Noreturn void master_run(const struct server *srv, int status_read);

@@ -26,6 +26,8 @@
 #include "tcprules.h"
 #include "tls-server.h"
 
+extern char **environ;
+
 volatile sig_atomic_t stopping;
 int listening = -1;
 
@@ -59,38 +61,67 @@ void tell_master(const struct server *srv, int busy)
 	(void)!write(srv->status_fd, &m, sizeof m);
 }
 
+/* The program's environment: ours, less any POOLFD or POOLSESSIONS, plus the two for it; made
+   before the fork, since a worker of -S forks with other threads running, and a child of such
+   a process must not allocate. 0 when out of memory. */
+static char **program_env(int fd, unsigned long at_once)
+{
+	static char poolfd[32], sessions[48];
+	size_t n = 0, k = 0;
+
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 3, sizeof *env);
+	if (!env)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "POOLFD=", 7) && strncmp(environ[i], "POOLSESSIONS=", 13))
+			env[k++] = environ[i];
+	snprintf(poolfd, sizeof poolfd, "POOLFD=%d", fd);
+	env[k++] = poolfd;
+	snprintf(sessions, sizeof sessions, "POOLSESSIONS=%lu", at_once);
+	if (at_once > 1)
+		env[k++] = sessions;
+	return env;
+}
+
 int program_start(struct program *p, unsigned long at_once)
 {
 	int sv[2];
+	char **env;
 
 	if (!pool_pair(sv)) {
 		log_line("trouble: unable to make a socket pair: %s", strerror(errno));
+		return 0;
+	}
+	if (!(env = program_env(sv[1], at_once))) {
+		log_line("trouble: unable to start %s: out of memory", p->argv[0]);
+		close(sv[0]), close(sv[1]);
 		return 0;
 	}
 	p->pid = fork();
 	if (p->pid < 0) {
 		log_line("trouble: unable to fork: %s", strerror(errno));
 		close(sv[0]), close(sv[1]);
+		free(env);
 		return 0;
 	}
 	if (p->pid == 0) {
-		char v[32];
+		sigset_t none;
 		int null = open("/dev/null", O_RDWR);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || fcntl(sv[1], F_SETFD, 0) < 0)
 			_exit(EXIT_TEMP);
 		if (null > 1)
 			close(null);
-		snprintf(v, sizeof v, "%d", sv[1]);
-		if (setenv("POOLFD", v, 1) < 0)
-			_exit(EXIT_TEMP);
-		snprintf(v, sizeof v, "%lu", at_once);
-		if (at_once > 1 && setenv("POOLSESSIONS", v, 1) < 0)
-			_exit(EXIT_TEMP);
 		signal(SIGPIPE, SIG_DFL);
-		execvp(p->argv[0], p->argv);
+		/* A session thread of -S, which may start the program, blocks SIGTERM. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, 0);
+		execvpe(p->argv[0], p->argv, env);
 		log_line("fatal: unable to run %s: %s", p->argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
+	free(env);
 	close(sv[1]);
 	p->chan = sv[0];
 	return 1;
@@ -233,11 +264,11 @@ void worker_run(const struct server *srv)
 				sleep(1);
 			continue;
 		}
-		tell_master(srv, 1);
+		tell_master(srv, WORKER_BUSY);
 		served++;
 		session(srv, &p, &ps, fd, &remote);
 		close(fd);
-		tell_master(srv, 0);
+		tell_master(srv, WORKER_IDLE);
 	}
 	/* The program sees end of file, and is gone before we are. */
 	program_gone(&p);

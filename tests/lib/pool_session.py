@@ -7,7 +7,15 @@ import ssl
 
 
 def children(pid):
-    return [int(c) for c in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+    """The children of process pid, whichever of its threads forked them (tls-server -S starts
+    its program again from a client's thread)."""
+    found = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            found += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, task)).read().split()]
+        except FileNotFoundError:
+            pass    # a thread that ended meanwhile: its children went to another
+    return found
 
 
 def session_processes(master):
