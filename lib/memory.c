@@ -64,31 +64,36 @@ static uintptr_t thread_stack_low(void)
 	return e ? 0 : (uintptr_t)low;
 }
 
+/* What may lie just under this function's frame while it runs: the call to madvise, its
+   return address. Far more than they take, and less than a page. */
+#define STACK_MARGIN 1024
+
 /*
  * A deep command (a FETCH with its buffers, a SEARCH decoding a message) leaves the stack's
  * pages touched long after it returned, and a session that then idles for hours would keep
- * them. Below the frame of this function nothing is live: the pages there can go. One page
- * under the frame stays, for the calls still to come (madvise, a signal handler) to run on
- * without faulting a page back at once.
+ * them. Below the frame of this function nothing is live: the pages there can go, all but
+ * the STACK_MARGIN bytes under it, where madvise's call runs. A page given back that is
+ * touched again (by the calls to come, a signal handler) comes back as zeros, which is all
+ * a stack below its top frame may hold.
  */
 static __attribute__((noinline)) void stack_give_back(void)
 {
-	volatile char here = 0;
 	long page = sysconf(_SC_PAGESIZE);
 	uintptr_t low = getpid() == gettid() ? stack_low() : thread_stack_low();
+	uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
 
-	if (page <= 0 || !low)
+	if (page <= 0 || !low || frame < STACK_MARGIN)
 		return;
-	uintptr_t top = ((uintptr_t)&here & ~((uintptr_t)page - 1)) - (uintptr_t)page;
+	uintptr_t top = (frame - STACK_MARGIN) & ~((uintptr_t)page - 1);
 	if (top > low)
 		madvise((void *)low, top - low, MADV_DONTNEED);
-	(void)here;
 }
 
 void memory_give_back(void)
 {
-	stack_give_back();
+	/* The heap first: malloc_trim's own calls run deeper than stack_give_back's. */
 	malloc_trim(0);
+	stack_give_back();
 }
 
 void memory_discard(void *p, size_t n)
