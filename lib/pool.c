@@ -452,6 +452,16 @@ static int start_child(struct kept *k, void (*serve)(const void *ctx), const voi
 	return 1;
 }
 
+/* Session k is over: its descriptors closed (the client sees the end) and its code told. */
+static void end_session(int pool, unsigned max, struct kept *k, int code)
+{
+	for (size_t i = 0; i < k->nfd; i++)
+		close(k->fd[i]);
+	int told = max > 1 ? pool_done_numbered(pool, k->number, code) : pool_done(pool, code);
+	if (!told)
+		die_sys_code(EXIT_TEMP, "unable to end a session");
+}
+
 /* Session k's child is gone: a new one if it left a note and failed; else the session is
    over, answered on POOLFD, and forgotten. 1 while the session goes on. */
 static int child_ended(int pool, unsigned max, struct kept *k,
@@ -473,12 +483,7 @@ static int child_ended(int pool, unsigned max, struct kept *k,
 		status = EXIT_TEMP << 8;
 	}
 	forget_note();
-	for (size_t i = 0; i < k->nfd; i++)
-		close(k->fd[i]);
-	int code = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_TEMP;
-	int told = max > 1 ? pool_done_numbered(pool, k->number, code) : pool_done(pool, code);
-	if (!told)
-		die_sys_code(EXIT_TEMP, "unable to end a session");
+	end_session(pool, max, k, WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_TEMP);
 	return 0;
 }
 
@@ -542,13 +547,8 @@ _Noreturn static void serve_forked(int pool, unsigned max, void (*serve)(const v
 			live[n++] = k;
 			continue;
 		}
-		for (size_t i = 0; i < k->nfd; i++)
-			close(k->fd[i]);
-		int told = max > 1 ? pool_done_numbered(pool, k->number, EXIT_TEMP) :
-				     pool_done(pool, EXIT_TEMP);
+		end_session(pool, max, k, EXIT_TEMP);
 		free(k);
-		if (!told)
-			die_sys_code(EXIT_TEMP, "unable to end a session");
 	}
 }
 
