@@ -431,7 +431,7 @@ EOF
 	mkdir -p "$md"/{cur,new,tmp}
 	printf 'Subject: one\n\nplain text\n' >"$md/cur/1.M1P1.host:2,S"
 	run -0 imap_py - "$md" "$BIN/imap-serve" <<'PYEOF'
-import sys
+import os, sys, time
 from preauth import cmd, start
 md, prog = sys.argv[1], sys.argv[2]
 a = start(prog, md)
@@ -439,6 +439,11 @@ cmd(a, b"a1", b"SELECT INBOX")
 cmd(a, b"a2", b"FETCH 1 (BODYSTRUCTURE)")
 a.stdin.write(b"a3 IDLE\r\n"); a.stdin.flush()
 assert a.stdout.readline().startswith(b"+ ")
+# a rests right after its "+": the cache it writes then (there was none) is waited for.
+for _ in range(500):
+    if os.path.exists(md + "/postroom-cache"):
+        break
+    time.sleep(0.01)
 # Other contents under the same name: a text/plain answer is the cache's, which a wrote when
 # it went idle.
 with open(md + "/cur/1.M1P1.host:2,S", "w") as f:
