@@ -155,8 +155,8 @@ static void rest(struct pending *down, struct pending *up)
 	if (!up->len)
 		memory_discard(up->x, PENDING_SIZE);
 	/* OpenSSL's state of this thread (its random generators, built for the handshake, and
-	   its error queue): about 10 KiB for each of a tls-server worker's threads (-S), and
-	   built again by the next call that needs it, if any. */
+	   its error queue): a few KiB for each of a tls-server worker's threads (-S), built
+	   again by the next call that needs it, if any. */
 	OPENSSL_thread_stop();
 	memory_give_back();
 }
