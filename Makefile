@@ -40,6 +40,7 @@ LIB_SRCS = \
 	lib/mailbox.c \
 	lib/mailbox_cache.c \
 	lib/mailbox_folders.c \
+	lib/mailbox_modseq.c \
 	lib/mailbox_uidlist.c \
 	lib/maildir.c \
 	lib/maildir_quota.c \
@@ -98,6 +99,7 @@ checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 imap-serve_OBJS = \
 	cmd/imap-serve/main.o \
 	cmd/imap-serve/conn.o \
+	cmd/imap-serve/condstore.o \
 	cmd/imap-serve/folder.o \
 	cmd/imap-serve/login.o \
 	cmd/imap-serve/messages.o \

@@ -120,4 +120,13 @@ void mbox_cache_free(struct mbox *m);
 /* Writes the values the session added to the cache, if any, and frees the cache. */
 void mbox_cache_rest(struct mbox *m);
 
+/* The modseq records (mailbox_modseq.c). sync: after a scan, records what the view shows
+   that the file does not, and sets changed[i] (i < nchanged) for each message whose modseq
+   rose. unchanged: the file is as last read. rest: drops the records until next needed. */
+int modseq_sync(struct mbox *m, unsigned char *changed, size_t nchanged, char *why,
+		size_t whysize);
+int modseq_unchanged(const struct mbox *m);
+void modseq_rest(struct mbox *m);
+void mbox_modseq_free(struct mbox *m);
+
 #endif

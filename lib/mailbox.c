@@ -381,7 +381,7 @@ static int unchanged(struct mbox *m)
 	char path[PATH_MAX];
 	struct stat a, b, u;
 
-	if (!st->scanned_ok)
+	if (!st->scanned_ok || !modseq_unchanged(m))
 		return 0;
 	snprintf(path, sizeof path, "%s/new", m->dir);
 	if (stat(path, &a) < 0 || !same_time(&a.st_mtim, &st->new_mtime))
@@ -479,10 +479,7 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 		}
 		m->count = o;
 	}
-	for (size_t i = 0; i < m->count; i++)
-		if (changed[i] && ev && ev->changed)
-			ev->changed(ev->ctx, i + 1);
-	free(changed);
+	size_t known = m->count;	/* the messages changed[] is about */
 	/* New messages: only past the last UID the session has, so that sequence numbers keep
 	   following UIDs. One numbered lower (a race with another session's numbering) waits
 	   for the next session. */
@@ -498,6 +495,14 @@ static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expun
 	m->state->ul_seen.size = m->state->ul.size;
 	m->state->ul_seen.mtime = m->state->ul.mtime;
 	scan_free(&s);
+	/* Modseqs before the FETCHes that tell of changes, which carry them. A failure leaves
+	   the modseqs as they were, to be recorded by the next sync: the flags are still told. */
+	if (!(opts & OPEN_STATUS))
+		modseq_sync(m, changed, known, 0, 0);
+	for (size_t i = 0; i < known; i++)
+		if (changed[i] && ev && ev->changed)
+			ev->changed(ev->ctx, i + 1);
+	free(changed);
 	return 1;
 }
 
@@ -562,6 +567,7 @@ void mbox_rest(struct mbox *m)
 	if (!m->state)
 		return;
 	mbox_cache_rest(m);
+	modseq_rest(m);
 	/* A read-only session that could not write the list numbered new messages in its own
 	   copy: that copy stays. */
 	if (!m->readonly) {
@@ -616,6 +622,7 @@ void mbox_close(struct mbox *m)
 	if (m->cache)
 		mbox_cache_save(m);
 	mbox_cache_free(m);
+	mbox_modseq_free(m);
 	for (size_t i = 0; i < m->count; i++)
 		msg_free(m, &m->msg[i]);
 	free(m->msg);
@@ -710,6 +717,8 @@ int mbox_store(struct mbox *m, size_t idx, struct mbox_change ch, char *why, siz
 		parse_info(base_of(msg->file), &theirs, &msg->keywords);
 		msg->flags = theirs | (msg->flags & MBOX_RECENT);
 	}
+	if (m->modseq && ((msg->flags & ~MBOX_RECENT) != flags || msg->keywords != keywords))
+		msg->modseq = 0;	/* its new modseq comes with mbox_modseq_commit */
 	msg->flags = flags | (msg->flags & MBOX_RECENT);
 	msg->keywords = keywords;
 	return 1;
@@ -780,6 +789,8 @@ int mbox_expunge(struct mbox *m, const struct mbox_events *ev, const unsigned ch
 			m->msg[o++] = m->msg[i];
 	}
 	m->count = o;
+	if (count)
+		mbox_modseq_commit(m, 0, 0);	/* else the next sync records them */
 	return ok ? 1 : mbox_fail(why, whysize, e, "unable to expunge in %s", m->dir);
 }
 

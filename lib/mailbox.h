@@ -50,6 +50,8 @@ struct mbox_msg {
 	unsigned long long vsize;	/* RFC822.SIZE when the name's ",W=" or the cache knows it,
 					   else 0 (the caller computes it and may mbox_cache_put it) */
 	char *file;		/* the file, relative to the folder directory: "cur/..." */
+	uint64_t modseq;	/* CONDSTORE: once mbox_modseq_enable ran; 0 while a change of
+				   this session's own waits for mbox_modseq_commit */
 };
 
 struct mbox_cache;
@@ -69,6 +71,8 @@ struct mbox {
 	char *keyword[MBOX_KEYWORDS_MAX];	/* names of the folder's keywords, 0 for unused */
 	struct mbox_cache *cache;
 	struct mbox_sync_state *state;	/* the library's own: what the last sync saw */
+	struct mbox_modseq *modseq;	/* CONDSTORE's records, once enabled */
+	uint64_t highestmodseq;
 };
 
 /* What a sync found, for the untagged replies: expunged(seq) for each message that left, its
@@ -145,6 +149,31 @@ void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const
 		    size_t n);
 /* Records message idx's RFC822.SIZE for the next session. */
 void mbox_cache_vsize(struct mbox *m, size_t idx, unsigned long long vsize);
+
+/*
+ * CONDSTORE and QRESYNC (RFC 7162): modification sequences, kept in the folder's
+ * postroom-modseq (postroom-modseq(5)). mbox_modseq_enable gives every message of the view its
+ * modseq (msg->modseq, m->highestmodseq) and from then on every mbox_sync keeps them, telling
+ * through ev->changed of each message whose modseq rose; a view that never enables them costs
+ * nothing. mbox_store leaves a message it changed at modseq 0 until mbox_modseq_commit gives
+ * the command's changes their new modseq (one for the whole command), and the session's own
+ * expunges are recorded then too.
+ */
+int mbox_modseq_enable(struct mbox *m, char *why, size_t whysize);
+int mbox_modseq_commit(struct mbox *m, char *why, size_t whysize);
+/* STATUS HIGHESTMODSEQ of a folder that is not selected: its modseqs brought up to date. */
+int mbox_status_modseq(const char *root, const char *name, uint64_t *highest, char *why,
+		       size_t whysize);
+/* VANISHED (EARLIER): the UIDs gone since modseq since, within the runs known[0..nknown) (any
+   UID when nknown is 0) and not in the view, as runs in *out (malloc'd, *nout of them). When
+   since is older than what the file remembers (postroom-modseq(5)), every UID below uidnext
+   that the view lacks, as RFC 7162 allows. */
+struct mbox_uid_run {
+	uint32_t lo, hi;
+};
+int mbox_modseq_vanished(struct mbox *m, uint64_t since, const struct mbox_uid_run *known,
+			 size_t nknown, struct mbox_uid_run **out, size_t *nout, char *why,
+			 size_t whysize);
 
 /* STATUS without selecting: counts and UIDs of folder name. */
 struct mbox_status {

@@ -4,6 +4,7 @@
  * LIST-EXTENDED, LIST-STATUS and SPECIAL-USE) and LSUB, STATUS, APPEND, NAMESPACE and the quota.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +31,29 @@ void cmd_select(struct session *s, int readonly)
 	char name[FOLDER_NAME_MAX], why[256];
 	const char *tag = conn_tag(&s->c);
 
-	if (s->c.cmd.ntok != 3 || !arg_folder(s, 2, name, sizeof name)) {
+	struct select_params p;
+	if (s->c.cmd.ntok < 3 || !arg_folder(s, 2, name, sizeof name) ||
+	    !select_params_parse(s, 3, &p)) {
+		select_params_free(&p);
 		bad(&s->c, s->cf, "%s needs a folder name", readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
+	if (p.qresync && !s->qresync) {
+		select_params_free(&p);
+		bad(&s->c, s->cf, "QRESYNC is not enabled");
+		return;
+	}
 	if (!mbox_open(&s->box, s->root, name, readonly, why, sizeof why)) {
+		select_params_free(&p);
 		answer_mbox_error(s, why);
 		return;
 	}
 	s->selected = 1;
+	if (p.condstore || s->condstore) {
+		s->condstore = 1;	/* HIGHESTMODSEQ goes with the other replies below */
+		if (!mbox_modseq_enable(&s->box, why, sizeof why))
+			log_line("%s: unable to keep modseqs of %s: %s", s->user, name, why);
+	}
 	s->keywords_announced = 0;
 	for (unsigned i = 0; i < MBOX_KEYWORDS_MAX; i++)
 		if (s->box.keyword[i])
@@ -65,6 +80,15 @@ void cmd_select(struct session *s, int readonly)
 		out(&s->c, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
 	out(&s->c, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
 	    s->box.uidvalidity, s->box.uidnext);
+	if (s->condstore) {
+		if (s->box.modseq)
+			out_highestmodseq(s);
+		else
+			out(&s->c, "* OK [NOMODSEQ] No modseqs for this folder\r\n");
+	}
+	if (p.qresync && s->box.modseq)
+		qresync_select(s, &p);
+	select_params_free(&p);
 	out(&s->c, "%s OK [%s] %s completed\r\n", tag, s->box.readonly ? "READ-ONLY" : "READ-WRITE",
 	    readonly ? "Examine" : "Select");
 }
@@ -270,6 +294,7 @@ static void out_attrs(struct session *s, unsigned a, int with_subscribed, int wi
 #define STATUS_UIDVALIDITY 8
 #define STATUS_UNSEEN 16
 #define STATUS_SIZE 32
+#define STATUS_HIGHESTMODSEQ 64
 
 /* STATUS items from the list at token i; *end past it. 0 when the list is not valid. */
 static int status_items(struct session *s, size_t i, unsigned *items, size_t *end)
@@ -280,7 +305,8 @@ static int status_items(struct session *s, size_t i, unsigned *items, size_t *en
 		unsigned bit;
 	} names[] = { { "MESSAGES", STATUS_MESSAGES }, { "RECENT", STATUS_RECENT },
 		      { "UIDNEXT", STATUS_UIDNEXT }, { "UIDVALIDITY", STATUS_UIDVALIDITY },
-		      { "UNSEEN", STATUS_UNSEEN }, { "SIZE", STATUS_SIZE } };
+		      { "UNSEEN", STATUS_UNSEEN }, { "SIZE", STATUS_SIZE },
+		      { "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ } };
 
 	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_LPAREN)
 		return 0;
@@ -304,8 +330,17 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 		      size_t whysize)
 {
 	struct mbox_status st;
+	uint64_t highestmodseq = 0;
 	if (!mbox_status(s->root, name, &st, why, whysize))
 		return 0;
+	if (items & STATUS_HIGHESTMODSEQ) {
+		/* Asking for it turns CONDSTORE on (RFC 7162 section 3.1). */
+		condstore_on(s);
+		if (s->selected && !strcmp(s->box.name, name))
+			highestmodseq = s->box.highestmodseq;
+		else if (!mbox_status_modseq(s->root, name, &highestmodseq, why, whysize))
+			return 0;
+	}
 	out(&s->c, "* STATUS ");
 	out_string(&s->c, name, strlen(name));
 	const char *sep = " (";
@@ -320,7 +355,9 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 	if (items & STATUS_UNSEEN)
 		out(&s->c, "%sUNSEEN %u", sep, st.unseen), sep = " ";
 	if (items & STATUS_SIZE)
-		out(&s->c, "%sSIZE %llu", sep, st.size);
+		out(&s->c, "%sSIZE %llu", sep, st.size), sep = " ";
+	if (items & STATUS_HIGHESTMODSEQ)
+		out(&s->c, "%sHIGHESTMODSEQ %" PRIu64, sep, highestmodseq);
 	out(&s->c, ")\r\n");
 	return 1;
 }

@@ -73,6 +73,9 @@ struct session {
 	size_t recent_announced;
 	uint32_t keywords_announced;	/* the folder's keywords the client has been told of */
 	int enabled_utf8;
+	int condstore, qresync;		/* RFC 7162, once enabled */
+	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
+	size_t nvanished, capvanished;
 	struct conn c;			/* last: its buffers end it (see struct conn) */
 };
 
@@ -121,5 +124,37 @@ int arg_folder(struct session *s, size_t i, char *out, size_t size);
 /* Sequence sets (messages.c): parses token i's set against the view; want[idx] set for each
    message in it. 0 when the set is not valid (BAD). */
 int seqset_parse(struct session *s, size_t i, int uid, unsigned char *want);
+
+/* condstore.c: CONDSTORE and QRESYNC (RFC 7162). condstore_on: modseqs on for the session
+   (and its folder), telling HIGHESTMODSEQ when a command turned them on with a folder
+   selected; 0 when the folder's cannot be kept. */
+int condstore_on(struct session *s);
+void condstore_commit(struct session *s);
+void out_highestmodseq(struct session *s);
+/* "MODSEQ (n)" of message idx. */
+void out_modseq(struct session *s, size_t idx);
+/* The mbox_events expunged handler of every command: "* n EXPUNGE", or with QRESYNC the UID
+   kept for flush_vanished's one "* VANISHED set" once the library is done. */
+void on_expunged(void *ctx, size_t seq);
+void flush_vanished(struct session *s);
+void out_uid_runs(struct session *s, const struct mbox_uid_run *r, size_t n);
+/* "* VANISHED (EARLIER) set" of the UIDs within known (any when nknown is 0) gone since. */
+void out_vanished_earlier(struct session *s, uint64_t since, const struct mbox_uid_run *known,
+			  size_t nknown);
+/* Token i, a UID set, as runs (malloc'd); "*" reaches to the highest UID there can be. */
+int uid_set_runs(struct session *s, size_t i, struct mbox_uid_run **out, size_t *n);
+/* Token i as a mod-sequence-value; zero_ok for UNCHANGEDSINCE 0 and CHANGEDSINCE 0. */
+int arg_modseq(struct session *s, size_t i, int zero_ok, uint64_t *v);
+struct select_params {
+	int condstore, qresync;
+	uint32_t uidvalidity;
+	uint64_t since;
+	struct mbox_uid_run *known;
+	size_t nknown;
+};
+int select_params_parse(struct session *s, size_t i, struct select_params *p);
+void select_params_free(struct select_params *p);
+/* After SELECT's own replies: VANISHED (EARLIER) and the FETCHes of what changed. */
+void qresync_select(struct session *s, const struct select_params *p);
 
 #endif

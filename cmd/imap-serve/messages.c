@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,7 @@ static unsigned char *selected_set(struct session *s, int uid, size_t i)
 enum item_kind {
 	ITEM_FLAGS, ITEM_INTERNALDATE, ITEM_SIZE, ITEM_ENVELOPE, ITEM_UID, ITEM_BODY,
 	ITEM_BODYSTRUCTURE, ITEM_RFC822, ITEM_RFC822_HEADER, ITEM_RFC822_TEXT, ITEM_SECTION,
+	ITEM_MODSEQ,
 };
 
 struct item {
@@ -131,6 +133,9 @@ struct fetch {
 	size_t used;
 	int sets_seen;		/* some item marks the message \Seen */
 	int needs_message;	/* some item needs the message's bytes */
+	int modseq;		/* MODSEQ is asked for, or implied by CHANGEDSINCE */
+	int changedsince_set, vanished;	/* the modifiers (RFC 7162) */
+	uint64_t changedsince;
 };
 
 static char *keep(struct fetch *f, const char *s, size_t n)
@@ -235,7 +240,7 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 		{ "RFC822.SIZE", ITEM_SIZE }, { "ENVELOPE", ITEM_ENVELOPE }, { "UID", ITEM_UID },
 		{ "BODY", ITEM_BODY }, { "BODYSTRUCTURE", ITEM_BODYSTRUCTURE },
 		{ "RFC822", ITEM_RFC822 }, { "RFC822.HEADER", ITEM_RFC822_HEADER },
-		{ "RFC822.TEXT", ITEM_RFC822_TEXT },
+		{ "RFC822.TEXT", ITEM_RFC822_TEXT }, { "MODSEQ", ITEM_MODSEQ },
 	};
 	if (f->n == ITEMS_MAX)
 		return 0;
@@ -247,8 +252,11 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 			f->n++;
 			if (it->kind == ITEM_RFC822 || it->kind == ITEM_RFC822_TEXT)
 				f->sets_seen = 1;
-			if (it->kind >= ITEM_ENVELOPE && it->kind != ITEM_UID)
+			if (it->kind >= ITEM_ENVELOPE && it->kind != ITEM_UID &&
+			    it->kind != ITEM_MODSEQ)
 				f->needs_message = 1;
+			if (it->kind == ITEM_MODSEQ)
+				f->modseq = 1;
 			return 1;
 		}
 	const char *open = memchr(a, '[', n), *end = a + n;
@@ -287,12 +295,12 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 	return 1;
 }
 
-/* The items from token i to the end of the command. */
-static int parse_items(struct session *s, size_t i, struct fetch *f)
+/* The items from token i to token end. */
+static int parse_items(struct session *s, size_t i, size_t end, struct fetch *f)
 {
 	const struct imap_cmd *cmd = &s->c.cmd;
 
-	if (i + 1 == cmd->ntok && cmd->tok[i].type == IMAP_ATOM) {
+	if (i + 1 == end && cmd->tok[i].type == IMAP_ATOM) {
 		const char *a = IMAP_TOK(cmd, i);
 		size_t n = cmd->tok[i].len;
 		const char *macro = 0;
@@ -312,13 +320,39 @@ static int parse_items(struct session *s, size_t i, struct fetch *f)
 		}
 		return parse_item(f, a, n);
 	}
-	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_LPAREN || imap_tok_skip(cmd, i) != cmd->ntok)
+	if (i >= end || cmd->tok[i].type != IMAP_LPAREN || imap_tok_skip(cmd, i) != end)
 		return 0;
-	for (i++; i + 1 < cmd->ntok; i++)
+	for (i++; i + 1 < end; i++)
 		if (cmd->tok[i].type != IMAP_ATOM ||
 		    !parse_item(f, IMAP_TOK(cmd, i), cmd->tok[i].len))
 			return 0;
 	return f->n > 0;
+}
+
+/* The modifiers (RFC 4466) from token i, if any: CHANGEDSINCE and, for UID FETCH once QRESYNC
+   is on, VANISHED (RFC 7162). */
+static int parse_modifiers(struct session *s, size_t i, int uid, struct fetch *f)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+
+	if (i == cmd->ntok)
+		return 1;
+	if (cmd->tok[i].type != IMAP_LPAREN || imap_tok_skip(cmd, i) != cmd->ntok)
+		return 0;
+	for (i++; i + 1 < cmd->ntok; i++) {
+		if (imap_tok_is(cmd, i, "CHANGEDSINCE") && !f->changedsince_set) {
+			/* 0 is not a mod-sequence-value, but clients send it for "everything"
+			   (iPhone Mail), and Dovecot takes it. */
+			if (!arg_modseq(s, ++i, 1, &f->changedsince))
+				return 0;
+			f->changedsince_set = f->modseq = 1;
+		} else if (imap_tok_is(cmd, i, "VANISHED") && !f->vanished) {
+			f->vanished = 1;
+		} else {
+			return 0;
+		}
+	}
+	return !f->vanished || (uid && s->qresync && f->changedsince_set);
 }
 
 /* One message's bytes and structure, read only when an item needs them. */
@@ -418,26 +452,38 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 
 	if (m->gone)
 		return 0;
+	if (f->changedsince_set && m->modseq <= f->changedsince)
+		return 1;
 	if (f->needs_message && !load(s, idx, &l)) {
 		unload(&l);
 		return 0;
 	}
 	if (f->sets_seen && !s->box.readonly && !(m->flags & MBOX_SEEN)) {
 		if (mbox_store(&s->box, idx, (struct mbox_change){ .add = MBOX_SEEN }, why,
-			       sizeof why))
+			       sizeof why)) {
 			flags_done = -1;	/* FLAGS goes into this reply even if not asked */
-		else
+			condstore_commit(s);
+		} else
 			log_line("%s: unable to mark %u seen: %s", s->user, m->uid, why);
 	}
+	/* Once CONDSTORE is on, a FETCH that changed the flags says the UID and the modseq,
+	   asked or not (RFC 7162 section 3.2.4); so does CHANGEDSINCE. */
+	int with_uid = uid || (flags_done == -1 && s->condstore);
+	int with_modseq = f->modseq || (flags_done == -1 && s->condstore);
 	out(&s->c, "* %zu FETCH (", idx + 1);
 	const char *sep = "";
-	if (uid) {
+	if (with_uid) {
 		out(&s->c, "UID %u", m->uid);
+		sep = " ";
+	}
+	if (with_modseq) {
+		out(&s->c, "%s", sep);
+		out_modseq(s, idx);
 		sep = " ";
 	}
 	for (size_t k = 0; k < f->n && ok; k++) {
 		const struct item *it = &f->item[k];
-		if (it->kind == ITEM_UID && uid)
+		if ((it->kind == ITEM_UID && with_uid) || it->kind == ITEM_MODSEQ)
 			continue;
 		if (it->kind == ITEM_FLAGS && flags_done == 1)
 			continue;
@@ -457,6 +503,8 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 			break;
 		case ITEM_UID:
 			out(&s->c, "UID %u", m->uid);
+			break;
+		case ITEM_MODSEQ:	/* said first, with the UID */
 			break;
 		case ITEM_ENVELOPE:
 		case ITEM_BODY:
@@ -519,13 +567,33 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 
 	f.n = f.used = 0;
 	f.sets_seen = f.needs_message = 0;
-	if (!parse_items(s, arg + 1, &f)) {
+	f.modseq = f.changedsince_set = f.vanished = 0;
+	const struct imap_cmd *cmd = &s->c.cmd;
+	size_t items = arg + 1, end = items < cmd->ntok && cmd->tok[items].type == IMAP_LPAREN ?
+					  imap_tok_skip(cmd, items) : items + 1;
+	if (end > cmd->ntok || !parse_items(s, items, end, &f) ||
+	    !parse_modifiers(s, end, uid, &f)) {
 		bad(&s->c, s->cf, "Invalid FETCH items");
+		return;
+	}
+	if (f.modseq && !condstore_on(s)) {
+		out(&s->c, "%s NO [SERVERBUG] Modseqs are not available\r\n", conn_tag(&s->c));
 		return;
 	}
 	unsigned char *want = selected_set(s, uid, arg);
 	if (!want)
 		return;
+	if (f.vanished) {
+		struct mbox_uid_run *runs;
+		size_t nruns;
+		if (!uid_set_runs(s, arg, &runs, &nruns)) {
+			free(want);
+			bad(&s->c, s->cf, "Invalid message set");
+			return;
+		}
+		out_vanished_earlier(s, f.changedsince, runs, nruns);
+		free(runs);
+	}
 	size_t missing = 0;
 	for (size_t i = 0; i < s->box.count; i++)
 		if (want[i] && !fetch_one(s, &f, i, uid, &v))
@@ -540,14 +608,63 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 		out(&s->c, "%s OK Fetch completed\r\n", conn_tag(&s->c));
 }
 
-/* STORE set [+|-]FLAGS[.SILENT] flags */
+/* The tagged reply of a conditional STORE whose test failed for some messages: MODIFIED with
+   their numbers, or UIDs for UID STORE (RFC 7162 section 3.1.3). */
+static void out_modified(struct session *s, int uid, const unsigned char *modified)
+{
+	out(&s->c, "%s OK [MODIFIED ", conn_tag(&s->c));
+	int first = 1;
+	for (size_t k = 0; k < s->box.count;) {
+		if (!modified[k]) {
+			k++;
+			continue;
+		}
+		size_t j = k;
+		while (j + 1 < s->box.count && modified[j + 1] &&
+		       (!uid || s->box.msg[j + 1].uid == s->box.msg[j].uid + 1))
+			j++;
+		uint32_t a = uid ? s->box.msg[k].uid : (uint32_t)(k + 1);
+		uint32_t b = uid ? s->box.msg[j].uid : (uint32_t)(j + 1);
+		out(&s->c, first ? "%u" : ",%u", a);
+		if (b > a)
+			out(&s->c, ":%u", b);
+		first = 0;
+		k = j + 1;
+	}
+	out(&s->c, "] Conditional STORE failed\r\n");
+}
+
+/* What STORE's reply says of message idx: its flags unless .SILENT; with CONDSTORE its UID
+   and modseq, even when .SILENT (RFC 7162 sections 3.1.3 and 3.2.4). */
+static void out_stored(struct session *s, size_t idx, int silent)
+{
+	if (!silent) {
+		out_flags(s, idx);
+	} else if (s->condstore && s->box.modseq) {
+		out(&s->c, "* %zu FETCH (UID %u ", idx + 1, s->box.msg[idx].uid);
+		out_modseq(s, idx);
+		out(&s->c, ")\r\n");
+	}
+}
+
+/* STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags */
 void cmd_store(struct session *s, int uid, size_t arg)
 {
 	const struct imap_cmd *cmd = &s->c.cmd;
 	char what[32], why[256];
-	int mode = 0, silent = 0;
+	int mode = 0, silent = 0, conditional = 0;
+	uint64_t unchangedsince = 0;
 
-	if (!imap_tok_cstr(cmd, arg + 1, what, sizeof what) || cmd->tok[arg + 1].type != IMAP_ATOM)
+	size_t at = arg + 1;	/* the item's token */
+	if (at < cmd->ntok && cmd->tok[at].type == IMAP_LPAREN) {
+		size_t close = imap_tok_skip(cmd, at);
+		if (close != at + 4 || !imap_tok_is(cmd, at + 1, "UNCHANGEDSINCE") ||
+		    !arg_modseq(s, at + 2, 1, &unchangedsince))
+			goto syntax;
+		conditional = 1;
+		at = close;
+	}
+	if (!imap_tok_cstr(cmd, at, what, sizeof what) || cmd->tok[at].type != IMAP_ATOM)
 		goto syntax;
 	char *w = what;
 	if (*w == '+' || *w == '-')
@@ -556,7 +673,7 @@ void cmd_store(struct session *s, int uid, size_t arg)
 		silent = 1;
 	else if (strcasecmp(w, "FLAGS"))
 		goto syntax;
-	size_t i = arg + 2, end = cmd->ntok;
+	size_t i = at + 1, end = cmd->ntok;
 	if (i < cmd->ntok && cmd->tok[i].type == IMAP_LPAREN) {
 		if (imap_tok_skip(cmd, i) != cmd->ntok)
 			goto syntax;
@@ -583,6 +700,16 @@ void cmd_store(struct session *s, int uid, size_t arg)
 			else if (strcasecmp(word, "\\Recent"))
 				goto syntax;
 		}
+	}
+	if (conditional) {
+		if (!condstore_on(s)) {
+			out(&s->c, "%s NO [SERVERBUG] Modseqs are not available\r\n",
+			    conn_tag(&s->c));
+			return;
+		}
+		/* The test is against the modseqs as they are now, others' changes included;
+		   no expunge is told in the middle of a STORE. */
+		announce_changes(s, 0);
 	}
 	unsigned char *want = selected_set(s, uid, arg);
 	if (!want)
@@ -612,13 +739,21 @@ void cmd_store(struct session *s, int uid, size_t arg)
 	struct mbox_change change = mode > 0 ? (struct mbox_change){ flags, 0, keywords, 0 } :
 				    mode < 0 ? (struct mbox_change){ 0, flags, 0, keywords } :
 				    (struct mbox_change){ flags, ~flags, keywords, ~keywords };
-	size_t failed = 0, missing = 0;
+	size_t failed = 0, missing = 0, modified = 0;
+	/* want[k]: 1 to store, 2 stored (to be told once the command has its modseq), 3 failed
+	   UNCHANGEDSINCE. */
 	for (size_t k = 0; k < s->box.count; k++) {
 		if (!want[k])
 			continue;
 		struct mbox_msg *m = &s->box.msg[k];
 		if (m->gone) {
+			want[k] = 0;
 			missing++;
+			continue;
+		}
+		if (conditional && m->modseq > unchangedsince) {
+			want[k] = 3;
+			modified++;
 			continue;
 		}
 		unsigned nf = mode > 0 ? m->flags | flags : mode < 0 ? m->flags & ~flags :
@@ -627,6 +762,7 @@ void cmd_store(struct session *s, int uid, size_t arg)
 			      mode < 0 ? m->keywords & ~keywords : keywords;
 		if ((nf != m->flags || nk != m->keywords) &&
 		    !mbox_store(&s->box, k, change, why, sizeof why)) {
+			want[k] = 0;
 			if (errno == ENOENT) {
 				missing++;
 				continue;
@@ -635,18 +771,25 @@ void cmd_store(struct session *s, int uid, size_t arg)
 			failed++;
 			continue;
 		}
-		if (!silent)
-			out_flags(s, k);
+		want[k] = 2;
 	}
-	free(want);
+	condstore_commit(s);
+	for (size_t k = 0; k < s->box.count; k++)
+		if (want[k] == 2)
+			out_stored(s, k, silent);
 	announce_changes(s, uid);
 	if (failed)
 		out(&s->c, "%s NO [SERVERBUG] Some flags could not be stored\r\n", conn_tag(&s->c));
-	else if (missing)
+	else if (modified) {
+		for (size_t k = 0; k < s->box.count; k++)
+			want[k] = want[k] == 3;
+		out_modified(s, uid, want);
+	} else if (missing)
 		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
 		    conn_tag(&s->c));
 	else
 		out(&s->c, "%s OK Store completed\r\n", conn_tag(&s->c));
+	free(want);
 	return;
 syntax:
 	bad(&s->c, s->cf, "STORE needs a set, FLAGS, +FLAGS or -FLAGS, and flags");
@@ -742,8 +885,11 @@ void cmd_copy(struct session *s, int uid, size_t arg, int move)
 					why, sizeof why))
 				log_line("%s: unable to flag %u for MOVE: %s", s->user, m->uid, why);
 		}
+		size_t before = s->box.count;
 		expunge_announced(s, want);
 		announce_changes(s, 1);
+		if (s->qresync && s->box.count < before && s->box.modseq)
+			out_highestmodseq(s);	/* RFC 6851 section 4.4 */
 		out(&s->c, "%s OK Move completed\r\n", tag);
 		goto done;
 	}
@@ -760,14 +906,6 @@ done:
 	free(to);
 }
 
-static void on_expunged(void *ctx, size_t seq)
-{
-	struct session *s = ctx;
-	out(&s->c, "* %zu EXPUNGE\r\n", seq);
-	if (s->announced)
-		s->announced--;
-}
-
 /* Expunges the \Deleted messages among want (all when 0), announcing each. */
 void expunge_announced(struct session *s, const unsigned char *want)
 {
@@ -775,6 +913,7 @@ void expunge_announced(struct session *s, const unsigned char *want)
 	struct mbox_events ev = { on_expunged, 0, s };
 	if (!mbox_expunge(&s->box, &ev, want, why, sizeof why))
 		log_line("%s: unable to expunge in %s: %s", s->user, s->box.name, why);
+	flush_vanished(s);
 }
 
 void cmd_expunge(struct session *s, int uid, size_t arg)
@@ -792,8 +931,16 @@ void cmd_expunge(struct session *s, int uid, size_t arg)
 	}
 	if (uid && !(want = selected_set(s, 1, arg)))
 		return;
+	size_t before = s->box.count;
 	expunge_announced(s, want);
 	free(want);
+	int expunged = s->box.count < before;
 	announce_changes(s, 1);
-	out(&s->c, "%s OK Expunge completed\r\n", conn_tag(&s->c));
+	/* With QRESYNC the client learns the modseq of its expunges here, and only here
+	   (RFC 7162 section 3.2.7). */
+	if (s->qresync && expunged && s->box.modseq)
+		out(&s->c, "%s OK [HIGHESTMODSEQ %" PRIu64 "] Expunge completed\r\n",
+		    conn_tag(&s->c), s->box.highestmodseq);
+	else
+		out(&s->c, "%s OK Expunge completed\r\n", conn_tag(&s->c));
 }

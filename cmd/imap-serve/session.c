@@ -23,7 +23,7 @@
 #include "pool.h"
 
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
-	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
+	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC"
 
 void out_capabilities(struct conn *c, const struct config *cf)
 {
@@ -55,6 +55,10 @@ void out_flags(struct session *s, size_t idx)
 	const struct mbox_msg *m = &s->box.msg[idx];
 	out(&s->c, "* %zu FETCH (UID %u FLAGS ", idx + 1, m->uid);
 	out_flag_list(s, m->flags, m->keywords);
+	if (s->condstore && s->box.modseq) {
+		out(&s->c, " ");
+		out_modseq(s, idx);
+	}
 	out(&s->c, ")\r\n");
 }
 
@@ -66,14 +70,6 @@ void out_folder_flags(struct session *s, int permanent)
 		if (s->box.keyword[i])
 			out(&s->c, " %s", s->box.keyword[i]);
 	out(&s->c, permanent ? " \\*)" : ")");
-}
-
-static void on_expunged(void *ctx, size_t seq)
-{
-	struct session *s = ctx;
-	out(&s->c, "* %zu EXPUNGE\r\n", seq);
-	if (s->announced)
-		s->announced--;
 }
 
 static void on_changed(void *ctx, size_t seq)
@@ -117,6 +113,7 @@ void announce_changes(struct session *s, int allow_expunge)
 	struct mbox_events ev = { on_expunged, on_changed, s };
 	if (!mbox_sync(&s->box, &ev, allow_expunge, why, sizeof why))
 		log_line("%s: unable to read folder %s: %s", s->user, s->box.name, why);
+	flush_vanished(s);
 	announce_keywords(s);
 	size_t recent = 0;
 	for (size_t i = 0; i < s->box.count; i++)
@@ -273,12 +270,32 @@ static void cmd_idle(struct session *s)
 
 static void cmd_enable(struct session *s)
 {
-	if (s->c.cmd.ntok < 3) {
+	const struct imap_cmd *cmd = &s->c.cmd;
+
+	if (cmd->ntok < 3) {
 		bad(&s->c, s->cf, "ENABLE needs capabilities");
 		return;
 	}
-	/* None of the capabilities ENABLE can turn on is offered yet. */
-	out(&s->c, "* ENABLED\r\n%s OK Enabled\r\n", conn_tag(&s->c));
+	for (size_t i = 2; i < cmd->ntok; i++)
+		if (cmd->tok[i].type != IMAP_ATOM) {
+			bad(&s->c, s->cf, "ENABLE takes capability names");
+			return;
+		}
+	/* Only what this ENABLE turned on is listed (RFC 5161); unknown names are ignored. */
+	int condstore = 0, qresync = 0;
+	for (size_t i = 2; i < cmd->ntok; i++) {
+		if (imap_tok_is(cmd, i, "CONDSTORE") && !s->condstore)
+			condstore = 1;
+		else if (imap_tok_is(cmd, i, "QRESYNC") && !s->qresync)
+			qresync = 1;
+	}
+	out(&s->c, "* ENABLED%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
+	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
+	if (condstore || qresync)
+		condstore_on(s);
+	if (qresync)
+		s->qresync = 1;
+	out(&s->c, "%s OK Enabled\r\n", conn_tag(&s->c));
 }
 
 static void unselect(struct session *s)
@@ -287,6 +304,7 @@ static void unselect(struct session *s)
 		mbox_close(&s->box);
 		s->selected = 0;
 		s->announced = s->recent_announced = 0;
+		s->nvanished = 0;
 	}
 }
 
@@ -333,6 +351,9 @@ static void dispatch(struct session *s)
 	} else if (imap_tok_is(cmd, 1, "ENABLE")) {
 		cmd_enable(s);
 	} else if (imap_tok_is(cmd, 1, "SELECT") || imap_tok_is(cmd, 1, "EXAMINE")) {
+		/* A server that offers CONDSTORE says so, enabled or not (RFC 7162 3.2.11). */
+		if (s->selected)
+			out(c, "* OK [CLOSED] Previous mailbox closed\r\n");
 		unselect(s);
 		cmd_select(s, imap_tok_is(cmd, 1, "EXAMINE"));
 	} else if (imap_tok_is(cmd, 1, "CREATE")) {
