@@ -35,6 +35,7 @@ LIB_SRCS = \
 	lib/fmt.c \
 	lib/getln.c \
 	lib/imap_cmd.c \
+	lib/imap_subject.c \
 	lib/inject.c \
 	lib/log.c \
 	lib/mailbox.c \
@@ -48,6 +49,7 @@ LIB_SRCS = \
 	lib/mime.c \
 	lib/mime_imap.c \
 	lib/mime_text.c \
+	lib/mime_thread.c \
 	lib/password.c \
 	lib/pool.c \
 	lib/queue_admin.c \
@@ -104,7 +106,9 @@ imap-serve_OBJS = \
 	cmd/imap-serve/login.o \
 	cmd/imap-serve/messages.o \
 	cmd/imap-serve/search.o \
-	cmd/imap-serve/session.o
+	cmd/imap-serve/session.o \
+	cmd/imap-serve/sort.o \
+	cmd/imap-serve/thread.o
 imap-serve_LDFLAGS = $(STATIC_LDFLAGS)
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 mx-lookup_OBJS = cmd/mx-lookup/main.o

@@ -143,6 +143,7 @@ enum mbox_cache_kind {
 	MBOX_CACHE_BODY,
 	MBOX_CACHE_BODYSTRUCTURE,
 	MBOX_CACHE_SEARCH_HEADERS,	/* imap-serve's own layout: search.c */
+	MBOX_CACHE_SORT_KEYS,		/* imap-serve's own layout: sort.c */
 };
 int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out);
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,

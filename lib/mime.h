@@ -77,4 +77,22 @@ int mime_sent_date(const struct mime_msg *m, int *year, int *month, int *day);
    compares text; an empty needle occurs everywhere. */
 int mime_text_contains(const char *hay, size_t haylen, const char *needle, size_t needlelen);
 
+/*
+ * For SORT and THREAD (RFC 5256, RFC 5957), lib/mime_thread.c and the address parser of the
+ * ENVELOPE: mime_first_address appends the parts of the first address of the first field
+ * named field (mailbox, the display name as written, domain; nothing for what it lacks).
+ * mime_decode_words appends s with its RFC 2047 encoded-words decoded to UTF-8, unfolded.
+ * mime_sent_time gives the first Date: field's date and time in UTC, or 0 when it does not
+ * parse. mime_msgids appends the msg-ids ("<...>", without the brackets) of the first field
+ * named field, separated by spaces: the first alone when first is set (RFC 5256 takes
+ * In-Reply-To's first), else at most max of them, the last ones. Each returns 1, or 0 when
+ * out of memory.
+ */
+int mime_first_address(const struct mime_msg *m, const char *field, struct sa *mailbox,
+		       struct sa *name, struct sa *domain);
+int mime_decode_words(const char *s, size_t n, struct sa *out);
+int mime_sent_time(const struct mime_msg *m, time_t *t);
+int mime_msgids(const struct mime_msg *m, const char *field, int first, size_t max,
+		struct sa *out);
+
 #endif

@@ -291,6 +291,37 @@ static int parse_addresses(const char *v, size_t len, struct sa *arena, struct a
 	return !c.nomem && !c.x.nomem;
 }
 
+/* For SORT (RFC 5256, RFC 5957): the first address of the first field named field. */
+int mime_first_address(const struct mime_msg *m, const char *field, struct sa *mailbox,
+		       struct sa *name, struct sa *domain)
+{
+	const struct mime_part *p = &m->parts[0];
+	struct sa arena = SA_ZERO, val = SA_ZERO;
+	struct addrs a = { 0, 0, 0 };
+	int ok = sa_catb(&arena, "", 0);
+
+	for (size_t i = 0; i < p->nhdr && ok; i++) {
+		const struct mime_hdr *h = &m->hdrs[p->hdr0 + i];
+		if (!mime_hdr_is(m, h, field))
+			continue;
+		ok = mime_hdr_value(m, h, &val) && parse_addresses(val.s, val.len, &arena, &a);
+		break;
+	}
+	if (ok && a.n) {
+		const struct addr *x = &a.a[0];
+		if (x->mailbox.set)
+			ok = sa_cats(mailbox, arena.s + x->mailbox.off);
+		if (ok && x->name.set)
+			ok = sa_cats(name, arena.s + x->name.off);
+		if (ok && x->domain.set)
+			ok = sa_cats(domain, arena.s + x->domain.off);
+	}
+	free(a.a);
+	sa_free(&arena);
+	sa_free(&val);
+	return ok;
+}
+
 /* --- IMAP strings ------------------------------------------------------------------------- */
 
 static int put_literal(struct sa *out, const char *s, size_t n)

@@ -281,6 +281,11 @@ static int decode_2047(const char *s, size_t n, struct sa *out)
 	return ok;
 }
 
+int mime_decode_words(const char *s, size_t n, struct sa *out)
+{
+	return decode_2047(s, n, out);
+}
+
 int mime_header_text(const struct mime_msg *m, const char *name, struct sa *out)
 {
 	const struct mime_part *p = &m->parts[0];

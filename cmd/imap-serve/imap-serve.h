@@ -76,6 +76,8 @@ struct session {
 	int condstore, qresync;		/* RFC 7162, once enabled */
 	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
 	size_t nvanished, capvanished;
+	uint32_t *saved;		/* SEARCHRES's "$": UIDs, ascending (search.c) */
+	size_t nsaved;
 	struct conn c;			/* last: its buffers end it (see struct conn) */
 };
 
@@ -101,6 +103,38 @@ void cmd_store(struct session *s, int uid, size_t arg);
 void cmd_copy(struct session *s, int uid, size_t arg, int move);
 void cmd_expunge(struct session *s, int uid, size_t arg);
 void cmd_search(struct session *s, int uid, size_t arg);
+
+/* search.c, for SEARCH, SORT and THREAD. search_keys: the search keys from token first to the
+   end of the command, tried on every message of the view: match[idx] set for those that
+   match. search_charset: 1 when token i names a charset we search in. Both answer BAD or NO
+   themselves when they return 0. */
+int search_keys(struct session *s, size_t first, unsigned char *match);
+int search_charset(struct session *s, size_t i);
+/* RETURN (...) of SEARCH (RFC 4731) or SORT (RFC 5267, without SAVE) at token *i: 0 when
+   there is none, RET_BAD when it is not valid, else RET_ESEARCH and the options (ALL for an
+   empty list), *i moved past it. */
+#define RET_MIN 1u
+#define RET_MAX 2u
+#define RET_ALL 4u
+#define RET_COUNT 8u
+#define RET_SAVE 16u
+#define RET_ESEARCH 32u
+#define RET_BAD 64u
+unsigned search_return_opts(struct session *s, size_t *i, int sort);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT" of the numbers v[0..n) as opts asks; sorted:
+   v is in a SORT's order, whose first and last are MIN and MAX (RFC 5267). */
+void out_esearch(struct session *s, int uid, unsigned opts, const uint32_t *v, size_t n,
+		 int sorted);
+/* Numbers as a sequence set, runs of consecutive numbers as a:b. */
+void out_number_set(struct session *s, const uint32_t *v, size_t n);
+/* SEARCHRES (RFC 5182): "$" empties on SELECT, EXAMINE, CLOSE and UNSELECT; want[idx] set for
+   each message of "$" still in the view. */
+void searchres_clear(struct session *s);
+void searchres_mark(struct session *s, unsigned char *want);
+
+/* sort.c and thread.c: SORT (RFC 5256, RFC 5957, ESORT of RFC 5267) and THREAD. */
+void cmd_sort(struct session *s, int uid, size_t arg);
+void cmd_thread(struct session *s, int uid, size_t arg);
 
 /* Expunges the \\Deleted messages among want (all when 0), announcing each EXPUNGE. */
 void expunge_announced(struct session *s, const unsigned char *want);

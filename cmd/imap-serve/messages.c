@@ -44,6 +44,10 @@ int seqset_parse(struct session *s, size_t i, int uid, unsigned char *want)
 	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_ATOM ||
 	    !imap_tok_cstr(cmd, i, set, sizeof set))
 		return 0;
+	if (!strcmp(set, "$")) {
+		searchres_mark(s, want);
+		return 1;
+	}
 	/* "*" is the last message, or the highest UID in use. */
 	uint32_t star = uid ? (m->count ? m->msg[m->count - 1].uid : 0) : (uint32_t)m->count;
 	if (!uid && !m->count)

@@ -2,7 +2,10 @@
 /*
  * SEARCH and UID SEARCH (RFC 3501 section 6.4.4): the keys are parsed into a tree, then every
  * message of the view is tried against it. A message's bytes are read, and its headers or text
- * decoded, only when a key needs them, once per message.
+ * decoded, only when a key needs them, once per message. With RETURN (RFC 4731, ESEARCH) the
+ * answer is an ESEARCH of the options asked for; RETURN (SAVE) keeps the result for "$"
+ * (RFC 5182, SEARCHRES); OLDER and YOUNGER are WITHIN's keys (RFC 5032). SORT and THREAD
+ * take their search keys from here (search_keys).
  */
 #define _GNU_SOURCE	/* memmem */
 #include <ctype.h>
@@ -21,6 +24,7 @@ enum key_type {
 	KEY_ALL, KEY_FLAG, KEY_NOFLAG, KEY_KEYWORD, KEY_NOKEYWORD, KEY_NEW, KEY_OLD, KEY_SET,
 	KEY_LARGER, KEY_SMALLER, KEY_BEFORE, KEY_ON, KEY_SINCE, KEY_SENTBEFORE, KEY_SENTON,
 	KEY_SENTSINCE, KEY_HEADER, KEY_BODY, KEY_TEXT, KEY_NOT, KEY_OR, KEY_AND, KEY_NONE,
+	KEY_OLDER, KEY_YOUNGER,
 };
 
 struct key {
@@ -223,13 +227,24 @@ static struct key *parse_key(struct parse *p)
 		k->number = strtoull(t, &end, 10);
 		if (*end || errno)
 			return 0;
+	} else if (imap_tok_is(cmd, i, "OLDER") || imap_tok_is(cmd, i, "YOUNGER")) {
+		/* WITHIN: an interval in seconds, nz-number */
+		int older = imap_tok_is(cmd, i, "OLDER");
+		char *t = string_arg(p, &len), *end;
+		if (!t || *t < '1' || *t > '9' || !(k = new_key(p, older ? KEY_OLDER : KEY_YOUNGER)))
+			return 0;
+		errno = 0;
+		k->number = strtoull(t, &end, 10);
+		if (*end || errno)
+			return 0;
 	} else if (imap_tok_is(cmd, i, "NOT")) {
 		if (!(k = new_key(p, KEY_NOT)) || !(k->a = parse_key(p)))
 			return 0;
 	} else if (imap_tok_is(cmd, i, "OR")) {
 		if (!(k = new_key(p, KEY_OR)) || !(k->a = parse_key(p)) || !(k->b = parse_key(p)))
 			return 0;
-	} else if (imap_tok_is(cmd, i, "UID") || isdigit((unsigned char)*a) || *a == '*') {
+	} else if (imap_tok_is(cmd, i, "UID") || isdigit((unsigned char)*a) || *a == '*' ||
+		   *a == '$') {
 		int uid = imap_tok_is(cmd, i, "UID");
 		size_t at = uid ? p->i++ : i;
 		if (p->nsets++ == SET_KEYS_MAX || !(k = new_key(p, KEY_SET)) ||
@@ -404,6 +419,13 @@ static int matches(struct candidate *c, const struct key *k)
 		return local_date(m->internaldate) == k->date;
 	case KEY_SINCE:
 		return local_date(m->internaldate) >= k->date;
+	case KEY_OLDER:
+	case KEY_YOUNGER: {
+		/* As Dovecot compares: OLDER n is at least n seconds old, YOUNGER n at most. */
+		long long age = (long long)time(0) - (long long)m->internaldate;
+		return k->type == KEY_OLDER ? age >= (long long)k->number :
+					      age <= (long long)k->number;
+	}
 	case KEY_SENTBEFORE:
 	case KEY_SENTON:
 	case KEY_SENTSINCE: {
@@ -480,46 +502,211 @@ static void free_candidate(struct candidate *c)
 	sa_free(&c->cached);
 }
 
-void cmd_search(struct session *s, int uid, size_t arg)
+int search_keys(struct session *s, size_t first, unsigned char *match)
 {
 	static struct parse p;
-	struct imap_cmd *cmd = &s->c.cmd;
-	const char *tag = conn_tag(&s->c);
+	int ok = 1;
 
 	p.s = s;
-	p.i = arg;
+	p.i = first;
 	p.nkeys = p.nsets = 0;
 	p.depth = 0;
-	if (imap_tok_is(cmd, arg, "CHARSET")) {
-		char charset[64];
-		if (!imap_tok_cstr(cmd, arg + 1, charset, sizeof charset)) {
-			bad(&s->c, s->cf, "CHARSET needs a name");
-			return;
-		}
-		if (strcasecmp(charset, "UTF-8") && strcasecmp(charset, "US-ASCII")) {
-			out(&s->c, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unknown charset\r\n", tag);
-			return;
-		}
-		p.i = arg + 2;
-	}
 	struct key *root = parse_keys(&p, 0);
 	if (!root) {
 		bad(&s->c, s->cf, "Invalid SEARCH keys");
-		goto done;
+		ok = 0;
 	}
-	out(&s->c, "* SEARCH");
-	for (size_t i = 0; i < s->box.count; i++) {
+	for (size_t i = 0; ok && i < s->box.count; i++) {
+		match[i] = 0;
 		if (s->box.msg[i].gone)
 			continue;
 		struct candidate c = { .s = s, .idx = i };
-		if (matches(&c, root))
-			out(&s->c, " %lu", uid ? (unsigned long)s->box.msg[i].uid : (unsigned long)i + 1);
+		match[i] = (unsigned char)matches(&c, root);
 		free_candidate(&c);
 	}
-	out(&s->c, "\r\n");
-	announce_changes(s, uid);
-	out(&s->c, "%s OK Search completed\r\n", tag);
-done:
 	for (size_t i = 0; i < p.nkeys; i++)
 		free(p.keys[i].set);
+	return ok;
+}
+
+int search_charset(struct session *s, size_t i)
+{
+	char charset[64];
+	if (!imap_tok_cstr(&s->c.cmd, i, charset, sizeof charset)) {
+		bad(&s->c, s->cf, "CHARSET needs a name");
+		return 0;
+	}
+	if (strcasecmp(charset, "UTF-8") && strcasecmp(charset, "US-ASCII")) {
+		out(&s->c, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unknown charset\r\n", conn_tag(&s->c));
+		return 0;
+	}
+	return 1;
+}
+
+/* SEARCHRES: the saved result is a list of UIDs, in the view's (UID) order, so that messages
+   expunged since simply drop out of "$" (RFC 5182 section 2.1). */
+void searchres_clear(struct session *s)
+{
+	free(s->saved);
+	s->saved = 0;
+	s->nsaved = 0;
+}
+
+static void searchres_save(struct session *s, const unsigned char *match, unsigned opts)
+{
+	size_t n = 0, min = 0, max = 0, found = 0;
+	searchres_clear(s);
+	for (size_t i = 0; i < s->box.count; i++)
+		if (match[i]) {
+			if (!found++)
+				min = i;
+			max = i;
+		}
+	if (!found || !(s->saved = malloc(found * sizeof *s->saved)))
+		return;
+	/* With MIN or MAX (and no ALL or COUNT) only those are kept (section 2.4). */
+	if ((opts & (RET_MIN | RET_MAX)) && !(opts & (RET_ALL | RET_COUNT))) {
+		if (opts & RET_MIN)
+			s->saved[n++] = s->box.msg[min].uid;
+		if ((opts & RET_MAX) && (max != min || !(opts & RET_MIN)))
+			s->saved[n++] = s->box.msg[max].uid;
+	} else {
+		for (size_t i = 0; i < s->box.count; i++)
+			if (match[i])
+				s->saved[n++] = s->box.msg[i].uid;
+	}
+	s->nsaved = n;
+}
+
+void searchres_mark(struct session *s, unsigned char *want)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->box.count && k < s->nsaved; i++) {
+		while (k < s->nsaved && s->saved[k] < s->box.msg[i].uid)
+			k++;
+		if (k < s->nsaved && s->saved[k] == s->box.msg[i].uid)
+			want[i] = 1;
+	}
+}
+
+void out_number_set(struct session *s, const uint32_t *v, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		out(&s->c, i ? ",%u" : "%u", v[i]);
+		if (j > i)
+			out(&s->c, ":%u", v[j]);
+		i = j + 1;
+	}
+}
+
+unsigned search_return_opts(struct session *s, size_t *i, int sort)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = { { "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL },
+		      { "COUNT", RET_COUNT }, { "SAVE", RET_SAVE } };
+	const struct imap_cmd *cmd = &s->c.cmd;
+	unsigned opts = 0;
+	size_t at = *i;
+
+	if (!imap_tok_is(cmd, at, "RETURN"))
+		return 0;
+	if (++at >= cmd->ntok || cmd->tok[at].type != IMAP_LPAREN)
+		return RET_BAD;
+	for (at++; at < cmd->ntok && cmd->tok[at].type != IMAP_RPAREN; at++) {
+		size_t k = 0;
+		while (k < sizeof names / sizeof *names && !imap_tok_is(cmd, at, names[k].name))
+			k++;
+		if (k == sizeof names / sizeof *names || (sort && names[k].bit == RET_SAVE))
+			return RET_BAD;
+		opts |= names[k].bit;
+	}
+	if (at >= cmd->ntok)
+		return RET_BAD;
+	*i = at + 1;
+	return RET_ESEARCH | (opts ? opts : RET_ALL);
+}
+
+void out_esearch(struct session *s, int uid, unsigned opts, const uint32_t *v, size_t n,
+		 int sorted)
+{
+	uint32_t min = 0, max = 0;
+	for (size_t k = 0; k < n && !sorted; k++) {
+		if (!k || v[k] < min)
+			min = v[k];
+		if (!k || v[k] > max)
+			max = v[k];
+	}
+	if (sorted && n) {
+		/* ESORT: MIN and MAX are the first and the last in the sort's order */
+		min = v[0];
+		max = v[n - 1];
+	}
+	out(&s->c, "* ESEARCH (TAG \"%s\")%s", conn_tag(&s->c), uid ? " UID" : "");
+	if ((opts & RET_MIN) && n)
+		out(&s->c, " MIN %u", min);
+	if ((opts & RET_MAX) && n)
+		out(&s->c, " MAX %u", max);
+	if ((opts & RET_ALL) && n) {
+		out(&s->c, " ALL ");
+		out_number_set(s, v, n);
+	}
+	if (opts & RET_COUNT)
+		out(&s->c, " COUNT %zu", n);
+	out(&s->c, "\r\n");
+}
+
+void cmd_search(struct session *s, int uid, size_t arg)
+{
+	struct imap_cmd *cmd = &s->c.cmd;
+	const char *tag = conn_tag(&s->c);
+	unsigned opts = search_return_opts(s, &arg, 0);
+
+	if (opts == RET_BAD) {
+		bad(&s->c, s->cf, "Invalid RETURN options");
+		return;
+	}
+	unsigned char *match = calloc(s->box.count + 1, 1);
+	uint32_t *found = malloc((s->box.count + 1) * sizeof *found);
+	if (!match || !found) {
+		out(&s->c, "%s NO [SERVERBUG] Out of memory\r\n", tag);
+		goto failed;
+	}
+	if (imap_tok_is(cmd, arg, "CHARSET")) {
+		if (!search_charset(s, arg + 1))
+			goto failed;
+		arg += 2;
+	}
+	if (!search_keys(s, arg, match))
+		goto failed;
+	size_t n = 0;
+	for (size_t i = 0; i < s->box.count; i++)
+		if (match[i])
+			found[n++] = uid ? s->box.msg[i].uid : (uint32_t)(i + 1);
+	if (opts & RET_SAVE)
+		searchres_save(s, match, opts);
+	if (!(opts & RET_ESEARCH)) {
+		out(&s->c, "* SEARCH");
+		for (size_t i = 0; i < n; i++)
+			out(&s->c, " %u", found[i]);
+		out(&s->c, "\r\n");
+	} else if (opts & ~(RET_ESEARCH | RET_SAVE)) {
+		/* SAVE alone asks for no ESEARCH reply (RFC 5182 section 2.4) */
+		out_esearch(s, uid, opts, found, n, 0);
+	}
+	free(match);
+	free(found);
+	announce_changes(s, uid);
+	out(&s->c, "%s OK Search completed\r\n", tag);
+	return;
+failed:
+	/* A SEARCH with SAVE that fails leaves "$" empty (RFC 5182 section 2.1). */
+	if (opts & RET_SAVE)
+		searchres_clear(s);
+	free(match);
+	free(found);
 }

@@ -23,7 +23,9 @@
 #include "pool.h"
 
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
-	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC"
+	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" \
+	" ESEARCH SEARCHRES WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT" \
+	" THREAD=REFERENCES CONDSTORE QRESYNC"
 
 void out_capabilities(struct conn *c, const struct config *cf)
 {
@@ -300,6 +302,7 @@ static void cmd_enable(struct session *s)
 
 static void unselect(struct session *s)
 {
+	searchres_clear(s);
 	if (s->selected) {
 		mbox_close(&s->box);
 		s->selected = 0;
@@ -387,6 +390,7 @@ static void dispatch(struct session *s)
 	} else if (!s->selected) {
 		if (imap_tok_is(cmd, 1, "FETCH") || imap_tok_is(cmd, 1, "STORE") ||
 		    imap_tok_is(cmd, 1, "SEARCH") || imap_tok_is(cmd, 1, "COPY") ||
+		    imap_tok_is(cmd, 1, "SORT") || imap_tok_is(cmd, 1, "THREAD") ||
 		    imap_tok_is(cmd, 1, "MOVE") || imap_tok_is(cmd, 1, "EXPUNGE") ||
 		    imap_tok_is(cmd, 1, "UID") || imap_tok_is(cmd, 1, "CLOSE") ||
 		    imap_tok_is(cmd, 1, "UNSELECT") || imap_tok_is(cmd, 1, "CHECK"))
@@ -409,6 +413,10 @@ static void dispatch(struct session *s)
 			cmd_store(s, uid, verb + 1);
 		else if (imap_tok_is(cmd, verb, "SEARCH"))
 			cmd_search(s, uid, verb + 1);
+		else if (imap_tok_is(cmd, verb, "SORT"))
+			cmd_sort(s, uid, verb + 1);
+		else if (imap_tok_is(cmd, verb, "THREAD"))
+			cmd_thread(s, uid, verb + 1);
 		else if (imap_tok_is(cmd, verb, "COPY"))
 			cmd_copy(s, uid, verb + 1, 0);
 		else if (imap_tok_is(cmd, verb, "MOVE"))
