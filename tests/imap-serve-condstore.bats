@@ -306,3 +306,34 @@ check(re.match(r"^R\d+ BAD QRESYNC is not enabled", r[-1]), "%r" % r)
 a.logout(); b.logout()
 PY
 }
+
+@test "CONDSTORE: SEARCH MODSEQ finds what changed since, and says the highest modseq it found, in SEARCH, ESEARCH and SORT" {
+	py_ok <<'PY'
+a = session()
+h0 = HIGHEST(a.ok("SELECT INBOX (CONDSTORE)"))
+a.ok("STORE 2 +FLAGS (\\Draft)")
+m2 = MODSEQ(a.ok("FETCH 2 (MODSEQ)")[0])
+a.ok("STORE 5 +FLAGS (\\Seen)")
+m5 = MODSEQ(a.ok("FETCH 5 (MODSEQ)")[0])
+check(h0 < m2 < m5, "%d %d %d" % (h0, m2, m5))
+r = a.ok('SEARCH MODSEQ "/flags/\\\\draft" all %d' % m2)
+eq(r[0], "* SEARCH 2 5 (MODSEQ %d)" % m5, "RFC 7162 3.1.5's form; the entry is ignored")
+eq(a.ok("UID SEARCH MODSEQ %d" % (m2 + 1))[0], "* SEARCH 5 (MODSEQ %d)" % m5, "MODSEQ is >=")
+eq(a.ok("SEARCH OR NOT MODSEQ %d LARGER 50000" % h0)[0], "* SEARCH", "nothing found: no MODSEQ")
+eq(a.ok("SEARCH MODSEQ 0")[0], "* SEARCH 1 2 3 4 5 6 (MODSEQ %d)" % m5, "MODSEQ 0 is every message")
+r = a.lines("SEARCH RETURN (ALL) MODSEQ %d" % m2)
+eq(r[0], '* ESEARCH (TAG "%s") ALL 2,5 MODSEQ %d' % (r[-1].split()[0], m5), "ESEARCH (RFC 4731 3.2)")
+r = a.lines("SEARCH RETURN (MIN) MODSEQ %d" % m2)
+eq(r[0], '* ESEARCH (TAG "%s") MIN 2 MODSEQ %d' % (r[-1].split()[0], m2), "MIN alone: its own modseq")
+eq(a.ok("SORT (REVERSE SUBJECT) UTF-8 MODSEQ %d" % m2)[0], "* SORT 5 2 (MODSEQ %d)" % m5, "SORT")
+for bad in ("SEARCH MODSEQ", "SEARCH MODSEQ x", 'SEARCH MODSEQ "/flags/\\\\seen" nosuch 1'):
+    check(re.match(r"^R\d+ BAD ", a.lines(bad)[-1]), bad)
+a.logout()
+b = session()
+b.ok("SELECT INBOX")
+r = b.ok("SEARCH MODSEQ %d" % m2)
+check(re.match(r"^\* OK \[HIGHESTMODSEQ \d+\]", r[0]), "SEARCH MODSEQ turns CONDSTORE on: %r" % r)
+eq(r[1], "* SEARCH 2 5 (MODSEQ %d)" % m5, "%r" % r)
+b.logout()
+PY
+}

@@ -76,6 +76,7 @@ struct session {
 	int condstore, qresync;		/* RFC 7162, once enabled */
 	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
 	size_t nvanished, capvanished;
+	int searched_modseq;		/* the last search keys had MODSEQ (RFC 7162 3.1.5) */
 	uint32_t *saved;		/* SEARCHRES's "$": UIDs, ascending (search.c) */
 	size_t nsaved;
 	struct conn c;			/* last: its buffers end it (see struct conn) */
@@ -121,10 +122,16 @@ int search_charset(struct session *s, size_t i);
 #define RET_ESEARCH 32u
 #define RET_BAD 64u
 unsigned search_return_opts(struct session *s, size_t *i, int sort);
-/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT" of the numbers v[0..n) as opts asks; sorted:
-   v is in a SORT's order, whose first and last are MIN and MAX (RFC 5267). */
+/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT [MODSEQ m]" of the numbers v[0..n) as opts
+   asks; sorted: v is in a SORT's order, whose first and last are MIN and MAX (RFC 5267);
+   modseq: result_modseq's, 0 for none. */
 void out_esearch(struct session *s, int uid, unsigned opts, const uint32_t *v, size_t n,
-		 int sorted);
+		 int sorted, uint64_t modseq);
+/* When the search keys had MODSEQ: the modseq a reply about the messages idx[0..n) (in its
+   order) ends with (RFC 7162 section 3.1.5, RFC 4731 section 3.2); else 0. */
+uint64_t result_modseq(struct session *s, const size_t *idx, size_t n, unsigned opts);
+/* The end of a SEARCH or SORT reply: " (MODSEQ m)" when modseq is not 0, and CRLF. */
+void out_search_modseq(struct session *s, uint64_t modseq);
 /* Numbers as a sequence set, runs of consecutive numbers as a:b. */
 void out_number_set(struct session *s, const uint32_t *v, size_t n);
 /* SEARCHRES (RFC 5182): "$" empties on SELECT, EXAMINE, CLOSE and UNSELECT; want[idx] set for

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE	/* memmem */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ enum key_type {
 	KEY_ALL, KEY_FLAG, KEY_NOFLAG, KEY_KEYWORD, KEY_NOKEYWORD, KEY_NEW, KEY_OLD, KEY_SET,
 	KEY_LARGER, KEY_SMALLER, KEY_BEFORE, KEY_ON, KEY_SINCE, KEY_SENTBEFORE, KEY_SENTON,
 	KEY_SENTSINCE, KEY_HEADER, KEY_BODY, KEY_TEXT, KEY_NOT, KEY_OR, KEY_AND, KEY_NONE,
-	KEY_OLDER, KEY_YOUNGER,
+	KEY_OLDER, KEY_YOUNGER, KEY_MODSEQ,
 };
 
 struct key {
@@ -237,6 +238,25 @@ static struct key *parse_key(struct parse *p)
 		k->number = strtoull(t, &end, 10);
 		if (*end || errno)
 			return 0;
+	} else if (imap_tok_is(cmd, i, "MODSEQ")) {
+		/* RFC 7162: MODSEQ ["/flags/..." priv|shared|all] n. One modseq per message here,
+		   so the entry's name and type change nothing (section 3.1.5). */
+		if (p->i + 2 < cmd->ntok && cmd->tok[p->i].type != IMAP_ATOM) {
+			char type[16];
+			if (!imap_tok_cstr(cmd, p->i + 1, type, sizeof type) ||
+			    (strcasecmp(type, "priv") && strcasecmp(type, "shared") &&
+			     strcasecmp(type, "all")))
+				return 0;
+			p->i += 2;
+		}
+		uint64_t modseq;
+		if (!arg_modseq(s, p->i++, 1, &modseq) || !(k = new_key(p, KEY_MODSEQ)))
+			return 0;
+		k->number = modseq;
+		/* The modseqs must be there before the first message is tried. */
+		if (!condstore_on(s))
+			return 0;
+		s->searched_modseq = 1;
 	} else if (imap_tok_is(cmd, i, "NOT")) {
 		if (!(k = new_key(p, KEY_NOT)) || !(k->a = parse_key(p)))
 			return 0;
@@ -475,6 +495,8 @@ static int matches(struct candidate *c, const struct key *k)
 			return 1;
 		return c->body.len && mime_text_contains(c->body.s, c->body.len, k->text,
 							  k->textlen);
+	case KEY_MODSEQ:
+		return c->s->box.msg[c->idx].modseq >= k->number;
 	case KEY_NOT:
 		return !matches(c, k->a);
 	case KEY_OR:
@@ -510,6 +532,7 @@ int search_keys(struct session *s, size_t first, unsigned char *match)
 	p.s = s;
 	p.i = first;
 	p.nkeys = p.nsets = 0;
+	s->searched_modseq = 0;
 	p.depth = 0;
 	struct key *root = parse_keys(&p, 0);
 	if (!root) {
@@ -589,6 +612,13 @@ void searchres_mark(struct session *s, unsigned char *want)
 	}
 }
 
+void out_search_modseq(struct session *s, uint64_t modseq)
+{
+	if (modseq)
+		out(&s->c, " (MODSEQ %" PRIu64 ")", modseq);
+	out(&s->c, "\r\n");
+}
+
 void out_number_set(struct session *s, const uint32_t *v, size_t n)
 {
 	for (size_t i = 0; i < n;) {
@@ -631,8 +661,31 @@ unsigned search_return_opts(struct session *s, size_t *i, int sort)
 	return RET_ESEARCH | (opts ? opts : RET_ALL);
 }
 
+uint64_t result_modseq(struct session *s, const size_t *idx, size_t n, unsigned opts)
+{
+	uint64_t high = 0;
+
+	if (!s->searched_modseq || !n)
+		return 0;
+	if ((opts & RET_ESEARCH) && (opts & (RET_MIN | RET_MAX)) &&
+	    !(opts & (RET_ALL | RET_COUNT))) {
+		/* Only the messages told of: the first and last in the reply's order (RFC 4731
+		   section 3.2). */
+		uint64_t a = s->box.msg[idx[0]].modseq, b = s->box.msg[idx[n - 1]].modseq;
+		if (!(opts & RET_MAX))
+			return a;
+		if (!(opts & RET_MIN))
+			return b;
+		return a > b ? a : b;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (s->box.msg[idx[k]].modseq > high)
+			high = s->box.msg[idx[k]].modseq;
+	return high;
+}
+
 void out_esearch(struct session *s, int uid, unsigned opts, const uint32_t *v, size_t n,
-		 int sorted)
+		 int sorted, uint64_t modseq)
 {
 	uint32_t min = 0, max = 0;
 	for (size_t k = 0; k < n && !sorted; k++) {
@@ -657,6 +710,8 @@ void out_esearch(struct session *s, int uid, unsigned opts, const uint32_t *v, s
 	}
 	if (opts & RET_COUNT)
 		out(&s->c, " COUNT %zu", n);
+	if (modseq)
+		out(&s->c, " MODSEQ %" PRIu64, modseq);
 	out(&s->c, "\r\n");
 }
 
@@ -672,7 +727,8 @@ void cmd_search(struct session *s, int uid, size_t arg)
 	}
 	unsigned char *match = calloc(s->box.count + 1, 1);
 	uint32_t *found = malloc((s->box.count + 1) * sizeof *found);
-	if (!match || !found) {
+	size_t *idx = malloc((s->box.count + 1) * sizeof *idx);
+	if (!match || !found || !idx) {
 		out(&s->c, "%s NO [SERVERBUG] Out of memory\r\n", tag);
 		goto failed;
 	}
@@ -685,21 +741,25 @@ void cmd_search(struct session *s, int uid, size_t arg)
 		goto failed;
 	size_t n = 0;
 	for (size_t i = 0; i < s->box.count; i++)
-		if (match[i])
+		if (match[i]) {
+			idx[n] = i;
 			found[n++] = uid ? s->box.msg[i].uid : (uint32_t)(i + 1);
+		}
 	if (opts & RET_SAVE)
 		searchres_save(s, match, opts);
+	uint64_t modseq = result_modseq(s, idx, n, opts);
 	if (!(opts & RET_ESEARCH)) {
 		out(&s->c, "* SEARCH");
 		for (size_t i = 0; i < n; i++)
 			out(&s->c, " %u", found[i]);
-		out(&s->c, "\r\n");
+		out_search_modseq(s, modseq);
 	} else if (opts & ~(RET_ESEARCH | RET_SAVE)) {
 		/* SAVE alone asks for no ESEARCH reply (RFC 5182 section 2.4) */
-		out_esearch(s, uid, opts, found, n, 0);
+		out_esearch(s, uid, opts, found, n, 0, modseq);
 	}
 	free(match);
 	free(found);
+	free(idx);
 	announce_changes(s, uid);
 	out(&s->c, "%s OK Search completed\r\n", tag);
 	return;
@@ -709,4 +769,5 @@ failed:
 		searchres_clear(s);
 	free(match);
 	free(found);
+	free(idx);
 }

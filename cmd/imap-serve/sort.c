@@ -337,8 +337,9 @@ void cmd_sort(struct session *s, int uid, size_t arg)
 	unsigned char *match = calloc(s->box.count + 1, 1);
 	struct entry *e = malloc((s->box.count + 1) * sizeof *e);
 	uint32_t *v = malloc((s->box.count + 1) * sizeof *v);
+	size_t *order = malloc((s->box.count + 1) * sizeof *order);
 	size_t n = 0;
-	if (!match || !e || !v) {
+	if (!match || !e || !v || !order) {
 		out(&s->c, "%s NO [SERVERBUG] Out of memory\r\n", tag);
 		goto done;
 	}
@@ -357,15 +358,18 @@ void cmd_sort(struct session *s, int uid, size_t arg)
 	current = &o;
 	current_session = s;
 	qsort(e, n, sizeof *e, compare_entries);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		v[i] = uid ? s->box.msg[e[i].idx].uid : (uint32_t)(e[i].idx + 1);
+		order[i] = e[i].idx;
+	}
+	uint64_t modseq = result_modseq(s, order, n, opts);
 	if (opts & RET_ESEARCH) {
-		out_esearch(s, uid, opts, v, n, 1);
+		out_esearch(s, uid, opts, v, n, 1, modseq);
 	} else {
 		out(&s->c, "* SORT");
 		for (size_t i = 0; i < n; i++)
 			out(&s->c, " %u", v[i]);
-		out(&s->c, "\r\n");
+		out_search_modseq(s, modseq);	/* RFC 7162 section 3.1.9 */
 	}
 	announce_changes(s, uid);
 	out(&s->c, "%s OK Sort completed\r\n", tag);
@@ -375,4 +379,5 @@ done:
 	free(match);
 	free(e);
 	free(v);
+	free(order);
 }
