@@ -243,3 +243,105 @@ rss = int(open(MD + "/../rss").read().split("maxrss=")[1].split()[0])
 check(rss < 16384, "maxrss %d KiB" % rss)
 PY
 }
+
+# screen: mutt's screen; screen_has TEXT: it shows TEXT.
+screen() {
+	tmux -S "$TMUX_SOCK" capture-pane -p -t mutt 2>/dev/null
+}
+screen_has() {
+	screen | grep -qF -- "$1"
+}
+
+# pool_server: the imaps service as make run runs it (tls-server -S, imap-serve's pool), with
+# alice's Maildir holding setup's three messages; MD is hers.
+pool_server() {
+	imap_users
+	local alice
+	alice=$(alice_maildir)
+	mkdir -p "$(dirname "$alice")"
+	mv "$MD" "$alice"
+	MD=$alice
+	make_cert imap.example.test "$BATS_TEST_TMPDIR/cert.pem" "$BATS_TEST_TMPDIR/key.pem"
+	start_listening tls-server "$BIN/tls-server" -- CERTFILE="$BATS_TEST_TMPDIR/cert.pem" \
+		KEYFILE="$BATS_TEST_TMPDIR/key.pem" USERDB="$USERDB" MAILROOT="$MAILROOT" -c2 -S2 \
+		-- "$BIN/imap-serve" $CHECKPW
+}
+
+@test "COMPRESS under tls-server over TLS: LOGIN, COMPRESS, 100 pipelined commands, IDLE with a delivery, LOGOUT" {
+	pool_server
+	py <<'PY'
+c = tls(int(PORT))
+check(c.greeting.startswith("* OK"), c.greeting)
+check("COMPRESS" not in c.greeting, "COMPRESS before login: " + c.greeting)
+r = c.ok("LOGIN alice@example.test alice-demo")
+check("COMPRESS=DEFLATE" in r[-1], r)
+c.compress()
+c.ok("SELECT INBOX")
+tags = ["B%d" % i for i in range(100)]
+c.send("".join("%s %s\r\n" % (t, ("NOOP", "FETCH 1:* FLAGS", "SEARCH ALL")[i % 3])
+               for i, t in enumerate(tags)))
+got = []
+while len(got) < 100:
+    line = c.line(10)
+    if not line.startswith("*"):
+        got.append(line.split()[0:2])
+check(got == [[t, "OK"] for t in tags], got)
+c.send("I IDLE\r\n")
+check(c.line(10).startswith("+ "), "no continuation")
+deliver(MD, b"From: a@example.test\nSubject: during idle\n\nhello\n")
+check(c.line(10) == "* 4 EXISTS", "no EXISTS")
+c.send("DONE\r\n")
+check(c.until("I", 10)[-1].startswith("I OK "), "IDLE did not end")
+r = c.ok("LOGOUT")
+check(r[0].startswith("* BYE"), r)
+PY
+	wait_until 50 grep -q 'logged out deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
+	run -0 cat "$SERVER_LOG"
+	assert_line 'imap-serve: alice@example.test: compression started: DEFLATE'
+}
+
+@test "mutt (imap_deflate=yes) reads the INBOX over imaps with COMPRESS=DEFLATE" {
+	pool_server
+	TMUX_SOCK=$BATS_TEST_TMPDIR/tmux.sock
+	local home=$BATS_TEST_TMPDIR/mutthome
+	mkdir -p "$home"
+	cat >"$home/muttrc" <<MUTTRC
+set ssl_verify_host=no
+set ssl_verify_dates=no
+set certificate_file=$home/certs
+set imap_user=alice@example.test
+set imap_pass=alice-demo
+set imap_deflate=yes
+set folder=imaps://127.0.0.1:$SERVER_PORT/
+set spoolfile=+INBOX
+set record=""
+set postponed=""
+set mbox=""
+set move=no
+set header_cache=""
+set message_cachedir=""
+set index_format="IDX %-3C %s"
+set help=no
+set timeout=0
+set mail_check=3600
+set quit=yes
+set wait_key=no
+MUTTRC
+	# The certificate is the test's own, given as trusted.
+	cp "$BATS_TEST_TMPDIR/cert.pem" "$home/certs"
+	tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s mutt -x 200 -y 50 \
+		env HOME="$home" TERM=xterm mutt -n -F "$home/muttrc" -f "imaps://127.0.0.1:$SERVER_PORT/INBOX" ||
+		fail "tmux did not start"
+	wait_until 150 screen_has 'message 3' ||
+		fail "$(printf 'the index did not show:\n%s\nlog:\n%s' "$(screen)" "$(cat "$SERVER_LOG")")"
+	screen_has 'message 1' && screen_has 'message 2' || fail "$(screen)"
+	tmux -S "$TMUX_SOCK" send-keys -t mutt Enter
+	wait_until 100 screen_has 'body of message' || fail "$(screen)"
+	tmux -S "$TMUX_SOCK" send-keys -t mutt q
+	wait_until 50 screen_has 'IDX' || fail "$(screen)"
+	tmux -S "$TMUX_SOCK" send-keys -t mutt q
+	wait_until 100 sh -c "! tmux -S '$TMUX_SOCK' has-session -t mutt 2>/dev/null" || fail "mutt did not quit"
+	wait_until 50 grep -q 'logged out deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
+	run -0 cat "$SERVER_LOG"
+	assert_line 'imap-serve: alice@example.test: compression started: DEFLATE'
+}
