@@ -25,6 +25,7 @@ LIB_SRCS = \
 	lib/buf.c \
 	lib/checkpw.c \
 	lib/deadline.c \
+	lib/deflate_io.c \
 	lib/die.c \
 	lib/dns.c \
 	lib/dns_mx.c \
@@ -100,6 +101,7 @@ checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 imap-serve_OBJS = \
 	cmd/imap-serve/main.o \
+	cmd/imap-serve/compress.o \
 	cmd/imap-serve/conn.o \
 	cmd/imap-serve/condstore.o \
 	cmd/imap-serve/folder.o \
@@ -110,6 +112,7 @@ imap-serve_OBJS = \
 	cmd/imap-serve/sort.o \
 	cmd/imap-serve/thread.o
 imap-serve_LDFLAGS = $(STATIC_LDFLAGS)
+imap-serve_LIBS = -lz
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o
 mx-lookup_OBJS = cmd/mx-lookup/main.o
 mx-lookup_LIBS = -lresolv
@@ -197,7 +200,7 @@ asan:
 
 # Debian 12 packages the project needs at build, test and run time.
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
-	libcrypt-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
+	libcrypt-dev zlib1g-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
 	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6
 

@@ -21,6 +21,12 @@ void buf_init(struct buf *b, int fd, char *space, size_t cap)
 	b->timeout_ms = 0;
 	b->flush_first = 0;
 	b->deadline_ms = 0;
+	b->filter = 0;
+}
+
+int buf_input_ready(const struct buf *b)
+{
+	return buf_unread(b) || (b->filter && b->filter->ready(b->filter));
 }
 
 /* The longest the next read may wait: the per-read timeout or what is left of the deadline,
@@ -80,7 +86,10 @@ ssize_t buf_fill(struct buf *b)
 		errno = ETIMEDOUT;
 		return -1;
 	}
-	ssize_t r = fd_read_timeout(b->fd, b->x + b->len, b->cap - b->len, wait);
+	char *end = b->x + b->len;
+	size_t room = b->cap - b->len;
+	ssize_t r = b->filter ? b->filter->read(b->filter, b->fd, end, room, wait)
+			      : fd_read_timeout(b->fd, end, room, wait);
 	if (r > 0)
 		b->len += (size_t)r;
 	return r;
@@ -155,11 +164,20 @@ int fd_write_timeout(int fd, const char *s, size_t n, int timeout_ms)
 	return 1;
 }
 
+/* n bytes to the fd, or to the filter; flush: the filter sends out all it holds. */
+static int send_out(struct buf *b, const char *s, size_t n, int flush)
+{
+	if (b->filter)
+		return b->filter->write(b->filter, b->fd, s, n, b->timeout_ms, flush);
+	return fd_write_timeout(b->fd, s, n, b->timeout_ms);
+}
+
 int buf_flush(struct buf *b)
 {
-	if (!b->len)
+	/* Even with nothing here, a filter may hold bytes that were written past the buffer. */
+	if (!b->len && !b->filter)
 		return 1;
-	if (!fd_write_timeout(b->fd, b->x, b->len, b->timeout_ms))
+	if (!send_out(b, b->x, b->len, 1))
 		return 0;
 	b->len = 0;
 	return 1;
@@ -171,7 +189,7 @@ int buf_put(struct buf *b, const char *s, size_t n)
 		if (!buf_flush(b))
 			return 0;
 		if (n >= b->cap)
-			return fd_write_timeout(b->fd, s, n, b->timeout_ms);
+			return send_out(b, s, n, 0);
 	}
 	memcpy(b->x + b->len, s, n);
 	b->len += n;

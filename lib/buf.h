@@ -16,6 +16,21 @@
  * read waits past it, and once it has passed buf_fill fails with ETIMEDOUT at once.
  */
 
+/*
+ * A filter between a buffer and its fd, such as compression: when a buffer has one, its reads
+ * and writes of the fd go through it. read is fd_read_timeout's contract (bytes given, 0 at end
+ * of input, -1 with errno), giving bytes that come from the fd transformed; it may hold bytes
+ * of its own, which ready tells of (1: read would give some without waiting for the fd).
+ * write takes n bytes (n may be 0); with flush, everything it was given so far reaches the fd
+ * before it returns: 1, or 0 with errno set.
+ */
+struct buf_filter {
+	ssize_t (*read)(struct buf_filter *f, int fd, char *s, size_t n, int timeout_ms);
+	int (*write)(struct buf_filter *f, int fd, const char *s, size_t n, int timeout_ms,
+		     int flush);
+	int (*ready)(const struct buf_filter *f);
+};
+
 struct buf {
 	int fd;
 	char *x;
@@ -26,8 +41,9 @@ struct buf {
 	struct buf *flush_first;	/* read: flushed before each read, so that replies go out
 					   before we wait for more commands (PIPELINING) */
 	long long deadline_ms;	/* read: 0, or no read past this instant of deadline_now_ms() */
+	struct buf_filter *filter;	/* 0, or what reads and writes of fd go through */
 };
-#define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0, 0 }
+#define BUF_ZERO { -1, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 void buf_init(struct buf *b, int fd, char *space, size_t cap);
 
@@ -36,6 +52,9 @@ ssize_t buf_fill(struct buf *b);
 /* Unread bytes, and consuming them. */
 #define buf_unread(b) ((b)->len - (b)->pos)
 #define buf_peek(b) ((b)->x + (b)->pos)
+/* 1 when input is there to be taken without waiting for the fd: unread bytes, or bytes the
+   filter holds. A poll(2) of the fd alone cannot see the latter. */
+int buf_input_ready(const struct buf *b);
 void buf_skip(struct buf *b, size_t n);
 /* Throws away everything buffered (used after STARTTLS). */
 void buf_discard(struct buf *b);

@@ -30,6 +30,7 @@ void conn_init(struct conn *c, const struct config *cf, unsigned long timeout)
 	};
 	c->bad_in_a_row = 0;
 	c->timeout = timeout;
+	c->compress = 0;
 }
 
 _Noreturn static void gone(void)
@@ -116,6 +117,16 @@ void bad(struct conn *c, const struct config *cf, const char *fmt, ...)
 	}
 }
 
+void conn_input_failed(struct conn *c)
+{
+	if (errno != EPROTO)
+		return;
+	/* Our side of the stream still works: the client may learn why. */
+	log_line("closed: compressed input not valid");
+	out(c, "* BYE Compressed input not valid\r\n");
+	buf_flush(&c->out);
+}
+
 int conn_next(struct conn *c, const struct config *cf)
 {
 	char why[256];
@@ -155,6 +166,7 @@ int conn_next(struct conn *c, const struct config *cf)
 				buf_flush(&c->out);
 				log_line("closed: timed out");
 			}
+			conn_input_failed(c);
 			return 0;
 		}
 	}

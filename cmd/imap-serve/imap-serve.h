@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "deflate_io.h"
 #include "imap_cmd.h"
 #include "mailbox.h"
 #include "sa.h"
@@ -29,6 +30,7 @@ struct conn {
 	struct imap_limits limits;
 	unsigned long bad_in_a_row;
 	unsigned long timeout;	/* seconds a whole command may take to arrive */
+	struct deflate_io *compress;	/* 0, or COMPRESS=DEFLATE's state (compress.c) */
 	/* Last, so that the small fields share pages: an idle session gives the buffers' pages
 	   back (buf_rest), not theirs. */
 	char inspace[16384], outspace[16384];
@@ -44,6 +46,9 @@ void out_flush(struct conn *c);
 /* Reads the next command; answers BAD/NO/BYE itself for what imap_cmd_read refuses. 1 with a
    command, 0 when the connection is over. */
 int conn_next(struct conn *c, const struct config *cf);
+/* Logs (and tells the client) why its input ended, when there is more to say than that it
+   left: errno EPROTO, compressed input that is not valid. */
+void conn_input_failed(struct conn *c);
 /* The tag of the command being answered, NUL-terminated in a static buffer. */
 const char *conn_tag(struct conn *c);
 /* "TAG BAD text" for the current command, counting bad commands in a row. */
@@ -156,6 +161,11 @@ void announce_keywords(struct session *s);
 void out_flags(struct session *s, size_t idx);
 void out_flag_list(struct session *s, unsigned flags, uint32_t keywords);
 void out_folder_flags(struct session *s, int permanent);
+
+/* compress.c: COMPRESS (RFC 4978), and for the logout's log line the bytes it saw (compressed/
+   uncompressed), or "" when the session did not compress. */
+void cmd_compress(struct session *s);
+const char *compress_counts(const struct conn *c);
 
 /* Token i as a folder name: an astring, "INBOX" in any case made "INBOX". 0 when it is not one
    (or too long). */

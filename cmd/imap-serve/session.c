@@ -25,7 +25,7 @@
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" \
 	" ESEARCH SEARCHRES WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT" \
-	" THREAD=REFERENCES CONDSTORE QRESYNC"
+	" THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE"
 
 void out_capabilities(struct conn *c, const struct config *cf)
 {
@@ -171,7 +171,7 @@ static void rest_when_quiet(struct session *s)
 {
 	struct pollfd p = { 0, POLLIN, 0 };
 
-	if (buf_unread(&s->c.in))
+	if (buf_input_ready(&s->c.in))
 		return;
 	int r;
 	while ((r = poll(&p, 1, QUIET_MS)) < 0 && errno == EINTR)
@@ -226,7 +226,8 @@ static void cmd_idle(struct session *s)
 	long long end = deadline_in((unsigned)s->cf->timeout);
 	long long keepalive = deadline_in(120);
 	for (;;) {
-		if (!buf_unread(&s->c.in)) {
+		/* Not only unread bytes: under COMPRESS the inflater may hold some (buf.h). */
+		if (!buf_input_ready(&s->c.in)) {
 			struct pollfd p[2] = { { 0, POLLIN, 0 }, { ino, POLLIN, 0 } };
 			long long now = deadline_now_ms();
 			if (now >= end) {
@@ -255,8 +256,10 @@ static void cmd_idle(struct session *s)
 		/* DONE has the usual time to arrive, counted from now. */
 		s->c.in.deadline_ms = deadline_in((unsigned)s->cf->timeout);
 		enum getln_result g = getln(&s->c.in, line, sizeof line, &n, '\n');
-		if (g == GETLN_EOF || g == GETLN_ERR)
+		if (g == GETLN_EOF || g == GETLN_ERR) {
+			conn_input_failed(&s->c);
 			exit(0);
+		}
 		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			n--;
 		if (ino >= 0)
@@ -346,7 +349,7 @@ static void dispatch(struct session *s)
 		out(c, "* BYE Logging out\r\n%s OK Logout completed\r\n", tag);
 		out_flush(c);
 		unselect(s);
-		log_line("%s: logged out", s->user);
+		log_line("%s: logged out%s", s->user, compress_counts(c));
 		exit(0);
 	} else if (imap_tok_is(cmd, 1, "ID")) {
 		cmd_id_reply(c);
@@ -387,6 +390,8 @@ static void dispatch(struct session *s)
 		out(c, "%s NO [NOPERM] Quotas are set by the administrator\r\n", tag);
 	} else if (imap_tok_is(cmd, 1, "IDLE")) {
 		cmd_idle(s);
+	} else if (imap_tok_is(cmd, 1, "COMPRESS")) {
+		cmd_compress(s);
 	} else if (!s->selected) {
 		if (imap_tok_is(cmd, 1, "FETCH") || imap_tok_is(cmd, 1, "STORE") ||
 		    imap_tok_is(cmd, 1, "SEARCH") || imap_tok_is(cmd, 1, "COPY") ||
