@@ -97,6 +97,7 @@ checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 imap-serve_OBJS = \
 	cmd/imap-serve/main.o \
+	cmd/imap-serve/append.o \
 	cmd/imap-serve/conn.o \
 	cmd/imap-serve/folder.o \
 	cmd/imap-serve/login.o \
