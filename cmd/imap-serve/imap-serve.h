@@ -35,6 +35,10 @@ struct conn {
 };
 
 void conn_init(struct conn *c, const struct config *cf, unsigned long timeout);
+/* One APPEND's messages together (MULTIAPPEND): at most this or APPENDLIMIT, whichever is
+   more, and at most APPEND_MESSAGES_MAX of them (append.c). */
+#define APPEND_TOTAL_MIN (100UL << 20)
+#define APPEND_MESSAGES_MAX 1000
 /* printf to the client; a write that fails ends the session (exit 0: the client left). */
 void out(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void out_bytes(struct conn *c, const char *s, size_t n);
