@@ -45,6 +45,7 @@ LIB_SRCS = \
 	lib/maildir_quota.c \
 	lib/memory.c \
 	lib/mime.c \
+	lib/mime_binary.c \
 	lib/mime_imap.c \
 	lib/mime_text.c \
 	lib/password.c \
@@ -98,6 +99,7 @@ checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 imap-serve_OBJS = \
 	cmd/imap-serve/main.o \
 	cmd/imap-serve/append.o \
+	cmd/imap-serve/binary.o \
 	cmd/imap-serve/conn.o \
 	cmd/imap-serve/folder.o \
 	cmd/imap-serve/login.o \

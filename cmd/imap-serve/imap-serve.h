@@ -103,6 +103,18 @@ void cmd_copy(struct session *s, int uid, size_t arg, int move);
 void cmd_expunge(struct session *s, int uid, size_t arg);
 void cmd_search(struct session *s, int uid, size_t arg);
 
+/* binary.c: FETCH's BINARY items (RFC 3516). binary_get: the section's bytes, decoded, into
+   v (*decoded when an encoding was undone); 0 with the tagged NO's code and text in *no when
+   they cannot be had. binary_out: the item "BINARY[spec]<start> ~{n}..." (a literal8 when
+   decoded or holding a NUL), or "BINARY.SIZE[spec] n". */
+struct mime_msg;
+struct mime_section;
+int binary_get(const struct mime_msg *m, const struct mime_section *sec, struct sa *v,
+	       int *decoded, const char **no);
+void binary_out(struct session *s, const char *spec, int size_only, int partial,
+		unsigned long long start, unsigned long long count, const struct sa *v,
+		int decoded);
+
 /* Expunges the \\Deleted messages among want (all when 0), announcing each EXPUNGE. */
 void expunge_announced(struct session *s, const unsigned char *want);
 
