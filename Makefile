@@ -48,6 +48,7 @@ LIB_SRCS = \
 	lib/maildir_quota.c \
 	lib/memory.c \
 	lib/mime.c \
+	lib/mime_binary.c \
 	lib/mime_imap.c \
 	lib/mime_text.c \
 	lib/mime_thread.c \
@@ -101,6 +102,8 @@ checkpassword-mysql_OBJS = cmd/checkpassword-mysql/main.o
 checkpassword-mysql_LIBS = -lcdb $(MYSQL_LIBS) -lcrypt
 imap-serve_OBJS = \
 	cmd/imap-serve/main.o \
+	cmd/imap-serve/append.o \
+	cmd/imap-serve/binary.o \
 	cmd/imap-serve/compress.o \
 	cmd/imap-serve/conn.o \
 	cmd/imap-serve/condstore.o \

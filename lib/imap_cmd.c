@@ -13,6 +13,7 @@ struct reading {
 	size_t depth;		/* open parentheses */
 	size_t line_bytes;	/* every line's bytes so far */
 	size_t literal_bytes;	/* every literal's bytes so far */
+	int toobig;		/* an APPEND's literal was over its limit: the rest is skipped */
 };
 
 static int add_tok(struct imap_cmd *cmd, const struct imap_limits *lim, enum imap_tok_type type,
@@ -41,19 +42,24 @@ static int atom_char(unsigned char c)
 	return c > ' ' && c < 0x7f && c != '(' && c != ')' && c != '"' && c != '{';
 }
 
-/*
- * Cuts data[start..end) (a line without its CRLF) into tokens. Sets *literal to the size of the
- * literal the line announces at its end (and *sync to whether the client waits for us), or to
- * -1 when it announces none.
- */
+/* What a line announces at its end: a literal of size bytes (-1: none), which the client sends
+   only after our "+" when sync is set; binary for a literal8 (~{n}). */
+struct announced {
+	long long size;
+	int sync;
+	int binary;
+};
+
+/* Cuts data[start..end) (a line without its CRLF) into tokens, and says what literal the line
+   announces at its end. */
 static enum imap_read_result cut_line(struct imap_cmd *cmd, const struct imap_limits *lim,
 				      struct reading *r, size_t start, size_t end,
-				      long long *literal, int *sync, char *why, size_t whysize)
+				      struct announced *lit, char *why, size_t whysize)
 {
 	char *s = cmd->data.s;
 	size_t p = start;
 
-	*literal = -1;
+	lit->size = -1;
 	while (p < end) {
 		unsigned char c = (unsigned char)s[p];
 		if (c == ' ') {
@@ -95,21 +101,22 @@ static enum imap_read_result cut_line(struct imap_cmd *cmd, const struct imap_li
 			}
 			if (!add_tok(cmd, lim, IMAP_QUOTED, from, to - from))
 				goto toks;
-		} else if (c == '{') {
-			size_t q = p + 1;
+		} else if (c == '{' || (c == '~' && p + 1 < end && s[p + 1] == '{')) {
+			lit->binary = c == '~';
+			size_t digits = p + 1 + (size_t)lit->binary, q = digits;
 			unsigned long long n = 0;
 			while (q < end && s[q] >= '0' && s[q] <= '9' && n < 1ULL << 40)
 				n = n * 10 + (unsigned)(s[q++] - '0');
-			*sync = 1;
+			lit->sync = 1;
 			if (q < end && s[q] == '+') {
-				*sync = 0;
+				lit->sync = 0;
 				q++;
 			}
-			if (q == p + 1 || q + 1 != end || s[q] != '}') {
+			if (q == digits || q + 1 != end || s[q] != '}') {
 				snprintf(why, whysize, "Bad literal");
 				return IMAP_READ_BAD;
 			}
-			*literal = (long long)n;
+			lit->size = (long long)n;
 			return IMAP_READ_OK;
 		} else if (c < ' ' || c == 0x7f) {
 			snprintf(why, whysize, "Control character in the command");
@@ -168,6 +175,22 @@ static int read_literal(struct imap_cmd *cmd, struct buf *in, size_t n)
 	return 1;
 }
 
+/* Throws away the next n bytes of input. 1, or 0 at end of input or on a read error. */
+static int skip_input(struct buf *in, unsigned long long n)
+{
+	while (n) {
+		if (!buf_unread(in)) {
+			ssize_t r = buf_fill(in);
+			if (r <= 0)
+				return 0;
+		}
+		size_t take = buf_unread(in) < n ? buf_unread(in) : (size_t)n;
+		buf_skip(in, take);
+		n -= take;
+	}
+	return 1;
+}
+
 /* Throws away input up to the end of the current line. 1, or 0 when the input ended. */
 static int drain_line(struct buf *in)
 {
@@ -185,7 +208,7 @@ static int drain_line(struct buf *in)
 enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct buf *out,
 				    const struct imap_limits *lim, char *why, size_t whysize)
 {
-	struct reading r = { 0, 0, 0 };
+	struct reading r = { 0, 0, 0, 0 };
 
 	sa_truncate(&cmd->data, 0);
 	cmd->ntok = 0;
@@ -211,10 +234,8 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 		size_t end = cmd->data.len - 1;
 		if (end > start && cmd->data.s[end - 1] == '\r')
 			end--;
-		long long literal;
-		int sync = 1;
-		enum imap_read_result res = cut_line(cmd, lim, &r, start, end, &literal, &sync, why,
-						     whysize);
+		struct announced lit = { -1, 1, 0 };
+		enum imap_read_result res = cut_line(cmd, lim, &r, start, end, &lit, why, whysize);
 		if (res != IMAP_READ_OK) {
 			/* A literal announced later on this line would be read as commands. */
 			if (res == IMAP_READ_BAD && memchr(cmd->data.s + start, '{', end - start) &&
@@ -222,21 +243,43 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 				return IMAP_READ_FATAL;
 			return res;
 		}
-		if (literal < 0) {
+		if (lit.size < 0) {
+			if (r.toobig)
+				return IMAP_READ_TOOBIG;
 			if (r.depth) {
 				snprintf(why, whysize, "Missing ')'");
 				return IMAP_READ_BAD;
 			}
 			return IMAP_READ_OK;
 		}
-		size_t limit = cmd->ntok > 1 && imap_tok_is(cmd, 1, "APPEND") ? lim->append_max
-									: lim->literal_max;
-		if ((unsigned long long)literal > limit - r.literal_bytes) {
-			snprintf(why, whysize, "Literal too big (at most %zu bytes)",
-				 limit - r.literal_bytes);
-			return sync ? IMAP_READ_TOOBIG : IMAP_READ_FATAL;
+		unsigned long long literal = (unsigned long long)lit.size;
+		if (r.toobig) {
+			/* Past a refused literal of an APPEND: a client that waits for us is told
+			   now; one that does not is followed to the command's end. */
+			if (lit.sync)
+				return IMAP_READ_TOOBIG;
+			if (literal > lim->discard_max)
+				return IMAP_READ_TOOBIG_CLOSE;
+			if (!skip_input(in, literal))
+				return IMAP_READ_EOF;
+			continue;
 		}
-		if (sync) {
+		int append = cmd->ntok > 1 && imap_tok_is(cmd, 1, "APPEND");
+		size_t one = append ? lim->append_max : lim->literal_max;
+		size_t left = (append ? lim->append_total : lim->literal_max) - r.literal_bytes;
+		if (literal > one || literal > left) {
+			snprintf(why, whysize, "Literal too big (at most %zu bytes)",
+				 one < left ? one : left);
+			if (lit.sync)
+				return IMAP_READ_TOOBIG;
+			if (!append || literal > lim->discard_max)
+				return IMAP_READ_TOOBIG_CLOSE;
+			r.toobig = 1;
+			if (!skip_input(in, literal))
+				return IMAP_READ_EOF;
+			continue;
+		}
+		if (lit.sync) {
 			if (!buf_puts(out, "+ OK\r\n") || !buf_flush(out))
 				return IMAP_READ_EOF;
 		}
@@ -244,7 +287,8 @@ enum imap_read_result imap_cmd_read(struct imap_cmd *cmd, struct buf *in, struct
 		if (!read_literal(cmd, in, (size_t)literal))
 			return IMAP_READ_EOF;
 		r.literal_bytes += (size_t)literal;
-		if (!add_tok(cmd, lim, IMAP_LITERAL, off, (size_t)literal)) {
+		if (!add_tok(cmd, lim, lit.binary ? IMAP_LITERAL8 : IMAP_LITERAL, off,
+			     (size_t)literal)) {
 			snprintf(why, whysize, errno == E2BIG ? "Too many arguments" : "Out of memory");
 			if (errno == E2BIG)
 				return drain_line(in) ? IMAP_READ_BAD : IMAP_READ_EOF;

@@ -8,18 +8,21 @@
 #include "sa.h"
 
 /*
- * Reading IMAP commands (RFC 3501 section 2.2, with LITERAL+ from RFC 7888): a command is a line,
- * or lines joined by literals, read whole into one bounded buffer and cut into tokens. Nothing a
- * peer sends makes this allocate more than the limits below: a line longer than line_max, a
- * literal longer than its limit, more tokens or deeper parentheses than allowed end the command
- * with a reason, and the rest of it is thrown away as it arrives (or, for a literal the client
- * sends without waiting, the connection must be closed: we cannot tell its end from its start).
+ * Reading IMAP commands (RFC 3501 section 2.2, with LITERAL+ from RFC 7888 and BINARY's literal8
+ * from RFC 3516): a command is a line, or lines joined by literals, read whole into one bounded
+ * buffer and cut into tokens. Nothing a peer sends makes this allocate more than the limits
+ * below: a line longer than line_max, a literal longer than its limit, more tokens or deeper
+ * parentheses than allowed end the command with a reason, and the rest of it is thrown away as
+ * it arrives. A literal over its limit that the client sends without waiting (LITERAL+) is
+ * read and thrown away in APPEND (up to discard_max), whose limit the client cannot always know
+ * (RFC 7889); in any other command it ends the connection, as Dovecot does.
  */
 
 enum imap_tok_type {
 	IMAP_ATOM,	/* includes NIL and atoms with a [section]<partial> (FETCH's BODY[...]) */
 	IMAP_QUOTED,
 	IMAP_LITERAL,
+	IMAP_LITERAL8,	/* ~{n}: may hold NULs (RFC 3516) */
 	IMAP_LPAREN,
 	IMAP_RPAREN,
 };
@@ -34,6 +37,10 @@ struct imap_limits {
 	size_t line_max;	/* one line, without literals */
 	size_t literal_max;	/* one literal, in any command but APPEND */
 	size_t append_max;	/* one APPEND message (APPENDLIMIT) */
+	size_t append_total;	/* every message of one APPEND (MULTIAPPEND) */
+	unsigned long long discard_max;	/* a non-synchronizing APPEND literal over its limit
+					   but not over this is read and thrown away; a longer
+					   one closes the connection */
 	size_t tokens_max;
 	size_t depth_max;	/* nested parentheses */
 };
@@ -50,7 +57,10 @@ enum imap_read_result {
 	IMAP_READ_OK,
 	IMAP_READ_EOF,		/* the client is gone, or a read failed (errno) */
 	IMAP_READ_BAD,		/* a command we answer BAD to (why says why); go on reading */
-	IMAP_READ_TOOBIG,	/* a synchronizing literal over its limit: NO [TOOBIG], go on */
+	IMAP_READ_TOOBIG,	/* an APPEND's literal (or a synchronizing one) over its limit:
+				   NO [TOOBIG], go on */
+	IMAP_READ_TOOBIG_CLOSE,	/* a non-synchronizing literal over its limit that is not
+				   thrown away: BAD [TOOBIG] (RFC 7888 section 4), BYE, close */
 	IMAP_READ_FATAL,	/* the stream cannot be followed any more: BYE and close */
 };
 

@@ -896,11 +896,134 @@ static const char *placed(unsigned flags, uint32_t kw, const char *base, const c
 	return rel;
 }
 
-int mbox_append(const char *root, const char *name, const char *data, size_t len,
-		unsigned flags, const char *const *keywords, size_t nkeywords, time_t internaldate,
-		uint32_t *uidvalidity, uint32_t *uid, char *why, size_t whysize)
+/* One message of an APPEND on its way in: written to tmp/, then linked to its place. */
+struct arriving {
+	char base[300];
+	char rel[512];		/* its place, relative to the folder: "new/..." or "cur/..." */
+	size_t size;		/* its bytes as stored, with LF line ends */
+	uint32_t kw;
+	int written, linked;
+};
+
+/* Writes msg to tmp/ of dir under a new name: LF line ends, as Dovecot and every delivery store
+   messages (W= is the size with CRLF, which is what IMAP counts), its date, fsync. 1, or 0 with
+   errno. */
+static int write_tmp(const char *dir, const struct mbox_new *msg, struct arriving *a)
 {
-	char dir[PATH_MAX - 64], base[300], fname[450], tmp[PATH_MAX], dest[PATH_MAX];
+	char tmp[PATH_MAX], fname[450];
+	char *lf = malloc(msg->len ? msg->len : 1);
+	if (!lf)
+		return 0;
+	size_t n = 0, lines = 0;
+	for (size_t i = 0; i < msg->len; i++) {
+		if (msg->data[i] == '\r' && i + 1 < msg->len && msg->data[i + 1] == '\n')
+			continue;
+		if (msg->data[i] == '\n')
+			lines++;
+		lf[n++] = msg->data[i];
+	}
+	int fd = -1;
+	for (int tries = 0;; tries++) {
+		new_base(a->base, sizeof a->base, n, (unsigned long long)n + lines);
+		if (!make_name(a->base, msg->flags, a->kw, fname, sizeof fname) ||
+		    snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, a->base) >= (int)sizeof tmp) {
+			free(lf);
+			return errno = ENAMETOOLONG, 0;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST || tries == 100) {
+			free(lf);
+			return 0;
+		}
+	}
+	a->written = 1;
+	a->size = n;
+	snprintf(a->rel, sizeof a->rel, "%s", placed(msg->flags, a->kw, a->base, fname));
+	int ok = fd_write_all(fd, lf, n);
+	free(lf);
+	if (ok && msg->internaldate > 0) {
+		struct timespec t[2] = { { msg->internaldate, 0 }, { msg->internaldate, 0 } };
+		ok = futimens(fd, t) == 0;
+	}
+	ok = ok && fsync(fd) == 0;
+	int e = errno;
+	if (close(fd) < 0 && ok) {
+		ok = 0;
+		e = errno;
+	}
+	return ok ? 1 : (errno = e, 0);
+}
+
+/* Links a's tmp/ file to its place in dir, under another name when that one is taken (the same
+   microsecond elsewhere). 1, or 0 with errno. */
+static int link_in(const char *dir, const struct mbox_new *msg, struct arriving *a)
+{
+	char tmp[PATH_MAX], dest[PATH_MAX], again[300], fname[450];
+
+	snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, a->base);
+	for (int tries = 0;; tries++) {
+		if (snprintf(dest, sizeof dest, "%s/%s", dir, a->rel) >= (int)sizeof dest)
+			return errno = ENAMETOOLONG, 0;
+		if (link(tmp, dest) == 0)
+			break;
+		if (errno != EEXIST || tries == 100)
+			return 0;
+		unsigned long long s = name_number(a->base, ",S="), w = name_number(a->base, ",W=");
+		new_base(again, sizeof again, s, w);
+		if (!make_name(again, msg->flags, a->kw, fname, sizeof fname))
+			return errno = ENAMETOOLONG, 0;
+		snprintf(a->rel, sizeof a->rel, "%s", placed(msg->flags, a->kw, again, fname));
+		/* the tmp/ file keeps its name: its base is what is removed at the end */
+		char rename_to[PATH_MAX];
+		if (snprintf(rename_to, sizeof rename_to, "%s/tmp/%s", dir, again) >=
+			    (int)sizeof rename_to || rename(tmp, rename_to) < 0)
+			return 0;
+		memcpy(a->base, again, sizeof a->base);
+		memcpy(tmp, rename_to, sizeof tmp);
+	}
+	a->linked = 1;
+	return 1;
+}
+
+/* Removes what an APPEND left: the tmp/ files, and with undo the messages linked in. */
+static void arrivals_clean(const char *dir, struct arriving *a, size_t n, int undo)
+{
+	char path[PATH_MAX];
+	for (size_t i = 0; i < n; i++) {
+		if (undo && a[i].linked) {
+			snprintf(path, sizeof path, "%s/%s", dir, a[i].rel);
+			unlink(path);
+		}
+		if (a[i].written) {
+			snprintf(path, sizeof path, "%s/tmp/%s", dir, a[i].base);
+			unlink(path);
+		}
+	}
+}
+
+/* fsync of new/ and cur/ of dir, those the messages went to. */
+static int sync_places(const char *dir, const struct arriving *a, size_t n)
+{
+	char path[PATH_MAX];
+	int to_new = 0, to_cur = 0;
+	for (size_t i = 0; i < n; i++)
+		*(a[i].rel[0] == 'n' ? &to_new : &to_cur) = 1;
+	for (int k = 0; k < 2; k++) {
+		if (!(k ? to_cur : to_new))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, k ? "cur" : "new");
+		if (!sync_dir_at(AT_FDCWD, path))
+			return 0;
+	}
+	return 1;
+}
+
+int mbox_append_batch(const char *root, const char *name, const struct mbox_new *msgs, size_t n,
+		      uint32_t *uidvalidity, uint32_t *uids, char *why, size_t whysize)
+{
+	char dir[PATH_MAX - 64];
 
 	if (!mbox_folder_dir(root, name, dir, sizeof dir))
 		return mbox_fail(why, whysize, errno, "not a valid folder name");
@@ -912,88 +1035,60 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 	if (!open_view(&before, root, name, 1, OPEN_STATUS, why, whysize))
 		return 0;
 	mbox_close(&before);
-	/* Stored with LF line ends, as Dovecot and every delivery store them; W= is the size
-	   with CRLF, which is what IMAP counts. */
-	char *lf = malloc(len ? len : 1);
-	if (!lf)
+	struct arriving *a = calloc(n ? n : 1, sizeof *a);
+	const char **bases = calloc(n ? n : 1, sizeof *bases);
+	size_t *lens = calloc(n ? n : 1, sizeof *lens);
+	if (!a || !bases || !lens) {
+		free(a);
+		free(bases);
+		free(lens);
 		return mbox_fail(why, whysize, ENOMEM, "out of memory");
-	size_t n = 0, lines = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
-			continue;
-		if (data[i] == '\n')
-			lines++;
-		lf[n++] = data[i];
 	}
-	uint32_t kw = nkeywords ? keyword_bits(dir, keywords, nkeywords) : 0;
-	int fd = -1;
-	for (int tries = 0;; tries++) {
-		new_base(base, sizeof base, n, (unsigned long long)n + lines);
-		if (!make_name(base, flags, kw, fname, sizeof fname) ||
-		    snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, base) >= (int)sizeof tmp ||
-		    snprintf(dest, sizeof dest, "%s/%s", dir, placed(flags, kw, base, fname)) >=
-			    (int)sizeof dest) {
-			free(lf);
-			return mbox_fail(why, whysize, ENAMETOOLONG, "file name in %s", dir);
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			break;
-		if (errno != EEXIST || tries == 100) {
-			free(lf);
-			return mbox_fail(why, whysize, errno, "unable to create %s", tmp);
-		}
+	/* All or nothing (RFC 3502): every message durable in tmp/ first, then all linked in
+	   and their directories synced; any failure takes back what was linked. */
+	int ok = 1, e = 0;
+	for (size_t i = 0; i < n && ok; i++) {
+		a[i].kw = msgs[i].nkeywords ? keyword_bits(dir, msgs[i].keywords,
+							   msgs[i].nkeywords) : 0;
+		ok = write_tmp(dir, &msgs[i], &a[i]);
 	}
-	int ok = fd_write_all(fd, lf, n);
-	free(lf);
-	if (ok && internaldate > 0) {
-		struct timespec t[2] = { { internaldate, 0 }, { internaldate, 0 } };
-		ok = futimens(fd, t) == 0;
-	}
-	ok = ok && fsync(fd) == 0;
-	int e = errno;
-	if (close(fd) < 0 && ok) {
-		ok = 0;
+	for (size_t i = 0; i < n && ok; i++)
+		ok = link_in(dir, &msgs[i], &a[i]);
+	ok = ok && sync_places(dir, a, n);
+	if (!ok) {
 		e = errno;
+		arrivals_clean(dir, a, n, 1);
+		free(a);
+		free(bases);
+		free(lens);
+		return mbox_fail(why, whysize, e, "unable to store the messages in %s", dir);
 	}
-	while (ok && link(tmp, dest) < 0) {
-		/* The name is taken in cur/ (the same microsecond elsewhere): another one. */
-		if (errno != EEXIST) {
-			ok = 0;
-			e = errno;
-			break;
-		}
-		char again[300];
-		new_base(again, sizeof again, n, (unsigned long long)n + lines);
-		if (!make_name(again, flags, kw, fname, sizeof fname) ||
-		    snprintf(dest, sizeof dest, "%s/%s", dir, placed(flags, kw, again, fname)) >=
-			    (int)sizeof dest) {
-			ok = 0;
-			e = ENAMETOOLONG;
-			break;
-		}
-		memcpy(base, again, sizeof base);
+	arrivals_clean(dir, a, n, 0);
+	unsigned long long total = 0;
+	for (size_t i = 0; i < n; i++) {
+		total += a[i].size;
+		bases[i] = a[i].base;
+		lens[i] = strlen(a[i].base);
 	}
-	unlink(tmp);
-	if (!ok)
-		return mbox_fail(why, whysize, e, "unable to store the message in %s", dir);
-	char cur[PATH_MAX];
-	snprintf(cur, sizeof cur, "%s/%s", dir, flags || kw ? "cur" : "new");
-	if (!sync_dir_at(AT_FDCWD, cur)) {
-		e = errno;
-		unlink(dest);
-		return mbox_fail(why, whysize, e, "unable to sync %s", cur);
-	}
-	quota_add(root, n);
+	quota_add(root, total);
 	struct uidlist u = UIDLIST_ZERO;
-	const char *b = base;
-	size_t bl = strlen(base);
-	ok = uidlist_assign(root, dir, &u, &b, &bl, 1, uid);
+	ok = uidlist_assign(root, dir, &u, bases, lens, n, uids);
 	e = errno;
 	*uidvalidity = u.uidvalidity;
 	uidlist_free(&u);
-	/* The message is stored either way; without a UID now it gets one on the next sync. */
-	return ok ? 1 : mbox_fail(why, whysize, e, "unable to give the message a UID in %s", dir);
+	free(a);
+	free(bases);
+	free(lens);
+	/* The messages are stored either way; without UIDs now they get them on the next sync. */
+	return ok ? 1 : mbox_fail(why, whysize, e, "unable to give the messages UIDs in %s", dir);
+}
+
+int mbox_append(const char *root, const char *name, const char *data, size_t len,
+		unsigned flags, const char *const *keywords, size_t nkeywords, time_t internaldate,
+		uint32_t *uidvalidity, uint32_t *uid, char *why, size_t whysize)
+{
+	struct mbox_new one = { data, len, flags, keywords, nkeywords, internaldate };
+	return mbox_append_batch(root, name, &one, 1, uidvalidity, uid, why, whysize);
 }
 
 /* Copies src to a new file dest, through tmp/ of the folder dir, for when no link can be. */

@@ -126,6 +126,19 @@ void mbox_release(const char *data, size_t len);
 int mbox_append(const char *root, const char *name, const char *data, size_t len,
 		unsigned flags, const char *const *keywords, size_t nkeywords, time_t internaldate,
 		uint32_t *uidvalidity, uint32_t *uid, char *why, size_t whysize);
+/* MULTIAPPEND (RFC 3502): the n messages msgs[] into folder name, all or none: each written
+   and synced in tmp/ first, then all moved in and new/ and cur/ synced before any UID is
+   given. uids[0..n) get their UIDs, consecutive and in order. */
+struct mbox_new {
+	const char *data;
+	size_t len;
+	unsigned flags;
+	const char *const *keywords;
+	size_t nkeywords;
+	time_t internaldate;	/* 0: now */
+};
+int mbox_append_batch(const char *root, const char *name, const struct mbox_new *msgs, size_t n,
+		      uint32_t *uidvalidity, uint32_t *uids, char *why, size_t whysize);
 /* COPY: the messages idx[0..n) of m into folder dest (hard links where possible), with their
    flags and keywords; uids[0..n) get their new UIDs, *uidvalidity dest's. */
 int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,

@@ -78,6 +78,9 @@ int mime_params(struct mime_lex *x, struct sa *out, size_t *count);
 
 #define MIME_LEX_ZERO { 0, 0, 0, 0 }
 
+/* The index of the part a section's numbers name (as Dovecot finds it), or -1. */
+int mime_find_part(const struct mime_msg *m, const struct mime_section *sec);
+
 /* For mime_body_text: the part's decoded text (transfer encoding undone, charset converted). */
 int mime_part_text(const struct mime_msg *m, const struct mime_part *p, struct sa *out);
 

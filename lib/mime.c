@@ -597,7 +597,7 @@ static int put_crlf(struct sa *out, const char *msg, size_t a, size_t b)
 /* The part a section number names, as Dovecot finds it: in a multipart, the n-th child; in
    anything else, only 1, meaning the part itself; a message/rfc822 that the path goes on
    into stands for the message inside it. */
-static int find_part(const struct mime_msg *m, const struct mime_section *sec)
+int mime_find_part(const struct mime_msg *m, const struct mime_section *sec)
 {
 	int part = 0;
 
@@ -677,7 +677,7 @@ int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, s
 		}
 		return 1;
 	}
-	int i = find_part(m, sec);
+	int i = mime_find_part(m, sec);
 	if (i < 0)
 		return 1;
 	p = &m->parts[i];

@@ -58,6 +58,24 @@ struct mime_section {
 int mime_section_get(const struct mime_msg *m, const struct mime_section *sec, struct sa *out);
 
 /*
+ * BINARY[section] (RFC 3516): the section's bytes with its Content-Transfer-Encoding undone:
+ * base64 and quoted-printable decoded, 7bit, 8bit and binary (or none) as they are, with CRLF
+ * line ends (NULs kept). The message itself ([]), a multipart and a message/rfc822 have no
+ * encoding of their own to undo (RFC 2045 section 6.4): their bytes as they are. A part that
+ * does not exist is empty. *decoded is set when an encoding was undone (Dovecot then sends a
+ * literal8). Appends to out.
+ */
+enum mime_binary_result {
+	MIME_BINARY_OK,
+	MIME_BINARY_NOMEM,
+	MIME_BINARY_UNKNOWN_CTE,	/* an encoding we cannot undo */
+	MIME_BINARY_BROKEN,		/* base64 with bytes out of its alphabet */
+};
+enum mime_binary_result mime_section_binary(const struct mime_msg *m,
+					    const struct mime_section *sec, struct sa *out,
+					    int *decoded);
+
+/*
  * For SEARCH. mime_header_text appends the values of every header field of the top-level
  * message named name (every field when name is 0, as "Name: value" lines), unfolded, RFC 2047
  * encoded-words decoded and converted to UTF-8, each followed by '\n'. mime_body_text appends

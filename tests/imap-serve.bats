@@ -207,9 +207,11 @@ EOF
 	run -0 imap_raw < <(printf 'a LOGIN {4294967296}\r\nb NOOP\r\n')
 	assert_line -n 1 --regexp '^a NO \[TOOBIG\] '
 	assert_line -n 2 --regexp '^b OK '
-	# A literal the client sends without waiting (LITERAL+) cannot be skipped: BYE.
+	# A literal the client sends without waiting (LITERAL+) is not skipped: BAD [TOOBIG]
+	# (RFC 7888 section 4), then BYE.
 	run -0 imap_raw < <(printf 'a LOGIN {4294967296+}\r\nxxxx\r\nb NOOP\r\n')
-	assert_line -n 1 --regexp '^\* BYE '
+	assert_line -n 1 --regexp '^a BAD \[TOOBIG\] '
+	assert_line -n 2 --regexp '^\* BYE '
 	refute_line --regexp '^b '
 	run -0 imap_raw < <("$PYTHON" -c 'import sys; sys.stdout.write("a ID " + "(" * 10000 + ")" * 10000 + "\r\nb NOOP\r\n")')
 	assert_line -n 1 --regexp '^a BAD .*nested'
@@ -295,7 +297,8 @@ EOF
 @test "before login a literal is at most 8 kB, whatever IMAP_APPENDLIMIT says" {
 	run -0 imap_raw IMAP_APPENDLIMIT=104857600 < <(printf 'a LOGIN {9000}\r\nb APPEND INBOX {100000000+}\r\n')
 	assert_line -n 1 --regexp '^a NO \[TOOBIG\] '
-	assert_line -n 2 --regexp '^\* BYE '
+	assert_line -n 2 --regexp '^b BAD \[TOOBIG\] '
+	assert_line -n 3 --regexp '^\* BYE '
 }
 
 @test "a message that vanished during a FETCH is announced by the next NOOP" {

@@ -25,6 +25,11 @@ void conn_init(struct conn *c, const struct config *cf, unsigned long timeout)
 		.line_max = 65536,		/* Dovecot's imap_max_line_length */
 		.literal_max = 65536,
 		.append_max = cf->appendlimit,
+		/* the messages of one MULTIAPPEND together, in memory at once */
+		.append_total = cf->appendlimit > APPEND_TOTAL_MIN ? cf->appendlimit
+								    : APPEND_TOTAL_MIN,
+		/* an APPEND over APPENDLIMIT is skipped, up to the largest limit one may set */
+		.discard_max = 1ULL << 30,
 		.tokens_max = 20000,
 		.depth_max = 64,
 	};
@@ -154,6 +159,10 @@ int conn_next(struct conn *c, const struct config *cf)
 		case IMAP_READ_TOOBIG:
 			out(c, "%s NO [TOOBIG] %s\r\n", conn_tag(c), why);
 			continue;
+		case IMAP_READ_TOOBIG_CLOSE:
+			out(c, "%s BAD [TOOBIG] %s\r\n", conn_tag(c), why);
+			/* what follows is the literal's bytes, not commands */
+			__attribute__((fallthrough));
 		case IMAP_READ_FATAL:
 			out(c, "* BYE %s\r\n", why);
 			out_flush(c);

@@ -37,6 +37,10 @@ struct conn {
 };
 
 void conn_init(struct conn *c, const struct config *cf, unsigned long timeout);
+/* One APPEND's messages together (MULTIAPPEND): at most this or APPENDLIMIT, whichever is
+   more, and at most APPEND_MESSAGES_MAX of them (append.c). */
+#define APPEND_TOTAL_MIN (100UL << 20)
+#define APPEND_MESSAGES_MAX 1000
 /* printf to the client; a write that fails ends the session (exit 0: the client left). */
 void out(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void out_bytes(struct conn *c, const char *s, size_t n);
@@ -147,6 +151,18 @@ void searchres_mark(struct session *s, unsigned char *want);
 /* sort.c and thread.c: SORT (RFC 5256, RFC 5957, ESORT of RFC 5267) and THREAD. */
 void cmd_sort(struct session *s, int uid, size_t arg);
 void cmd_thread(struct session *s, int uid, size_t arg);
+
+/* binary.c: FETCH's BINARY items (RFC 3516). binary_get: the section's bytes, decoded, into
+   v (*decoded when an encoding was undone); 0 with the tagged NO's code and text in *no when
+   they cannot be had. binary_out: the item "BINARY[spec]<start> ~{n}..." (a literal8 when
+   decoded or holding a NUL), or "BINARY.SIZE[spec] n". */
+struct mime_msg;
+struct mime_section;
+int binary_get(const struct mime_msg *m, const struct mime_section *sec, struct sa *v,
+	       int *decoded, const char **no);
+void binary_out(struct session *s, const char *spec, int size_only, int partial,
+		unsigned long long start, unsigned long long count, const struct sa *v,
+		int decoded);
 
 /* Expunges the \\Deleted messages among want (all when 0), announcing each EXPUNGE. */
 void expunge_announced(struct session *s, const unsigned char *want);

@@ -471,7 +471,8 @@ _Noreturn void login_serve(const struct config *cf)
 	l.to_parent = l.from_parent = -1;
 	conn_init(&l.c, cf, cf->login_timeout);
 	/* Before login nothing needs more than a user name and a password: no APPEND here. */
-	l.c.limits.literal_max = l.c.limits.append_max = 8192;
+	l.c.limits.literal_max = l.c.limits.append_max = l.c.limits.append_total = 8192;
+	l.c.limits.discard_max = 0;
 	const char *protocol = getenv("SSL_PROTOCOL");
 	l.st.secure = protocol && *protocol;
 	l.tls = (struct ucspitls){ -1, -1, -1 };

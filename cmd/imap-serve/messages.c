@@ -116,6 +116,7 @@ enum item_kind {
 	ITEM_FLAGS, ITEM_INTERNALDATE, ITEM_SIZE, ITEM_ENVELOPE, ITEM_UID, ITEM_BODY,
 	ITEM_BODYSTRUCTURE, ITEM_RFC822, ITEM_RFC822_HEADER, ITEM_RFC822_TEXT, ITEM_SECTION,
 	ITEM_MODSEQ,
+	ITEM_BINARY, ITEM_BINARY_SIZE,	/* binary.c */
 };
 
 struct item {
@@ -140,6 +141,7 @@ struct fetch {
 	int modseq;		/* MODSEQ is asked for, or implied by CHANGEDSINCE */
 	int changedsince_set, vanished;	/* the modifiers (RFC 7162) */
 	uint64_t changedsince;
+	const char *no;		/* the tagged NO when a BINARY item cannot be had (binary.c) */
 };
 
 static char *keep(struct fetch *f, const char *s, size_t n)
@@ -234,6 +236,23 @@ static int parse_section(struct fetch *f, struct item *it, const char *p, const 
 	return sec->nfields > 0;
 }
 
+/* BINARY, BINARY.PEEK or BINARY.SIZE (the item name's first head bytes): 1 and *kind, or 0. */
+static int binary_item_name(const char *a, size_t head, int *peek, enum item_kind *kind)
+{
+	if (head == 6) {
+		*kind = ITEM_BINARY;
+	} else if (!strncasecmp(a, "BINARY.PEEK", 11)) {
+		*kind = ITEM_BINARY;
+		*peek = 1;
+	} else if (!strncasecmp(a, "BINARY.SIZE", 11)) {
+		*kind = ITEM_BINARY_SIZE;
+		*peek = 1;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static int parse_item(struct fetch *f, const char *a, size_t n)
 {
 	static const struct {
@@ -267,12 +286,20 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 	if (!open)
 		return 0;
 	size_t head = (size_t)(open - a);
+	enum item_kind kind = ITEM_SECTION;
 	if (head == 9 && !strncasecmp(a, "BODY.PEEK", 9))
 		it->peek = 1;
-	else if (head != 4 || strncasecmp(a, "BODY", 4))
+	else if ((head == 6 || head == 11) && !strncasecmp(a, "BINARY", 6)) {
+		if (!binary_item_name(a, head, &it->peek, &kind))
+			return 0;
+	} else if (head != 4 || strncasecmp(a, "BODY", 4))
 		return 0;
 	const char *close = memchr(open, ']', (size_t)(end - open));
 	if (!close || !parse_section(f, it, open + 1, close))
+		return 0;
+	/* BINARY takes part numbers only (RFC 3516's section-binary); BINARY.SIZE no partial */
+	if (kind != ITEM_SECTION && (it->sec.kind != MIME_SECTION_ALL ||
+				     (kind == ITEM_BINARY_SIZE && close + 1 < end)))
 		return 0;
 	it->spec = keep(f, open + 1, (size_t)(close - open - 1));
 	if (!it->spec)
@@ -291,7 +318,7 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 			return 0;
 		it->partial = 1;
 	}
-	it->kind = ITEM_SECTION;
+	it->kind = kind;
 	if (!it->peek)
 		f->sets_seen = 1;
 	f->needs_message = 1;
@@ -462,6 +489,16 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 		unload(&l);
 		return 0;
 	}
+	/* RFC 3516: a section that cannot be decoded fails the whole command, before any of it
+	   is answered. */
+	int decoded;
+	for (size_t k = 0; k < f->n && !f->no; k++)
+		if (f->item[k].kind == ITEM_BINARY || f->item[k].kind == ITEM_BINARY_SIZE)
+			binary_get(l.mime, &f->item[k].sec, v, &decoded, &f->no);
+	if (f->no) {
+		unload(&l);
+		return 0;
+	}
 	if (f->sets_seen && !s->box.readonly && !(m->flags & MBOX_SEEN)) {
 		if (mbox_store(&s->box, idx, (struct mbox_change){ .add = MBOX_SEEN }, why,
 			       sizeof why)) {
@@ -522,6 +559,12 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 				out_bytes(&s->c, ")", 1);
 			}
 			break;
+		case ITEM_BINARY:
+		case ITEM_BINARY_SIZE:
+			binary_get(l.mime, &it->sec, v, &decoded, &f->no);
+			binary_out(s, it->spec, it->kind == ITEM_BINARY_SIZE, it->partial, it->start,
+				   it->count, v, decoded);
+			break;
 		case ITEM_RFC822:
 		case ITEM_RFC822_HEADER:
 		case ITEM_RFC822_TEXT:
@@ -572,6 +615,7 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 	f.n = f.used = 0;
 	f.sets_seen = f.needs_message = 0;
 	f.modseq = f.changedsince_set = f.vanished = 0;
+	f.no = 0;
 	const struct imap_cmd *cmd = &s->c.cmd;
 	size_t items = arg + 1, end = items < cmd->ntok && cmd->tok[items].type == IMAP_LPAREN ?
 					  imap_tok_skip(cmd, items) : items + 1;
@@ -599,13 +643,15 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 		free(runs);
 	}
 	size_t missing = 0;
-	for (size_t i = 0; i < s->box.count; i++)
-		if (want[i] && !fetch_one(s, &f, i, uid, &v))
+	for (size_t i = 0; i < s->box.count && !f.no; i++)
+		if (want[i] && !fetch_one(s, &f, i, uid, &v) && !f.no)
 			missing++;
 	free(want);
 	sa_free(&v);
 	announce_changes(s, uid);
-	if (missing)
+	if (f.no)
+		out(&s->c, "%s NO %s\r\n", conn_tag(&s->c), f.no);
+	else if (missing)
 		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
 		    conn_tag(&s->c));
 	else

@@ -12,6 +12,8 @@ RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE and BODY.PEEK[...] of the message and
 the reference's BODYSTRUCTURE shows (with .HEADER, .TEXT, .MIME, HEADER.FIELDS and
 HEADER.FIELDS.NOT), and of parts that do not exist. The FETCH answers are split into items and
 compared byte for byte; every difference is printed, and the exit status is 1 when there is one.
+With --binary the FETCHes are BINARY.PEEK[...] and BINARY.SIZE[...] (RFC 3516) of every part that
+is neither a multipart nor a message/rfc822, and of a part that does not exist, one a command.
 """
 
 import argparse
@@ -171,9 +173,9 @@ def skip_value(b, i):
             while b[i:i + 1] != b'"':
                 i += 2 if b[i:i + 1] == b"\\" else 1
             i += 1
-        elif c == b"{":
+        elif c == b"{" or (c == b"~" and b[i + 1:i + 2] == b"{"):
             j = b.index(b"}", i)
-            size = int(b[i + 1:j])
+            size = int(b[b.index(b"{", i) + 1:j])
             i = b.index(b"\n", j) + 1 + size
         elif c == b"(":
             depth += 1
@@ -216,6 +218,22 @@ def part_sections(bs, prefix=""):
             out.append((prefix + "1", "message" if is_message(inner) else "leaf"))
             out += part_sections(inner, prefix + "1.")
     return out
+
+
+def binary_fetches(bodystructure):
+    """--binary: BINARY.PEEK and BINARY.SIZE of each leaf part, and of a part not there."""
+    base = ["BINARY.PEEK[9]", "BINARY.PEEK[1.9]"]
+    try:
+        tree = parse(tokens(bodystructure))[0]
+    except (ValueError, IndexError):
+        return base
+    secs = part_sections(tree)
+    if not secs:
+        secs = [("1", "leaf")]
+    for sec, kind in secs:
+        if kind == "leaf":
+            base += ["BINARY.PEEK[%s]" % sec, "BINARY.SIZE[%s]" % sec]
+    return base
 
 
 def is_message(bs):
@@ -277,7 +295,15 @@ def answers(cmd, maildir, home, message, items_list):
             for resp in untagged:
                 if resp.startswith(b"* 1 FETCH"):
                     got.update(fetch_items(resp))
-            got["(status)"] = tagged.split()[1] if len(tagged.split()) > 1 else tagged
+            words = tagged.split()
+            got["(status)"] = words[1] if len(words) > 1 else tagged
+            if got["(status)"] == b"NO":
+                # the response code too ([UNKNOWN-CTE], [PARSE]); Dovecot's lone "UID n" of
+                # the message it failed on is no answer
+                if len(words) > 2 and words[2].startswith(b"["):
+                    got["(status)"] += b" " + words[2]
+                if list(got) == ["UID", "(status)"]:
+                    del got["UID"]
             result[items] = got
         return result
     finally:
@@ -294,6 +320,7 @@ def main():
     ap.add_argument("--ref", required=True)
     ap.add_argument("--test", required=True)
     ap.add_argument("--workdir")
+    ap.add_argument("--binary", action="store_true")
     ap.add_argument("messages", nargs="+")
     a = ap.parse_args()
     work = a.workdir or tempfile.mkdtemp()
@@ -304,7 +331,7 @@ def main():
             ref0 = answers(a.ref, base + "/ref/Maildir", base + "/ref/home", msg,
                            ["BODYSTRUCTURE"])
             bs = ref0["BODYSTRUCTURE"].get("BODYSTRUCTURE", b"")
-            items = fetches(bs)
+            items = binary_fetches(bs) if a.binary else fetches(bs)
             ref = answers(a.ref, base + "/ref2/Maildir", base + "/ref2/home", msg, items)
             test = answers(a.test, base + "/test/Maildir", base + "/test/home", msg, items)
         except Exception as e:  # a crash or protocol error is a difference too
