@@ -110,6 +110,7 @@ imap-serve_OBJS = \
 	cmd/imap-serve/folder.o \
 	cmd/imap-serve/login.o \
 	cmd/imap-serve/messages.o \
+	cmd/imap-serve/rev2.o \
 	cmd/imap-serve/search.o \
 	cmd/imap-serve/session.o \
 	cmd/imap-serve/sort.o \

@@ -1253,7 +1253,13 @@ int mbox_status(const char *root, const char *name, struct mbox_status *st, char
 			st->recent++;
 		if (!(msg->flags & MBOX_SEEN))
 			st->unseen++;
+		if (msg->flags & MBOX_DELETED)
+			st->deleted++;
+		/* RFC822.SIZE's sum at least (RFC 9051 6.3.11): Dovecot's ",W=" is that size,
+		   ",S=" the file's, below it by a byte a line. */
 		unsigned long long v = msg->vsize;
+		if (!v)
+			v = name_number(base_of(msg->file), ",W=");
 		if (!v)
 			v = name_number(base_of(msg->file), ",S=");
 		st->size += v;

@@ -191,7 +191,7 @@ int mbox_modseq_vanished(struct mbox *m, uint64_t since, const struct mbox_uid_r
 
 /* STATUS without selecting: counts and UIDs of folder name. */
 struct mbox_status {
-	uint32_t messages, recent, unseen, uidnext, uidvalidity;
+	uint32_t messages, recent, unseen, deleted, uidnext, uidvalidity;
 	unsigned long long size;	/* sum of RFC822.SIZE, as far as known */
 };
 int mbox_status(const char *root, const char *name, struct mbox_status *st, char *why,

@@ -74,10 +74,15 @@ void cmd_select(struct session *s, int readonly)
 		if (!unseen && !(s->box.msg[i].flags & MBOX_SEEN))
 			unseen = i + 1;
 	}
-	out(&s->c, "* %zu EXISTS\r\n* %zu RECENT\r\n", s->box.count, recent);
+	out(&s->c, "* %zu EXISTS\r\n", s->box.count);
 	s->announced = s->box.count;
 	s->recent_announced = recent;
-	if (unseen)
+	/* IMAP4rev2 has neither RECENT nor [UNSEEN n], and wants the folder's LIST instead. */
+	if (s->rev2)
+		rev2_select_list(s);
+	else
+		out(&s->c, "* %zu RECENT\r\n", recent);
+	if (unseen && !s->rev2)
 		out(&s->c, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
 	out(&s->c, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
 	    s->box.uidvalidity, s->box.uidnext);
@@ -262,7 +267,7 @@ static int pattern_matches(const char *ref, const char *pat, const char *name)
 	return matches(full, name);
 }
 
-static void out_attrs(struct session *s, unsigned a, int with_subscribed, int with_special)
+void out_list_attrs(struct session *s, unsigned a, int with_subscribed, int with_special)
 {
 	static const struct {
 		unsigned bit;
@@ -296,6 +301,7 @@ static void out_attrs(struct session *s, unsigned a, int with_subscribed, int wi
 #define STATUS_UNSEEN 16
 #define STATUS_SIZE 32
 #define STATUS_HIGHESTMODSEQ 64
+#define STATUS_DELETED 128	/* IMAP4rev2's */
 
 /* STATUS items from the list at token i; *end past it. 0 when the list is not valid. */
 static int status_items(struct session *s, size_t i, unsigned *items, size_t *end)
@@ -307,7 +313,7 @@ static int status_items(struct session *s, size_t i, unsigned *items, size_t *en
 	} names[] = { { "MESSAGES", STATUS_MESSAGES }, { "RECENT", STATUS_RECENT },
 		      { "UIDNEXT", STATUS_UIDNEXT }, { "UIDVALIDITY", STATUS_UIDVALIDITY },
 		      { "UNSEEN", STATUS_UNSEEN }, { "SIZE", STATUS_SIZE },
-		      { "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ } };
+		      { "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ }, { "DELETED", STATUS_DELETED } };
 
 	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_LPAREN)
 		return 0;
@@ -317,6 +323,9 @@ static int status_items(struct session *s, size_t i, unsigned *items, size_t *en
 		while (k < sizeof names / sizeof *names && !imap_tok_is(cmd, i, names[k].name))
 			k++;
 		if (k == sizeof names / sizeof *names)
+			return 0;
+		/* DELETED is rev2's item, RECENT rev1's only. */
+		if (names[k].bit == (s->rev2 ? STATUS_RECENT : STATUS_DELETED))
 			return 0;
 		*items |= names[k].bit;
 	}
@@ -355,6 +364,8 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 		out(&s->c, "%sUIDVALIDITY %u", sep, st.uidvalidity), sep = " ";
 	if (items & STATUS_UNSEEN)
 		out(&s->c, "%sUNSEEN %u", sep, st.unseen), sep = " ";
+	if (items & STATUS_DELETED)
+		out(&s->c, "%sDELETED %u", sep, st.deleted), sep = " ";
 	if (items & STATUS_SIZE)
 		out(&s->c, "%sSIZE %llu", sep, st.size), sep = " ";
 	if (items & STATUS_HIGHESTMODSEQ)
@@ -383,7 +394,7 @@ void cmd_status(struct session *s)
 
 /* What a LIST command asks for (RFC 5258, 6154, 5819). */
 struct list_request {
-	int lsub;
+	int lsub, extended;
 	int subscribed_only, recursive, special_only;
 	int return_subscribed, return_special, return_children;
 	unsigned status_items;
@@ -398,6 +409,7 @@ static int parse_list(struct session *s, struct list_request *r, char *patspace,
 	size_t i = 2;
 
 	if (!r->lsub && i < cmd->ntok && cmd->tok[i].type == IMAP_LPAREN) {
+		r->extended = 1;
 		for (i++; i < cmd->ntok && cmd->tok[i].type == IMAP_ATOM; i++) {
 			if (imap_tok_is(cmd, i, "SUBSCRIBED"))
 				r->subscribed_only = 1;
@@ -421,6 +433,7 @@ static int parse_list(struct session *s, struct list_request *r, char *patspace,
 	size_t used = 0;
 	size_t first = i, last = i + 1;
 	if (i < cmd->ntok && cmd->tok[i].type == IMAP_LPAREN && !r->lsub) {
+		r->extended = 1;
 		first = i + 1;
 		last = imap_tok_skip(cmd, i) - 1;
 	}
@@ -439,6 +452,7 @@ static int parse_list(struct session *s, struct list_request *r, char *patspace,
 		    cmd->tok[i + 1].type != IMAP_LPAREN)
 			return 0;
 		size_t end = imap_tok_skip(cmd, i + 1);
+		r->extended = 1;
 		for (i += 2; i < end - 1; i++) {
 			if (imap_tok_is(cmd, i, "SUBSCRIBED")) {
 				r->return_subscribed = 1;
@@ -481,8 +495,9 @@ void cmd_list(struct session *s, int lsub)
 		bad(&s->c, s->cf, "%s arguments not valid", lsub ? "LSUB" : "LIST");
 		return;
 	}
-	/* LIST "" "": the hierarchy separator and the root. */
-	if (r.npat == 1 && !r.pat[0][0] && !lsub) {
+	/* LIST "" "": the hierarchy separator and the root. IMAP4rev2 says so of the basic form
+	   only: in the extended one an empty pattern matches nothing (RFC 9051 6.3.9). */
+	if (r.npat == 1 && !r.pat[0][0] && !lsub && !(s->rev2 && r.extended)) {
 		out(&s->c, "* LIST (\\Noselect) \".\" \"\"\r\n%s OK List completed\r\n", tag);
 		return;
 	}
@@ -519,13 +534,15 @@ void cmd_list(struct session *s, int lsub)
 			   RFC 3501 and Dovecot have it. */
 			if (!(a & MBOX_HASCHILDREN))
 				continue;
-			a = (a & ~MBOX_NONEXISTENT) | MBOX_NOSELECT;
+			/* IMAP4rev2 says "\NonExistent \HasChildren" (RFC 9051 6.3.9.6), and only one
+			   of the two, \NonExistent implying \Noselect. */
+			a = s->rev2 ? a & ~MBOX_NOSELECT : (a & ~MBOX_NONEXISTENT) | MBOX_NOSELECT;
 		}
 		out(&s->c, "* %s ", lsub ? "LSUB" : "LIST");
 		if (lsub)
-			out_attrs(s, a & (MBOX_NOSELECT | MBOX_NONEXISTENT), 0, 0);
+			out_list_attrs(s, a & (MBOX_NOSELECT | MBOX_NONEXISTENT), 0, 0);
 		else
-			out_attrs(s, a, subscribed_view || r.return_subscribed, 1);
+			out_list_attrs(s, a, subscribed_view || r.return_subscribed, 1);
 		out(&s->c, " \".\" ");
 		out_string(&s->c, f->name, strlen(f->name));
 		if (childinfo)

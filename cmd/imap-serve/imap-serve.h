@@ -61,7 +61,7 @@ void bad(struct conn *c, const struct config *cf, const char *fmt, ...)
 
 /* The capability list after login, and before (which depends on TLS). */
 void out_capabilities(struct conn *c, const struct config *cf);
-#define CAPS_COMMON "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
 
 /* "* ID (...)": what we say of ourselves (login.c). */
 void cmd_id_reply(struct conn *c);
@@ -82,6 +82,7 @@ struct session {
 	size_t recent_announced;
 	uint32_t keywords_announced;	/* the folder's keywords the client has been told of */
 	int enabled_utf8;
+	int rev2;			/* ENABLE IMAP4rev2: RFC 9051's rules (rev2.c) */
 	int condstore, qresync;		/* RFC 7162, once enabled */
 	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
 	size_t nvanished, capvanished;
@@ -177,6 +178,12 @@ void announce_keywords(struct session *s);
 void out_flags(struct session *s, size_t idx);
 void out_flag_list(struct session *s, unsigned flags, uint32_t keywords);
 void out_folder_flags(struct session *s, int permanent);
+
+/* rev2.c: IMAP4rev2 (RFC 9051) once enabled. rev2_select_list: SELECT's "* LIST" of the
+   folder just opened, its attributes as LIST gives them. out_list_attrs (folder.c): the
+   "(...)" of a LIST reply. */
+void rev2_select_list(struct session *s);
+void out_list_attrs(struct session *s, unsigned attrs, int with_subscribed, int with_special);
 
 /* compress.c: COMPRESS (RFC 4978), and for the logout's log line the bytes it saw (compressed/
    uncompressed), or "" when the session did not compress. */

@@ -360,6 +360,16 @@ static int parse_items(struct session *s, size_t i, size_t end, struct fetch *f)
 	return f->n > 0;
 }
 
+/* IMAP4rev2 took RFC822, RFC822.HEADER and RFC822.TEXT out of FETCH (RFC 9051 appendix E). */
+static int items_allowed(const struct session *s, const struct fetch *f)
+{
+	for (size_t k = 0; k < f->n && s->rev2; k++)
+		if (f->item[k].kind == ITEM_RFC822 || f->item[k].kind == ITEM_RFC822_HEADER ||
+		    f->item[k].kind == ITEM_RFC822_TEXT)
+			return 0;
+	return 1;
+}
+
 /* The modifiers (RFC 4466) from token i, if any: CHANGEDSINCE and, for UID FETCH once QRESYNC
    is on, VANISHED (RFC 7162). */
 static int parse_modifiers(struct session *s, size_t i, int uid, struct fetch *f)
@@ -508,8 +518,9 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 			log_line("%s: unable to mark %u seen: %s", s->user, m->uid, why);
 	}
 	/* Once CONDSTORE is on, a FETCH that changed the flags says the UID and the modseq,
-	   asked or not (RFC 7162 section 3.2.4); so does CHANGEDSINCE. */
-	int with_uid = uid || (flags_done == -1 && s->condstore);
+	   asked or not (RFC 7162 section 3.2.4); so does CHANGEDSINCE. IMAP4rev2 wants the UID
+	   with FLAGS not asked for (RFC 9051 appendix E, 21). */
+	int with_uid = uid || (flags_done == -1 && (s->condstore || s->rev2));
 	int with_modseq = f->modseq || (flags_done == -1 && s->condstore);
 	out(&s->c, "* %zu FETCH (", idx + 1);
 	const char *sep = "";
@@ -619,7 +630,7 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 	const struct imap_cmd *cmd = &s->c.cmd;
 	size_t items = arg + 1, end = items < cmd->ntok && cmd->tok[items].type == IMAP_LPAREN ?
 					  imap_tok_skip(cmd, items) : items + 1;
-	if (end > cmd->ntok || !parse_items(s, items, end, &f) ||
+	if (end > cmd->ntok || !parse_items(s, items, end, &f) || !items_allowed(s, &f) ||
 	    !parse_modifiers(s, end, uid, &f)) {
 		bad(&s->c, s->cf, "Invalid FETCH items");
 		return;

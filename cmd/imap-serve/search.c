@@ -183,7 +183,10 @@ static struct key *parse_key(struct parse *p)
 	k = 0;
 	for (size_t n = 0; n < sizeof plain / sizeof *plain && !k; n++)
 		if (imap_tok_is(cmd, i, plain[n].name)) {
-			if (!(k = new_key(p, plain[n].type)))
+			/* IMAP4rev2 has no \Recent, and so no RECENT, NEW or OLD. */
+			int recent = plain[n].flag == MBOX_RECENT || plain[n].type == KEY_NEW ||
+				     plain[n].type == KEY_OLD;
+			if ((recent && s->rev2) || !(k = new_key(p, plain[n].type)))
 				return 0;
 			k->flag = plain[n].flag;
 		}
@@ -725,6 +728,9 @@ void cmd_search(struct session *s, int uid, size_t arg)
 		bad(&s->c, s->cf, "Invalid RETURN options");
 		return;
 	}
+	/* IMAP4rev2 answers ESEARCH always: no RETURN is RETURN (ALL) (RFC 9051 6.4.4). */
+	if (!opts && s->rev2)
+		opts = RET_ESEARCH | RET_ALL;
 	unsigned char *match = calloc(s->box.count + 1, 1);
 	uint32_t *found = malloc((s->box.count + 1) * sizeof *found);
 	size_t *idx = malloc((s->box.count + 1) * sizeof *idx);

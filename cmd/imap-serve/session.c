@@ -38,6 +38,8 @@ static const char *const system_flags[] = { "\\Seen", "\\Answered", "\\Flagged",
 void out_flag_list(struct session *s, unsigned flags, uint32_t keywords)
 {
 	int first = 1;
+	if (s->rev2)
+		flags &= ~MBOX_RECENT;	/* not a flag of IMAP4rev2 */
 	out(&s->c, "(");
 	for (unsigned i = 0; i < 6; i++)
 		if (flags & (1u << i)) {
@@ -125,7 +127,7 @@ void announce_changes(struct session *s, int allow_expunge)
 	   down by itself. */
 	if (s->box.count != s->announced) {
 		out(&s->c, "* %zu EXISTS\r\n", s->box.count);
-		if (s->box.count > s->announced || recent != s->recent_announced)
+		if ((s->box.count > s->announced || recent != s->recent_announced) && !s->rev2)
 			out(&s->c, "* %zu RECENT\r\n", recent);
 		s->announced = s->box.count;
 	}
@@ -287,14 +289,19 @@ static void cmd_enable(struct session *s)
 			return;
 		}
 	/* Only what this ENABLE turned on is listed (RFC 5161); unknown names are ignored. */
-	int condstore = 0, qresync = 0;
+	int condstore = 0, qresync = 0, rev2 = 0;
 	for (size_t i = 2; i < cmd->ntok; i++) {
 		if (imap_tok_is(cmd, i, "CONDSTORE") && !s->condstore)
 			condstore = 1;
 		else if (imap_tok_is(cmd, i, "QRESYNC") && !s->qresync)
 			qresync = 1;
+		else if (imap_tok_is(cmd, i, "IMAP4rev2") && !s->rev2)
+			rev2 = 1;
 	}
-	out(&s->c, "* ENABLED%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
+	out(&s->c, "* ENABLED%s%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "",
+	    rev2 ? " IMAP4rev2" : "");
+	if (rev2)
+		s->rev2 = 1;
 	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
 	if (condstore || qresync)
 		condstore_on(s);
