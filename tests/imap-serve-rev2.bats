@@ -51,6 +51,12 @@ folder() {
 	{ echo "3 V1700000000 N$next G$guid"; cat "$BATS_TEST_TMPDIR/uids"; } >"$MD/dovecot-uidlist"
 }
 
+# The same, afresh: a session moves what is in new/ to cur/ (and makes it its recent).
+refolder() {
+	rm -f "$MD"/cur/* "$MD"/new/* "$BATS_TEST_TMPDIR/uids"
+	folder "$@"
+}
+
 @test "IMAP4rev2 is advertised beside IMAP4rev1 before and after login; ENABLE turns it on once and CAPABILITY stays (RFC 9051 6.3.1)" {
 	imap_users
 	run -0 imap_session <<'EOF'
@@ -120,6 +126,7 @@ EOF
 	[ "$(grep -c '^\* SEARCH 2 3$' <<<"$output")" = 2 ] || fail "RECENT and NEW: not 2 and 3"
 	assert_line '* SEARCH 1'
 	assert_line '* STATUS "Sent" (MESSAGES 0 RECENT 0)'
+	refolder 1:cur:S 2:new: 3:new:
 	run -0 serve rev2 <<'EOF'
 a SELECT INBOX
 b FETCH 1:* (FLAGS)
