@@ -811,6 +811,7 @@ int mbox_read(struct mbox *m, size_t idx, const char **data, size_t *len, char *
 	}
 	if (fd < 0)
 		return mbox_fail(why, whysize, ENOENT, "unable to open message %zu", idx + 1);
+	m->reads++;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;

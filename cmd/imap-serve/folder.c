@@ -135,6 +135,7 @@ void cmd_delete(struct session *s)
 	}
 	if (s->selected && !strcmp(s->box.name, name)) {
 		/* Dovecot closes the folder first; its session is then in the authenticated state. */
+		s->files_read += s->box.reads;
 		mbox_close(&s->box);
 		s->selected = 0;
 		s->announced = s->recent_announced = 0;

@@ -83,6 +83,7 @@ struct session {
 	uint32_t keywords_announced;	/* the folder's keywords the client has been told of */
 	int enabled_utf8;
 	int condstore, qresync;		/* RFC 7162, once enabled */
+	unsigned long files_read;	/* message files read in folders closed since login */
 	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
 	size_t nvanished, capvanished;
 	int searched_modseq;		/* the last search keys had MODSEQ (RFC 7162 3.1.5) */

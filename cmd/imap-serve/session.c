@@ -307,6 +307,7 @@ static void unselect(struct session *s)
 {
 	searchres_clear(s);
 	if (s->selected) {
+		s->files_read += s->box.reads;
 		mbox_close(&s->box);
 		s->selected = 0;
 		s->announced = s->recent_announced = 0;
@@ -349,7 +350,9 @@ static void dispatch(struct session *s)
 		out(c, "* BYE Logging out\r\n%s OK Logout completed\r\n", tag);
 		out_flush(c);
 		unselect(s);
-		log_line("%s: logged out%s", s->user, compress_counts(c));
+		/* How many messages were read, for an admin (and a test) to see what a client's
+		   sync cost: a client that resynchronises with CONDSTORE reads none. */
+		log_line("%s: logged out read=%lu%s", s->user, s->files_read, compress_counts(c));
 		exit(0);
 	} else if (imap_tok_is(cmd, 1, "ID")) {
 		cmd_id_reply(c);
