@@ -720,14 +720,23 @@ int modseq_unchanged(const struct mbox *m)
 		return 1;
 	if (!modseq_path(m, path, sizeof path) || stat(path, &sb) < 0)
 		return 0;
-	return st->uidvalidity && sb.st_ino == st->ino && sb.st_dev == st->dev &&
-	       sb.st_size == st->size;
+	return st->ino && sb.st_ino == st->ino && sb.st_dev == st->dev && sb.st_size == st->size;
 }
 
 void modseq_rest(struct mbox *m)
 {
-	if (m->modseq)
-		store_clear(m->modseq);	/* read whole when next needed */
+	struct mbox_modseq *st = m->modseq;
+	if (!st)
+		return;
+	/* The records go, to be read whole when next needed; what the file was is kept, so
+	   that a session that wakes to find nothing changed does not look at the folder. */
+	dev_t dev = st->dev;
+	ino_t ino = st->ino;
+	off_t size = st->size;
+	store_clear(st);
+	st->dev = dev;
+	st->ino = ino;
+	st->size = size;
 }
 
 /* ---- VANISHED (EARLIER) ---- */
