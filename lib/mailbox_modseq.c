@@ -532,20 +532,6 @@ static long observe(const struct mbox *m, struct mbox_modseq *st, uint64_t next,
 	return n;
 }
 
-/* 1 when the view has uid and it is not gone (the view is in UID order). */
-static int view_has(const struct mbox *m, uint32_t uid)
-{
-	size_t lo = 0, hi = m->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (m->msg[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < m->count && m->msg[lo].uid == uid && !m->msg[lo].gone;
-}
-
 /* 1 when the view shows something st has not recorded (see observe). */
 static int view_differs(const struct mbox *m, const struct mbox_modseq *st, int dirty_only)
 {
@@ -559,7 +545,7 @@ static int view_differs(const struct mbox *m, const struct mbox_modseq *st, int 
 			return 1;
 	}
 	for (size_t i = 0; i < st->nlive && st->live[i].uid < m->uidnext; i++)
-		if (!view_has(m, st->live[i].uid))
+		if (!mbox_view_has(m, st->live[i].uid))
 			return 1;
 	return 0;
 }
