@@ -36,7 +36,10 @@ void cmd_select(struct session *s, int readonly)
 	if (s->c.cmd.ntok < 3 || !arg_folder(s, 2, name, sizeof name) ||
 	    !select_params_parse(s, 3, &p)) {
 		select_params_free(&p);
-		bad(&s->c, s->cf, "%s needs a folder name", readonly ? "EXAMINE" : "SELECT");
+		if (p.uidrequired)
+			bad(&s->c, s->cf, "[UIDREQUIRED] Message numbers are not used with UIDONLY");
+		else
+			bad(&s->c, s->cf, "%s needs a folder name", readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
 	if (p.qresync && !s->qresync) {
@@ -77,7 +80,7 @@ void cmd_select(struct session *s, int readonly)
 	out(&s->c, "* %zu EXISTS\r\n* %zu RECENT\r\n", s->box.count, recent);
 	s->announced = s->box.count;
 	s->recent_announced = recent;
-	if (unseen)
+	if (unseen && !s->uidonly)	/* a message number: none with UIDONLY */
 		out(&s->c, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
 	out(&s->c, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
 	    s->box.uidvalidity, s->box.uidnext);

@@ -511,7 +511,9 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 	   asked or not (RFC 7162 section 3.2.4); so does CHANGEDSINCE. */
 	int with_uid = uid || (flags_done == -1 && s->condstore);
 	int with_modseq = f->modseq || (flags_done == -1 && s->condstore);
-	out(&s->c, "* %zu FETCH (", idx + 1);
+	/* With UIDONLY the UID leads the reply, and UID is said only when asked for. */
+	if (!out_fetch_start(s, idx))
+		with_uid = 0;
 	const char *sep = "";
 	if (with_uid) {
 		out(&s->c, "UID %u", m->uid);
@@ -691,7 +693,8 @@ static void out_stored(struct session *s, size_t idx, int silent)
 	if (!silent) {
 		out_flags(s, idx);
 	} else if (s->condstore && s->box.modseq) {
-		out(&s->c, "* %zu FETCH (UID %u ", idx + 1, s->box.msg[idx].uid);
+		if (out_fetch_start(s, idx))
+			out(&s->c, "UID %u ", s->box.msg[idx].uid);
 		out_modseq(s, idx);
 		out(&s->c, ")\r\n");
 	}
