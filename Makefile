@@ -206,7 +206,7 @@ asan:
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev zlib1g-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
-	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6
+	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6 offlineimap3
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

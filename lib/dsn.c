@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "dsn.h"
 #include "sa.h"
 #include "utf8.h"
@@ -51,25 +52,14 @@ static int date_fmt(char *out, size_t size, time_t t)
 	return 1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Appends s (n bytes) with its xtext (RFC 3461 4) decoded; a '+' not followed by two hex
    digits stays as it is. */
 static int xtext_decode(struct sa *o, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (s[i] == '+' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '+' && i + 2 < n && (hi = scan_hexdigit(s[i + 1])) >= 0 &&
+		    (lo = scan_hexdigit(s[i + 2])) >= 0) {
 			if (!sa_catc(o, (char)(hi << 4 | lo)))
 				return 0;
 			i += 2;

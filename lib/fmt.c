@@ -38,3 +38,14 @@ void str_copy(char *dst, size_t size, const char *src)
 	memcpy(dst, src, n);
 	dst[n] = 0;
 }
+
+int scan_hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

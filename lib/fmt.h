@@ -16,6 +16,9 @@ int scan_ullong(const char *s, size_t n, unsigned long long *out);
 /* The same for a C string. */
 int scan_ullong_str(const char *s, unsigned long long *out);
 
+/* The value of the hexadecimal digit c (either case), or -1. */
+int scan_hexdigit(char c);
+
 /* Copies the C string src into dst (size bytes), cut to fit, always NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
 

@@ -120,6 +120,9 @@ void mbox_cache_free(struct mbox *m);
 /* Writes the values the session added to the cache, if any, and frees the cache. */
 void mbox_cache_rest(struct mbox *m);
 
+/* 1 when the view (in UID order) has uid and it is not gone. */
+int mbox_view_has(const struct mbox *m, uint32_t uid);
+
 /* The modseq records (mailbox_modseq.c). sync: after a scan, records what the view shows
    that the file does not, and sets changed[i] (i < nchanged) for each message whose modseq
    rose. unchanged: the file is as last read. rest: drops the records until next needed. */

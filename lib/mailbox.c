@@ -399,6 +399,20 @@ static int unchanged(struct mbox *m)
 	       same_time(&u.st_mtim, &st->ul_seen.mtime);
 }
 
+int mbox_view_has(const struct mbox *m, uint32_t uid)
+{
+	size_t lo = 0, hi = m->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->msg[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->count && m->msg[lo].uid == uid && !m->msg[lo].gone;
+}
+
 static int do_sync(struct mbox *m, const struct mbox_events *ev, int allow_expunge, int opts,
 		   char *why, size_t whysize)
 {
@@ -811,6 +825,7 @@ int mbox_read(struct mbox *m, size_t idx, const char **data, size_t *len, char *
 	}
 	if (fd < 0)
 		return mbox_fail(why, whysize, ENOENT, "unable to open message %zu", idx + 1);
+	m->reads++;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;

@@ -73,6 +73,7 @@ struct mbox {
 	struct mbox_sync_state *state;	/* the library's own: what the last sync saw */
 	struct mbox_modseq *modseq;	/* CONDSTORE's records, once enabled */
 	uint64_t highestmodseq;
+	unsigned long reads;		/* message files mbox_read opened, for the log */
 };
 
 /* What a sync found, for the untagged replies: expunged(seq) for each message that left, its

@@ -257,21 +257,6 @@ void mbox_cache_rest(struct mbox *m)
 		mbox_cache_free(m);
 }
 
-/* 1 when uid is still in the view (sorted by UID). */
-static int in_view(const struct mbox *m, uint32_t uid)
-{
-	size_t lo = 0, hi = m->count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (m->msg[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < m->count && m->msg[lo].uid == uid && !m->msg[lo].gone;
-}
-
 void mbox_cache_save(struct mbox *m)
 {
 	struct mbox_cache *c = m->cache;
@@ -298,7 +283,7 @@ void mbox_cache_save(struct mbox *m)
 		size_t sz = 0;
 		for (int k = 0; k < KINDS; k++)
 			sz += c->e[i].n[k] + 32;
-		if (!in_view(m, c->e[i].uid))
+		if (!mbox_view_has(m, c->e[i].uid))
 			continue;
 		if (sz > budget) {
 			keep_from = i + 1;
@@ -310,7 +295,7 @@ void mbox_cache_save(struct mbox *m)
 	int ok = sa_catf(&s, "postroom-cache 1 %lu\n", (unsigned long)m->uidvalidity);
 	for (size_t i = 0; ok && i < c->n; i++) {
 		const struct centry *e = &c->e[i];
-		if (!in_view(m, e->uid))
+		if (!mbox_view_has(m, e->uid))
 			continue;
 		if (e->vsize)
 			ok = sa_catf(&s, "%lu W %llu\n", (unsigned long)e->uid, e->vsize);

@@ -532,20 +532,6 @@ static long observe(const struct mbox *m, struct mbox_modseq *st, uint64_t next,
 	return n;
 }
 
-/* 1 when the view has uid and it is not gone (the view is in UID order). */
-static int view_has(const struct mbox *m, uint32_t uid)
-{
-	size_t lo = 0, hi = m->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (m->msg[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < m->count && m->msg[lo].uid == uid && !m->msg[lo].gone;
-}
-
 /* 1 when the view shows something st has not recorded (see observe). */
 static int view_differs(const struct mbox *m, const struct mbox_modseq *st, int dirty_only)
 {
@@ -559,7 +545,7 @@ static int view_differs(const struct mbox *m, const struct mbox_modseq *st, int 
 			return 1;
 	}
 	for (size_t i = 0; i < st->nlive && st->live[i].uid < m->uidnext; i++)
-		if (!view_has(m, st->live[i].uid))
+		if (!mbox_view_has(m, st->live[i].uid))
 			return 1;
 	return 0;
 }
@@ -720,14 +706,23 @@ int modseq_unchanged(const struct mbox *m)
 		return 1;
 	if (!modseq_path(m, path, sizeof path) || stat(path, &sb) < 0)
 		return 0;
-	return st->uidvalidity && sb.st_ino == st->ino && sb.st_dev == st->dev &&
-	       sb.st_size == st->size;
+	return st->ino && sb.st_ino == st->ino && sb.st_dev == st->dev && sb.st_size == st->size;
 }
 
 void modseq_rest(struct mbox *m)
 {
-	if (m->modseq)
-		store_clear(m->modseq);	/* read whole when next needed */
+	struct mbox_modseq *st = m->modseq;
+	if (!st)
+		return;
+	/* The records go, to be read whole when next needed; what the file was is kept, so
+	   that a session that wakes to find nothing changed does not look at the folder. */
+	dev_t dev = st->dev;
+	ino_t ino = st->ino;
+	off_t size = st->size;
+	store_clear(st);
+	st->dev = dev;
+	st->ino = ino;
+	st->size = size;
 }
 
 /* ---- VANISHED (EARLIER) ---- */

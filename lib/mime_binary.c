@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fmt.h"
 #include "base64.h"
 #include "mime-internal.h"
 
@@ -53,17 +54,6 @@ static enum mime_binary_result base64_binary(struct sa *out, const char *s, size
 	return MIME_BINARY_OK;
 }
 
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Quoted-printable (RFC 2045 section 6.7) line by line: blanks at a line's end are transport
    padding and go; "=" at its end joins it to the next; every other line end is CRLF. An "="
    that starts no escape makes the part BROKEN, as Dovecot has it. */
@@ -84,9 +74,9 @@ static enum mime_binary_result qp_binary(struct sa *out, const char *s, size_t n
 			end--;
 		for (size_t k = i; k < end; k++) {
 			if (s[k] == '=') {
-				if (k + 2 >= end || hex(s[k + 1]) < 0 || hex(s[k + 2]) < 0)
+				if (k + 2 >= end || scan_hexdigit(s[k + 1]) < 0 || scan_hexdigit(s[k + 2]) < 0)
 					return MIME_BINARY_BROKEN;
-				out->s[out->len++] = (char)(hex(s[k + 1]) * 16 + hex(s[k + 2]));
+				out->s[out->len++] = (char)(scan_hexdigit(s[k + 1]) * 16 + scan_hexdigit(s[k + 2]));
 				k += 2;
 			} else {
 				out->s[out->len++] = s[k];

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <wctype.h>
 
+#include "fmt.h"
 #include "base64.h"
 #include "mime-internal.h"
 #include "utf8.h"
@@ -87,17 +88,6 @@ static int convert(const char *charset, const char *s, size_t n, struct sa *out)
 
 /* --- RFC 2047 ----------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* base64, skipping what is not in the alphabet, stopping at '='. */
 static int base64_put(struct sa *out, const char *s, size_t n)
 {
@@ -135,8 +125,8 @@ static int qp_put(struct sa *out, const char *s, size_t n, int q)
 		if (c == '_' && q)
 			c = ' ';
 		else if (c == '=') {
-			if (i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-				c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			if (i + 2 < n && scan_hexdigit(s[i + 1]) >= 0 && scan_hexdigit(s[i + 2]) >= 0) {
+				c = (char)(scan_hexdigit(s[i + 1]) * 16 + scan_hexdigit(s[i + 2]));
 				i += 2;
 			} else {
 				/* a soft line break: "=" and blanks to the end of the line */

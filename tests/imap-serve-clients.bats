@@ -3,7 +3,8 @@
 # Real mail clients against imap-serve over implicit TLS (tcpserver + tls-wrap, the 993
 # service), logging in through checkpassword-mysql, on mail delivered by smtp-recv and
 # queue-run: mbsync (isync) syncs folders both ways and a second run changes nothing; mutt
-# reads the INBOX.
+# reads the INBOX; mutt with CONDSTORE and QRESYNC, and offlineimap3, resynchronise without
+# reading a message again (imap-serve's log counts the message files a session read).
 #
 # mutt is interactive: it runs in a detached tmux session on its own socket, 200x50, and the
 # test reads the screen with capture-pane, waiting (wait_until) for what must show before
@@ -154,7 +155,8 @@ PY
 	[ "$status" -eq 0 ] || fail "the local Maildir changed: $output"
 }
 
-# mutt_start URL: mutt on URL in a detached tmux session "mutt" (200x50).
+# mutt_start URL: mutt on URL in a detached tmux session "mutt" (200x50); MUTT_HEADER_CACHE
+# and MUTT_EXTRA (muttrc lines) when set.
 mutt_start() {
 	local home=$BATS_TEST_TMPDIR/mutthome
 	mkdir -p "$home"
@@ -173,7 +175,7 @@ set record=""
 set postponed=""
 set mbox=""
 set move=no
-set header_cache=""
+set header_cache="${MUTT_HEADER_CACHE:-}"
 set message_cachedir=""
 set sort=date-sent
 set index_format="IDX %-3C %s"
@@ -185,6 +187,7 @@ set mail_check=3600
 set confirmappend=no
 set quit=yes
 set wait_key=no
+${MUTT_EXTRA:-}
 EOF
 	tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s mutt -x 200 -y 50 \
 		env HOME="$home" TERM=xterm mutt -n -F "$home/muttrc" -f "$1" ||
@@ -225,4 +228,111 @@ got = {n: "\\Seen" in flagset(fetch1(c, "FETCH %d FLAGS" % s)["FLAGS"]) for n, s
 eq(got, {"m1": True, "m2": False, "m3": False, "m4": False}, "\\Seen after mutt read m1")
 c.logout()
 PY
+}
+
+# reads: the read=N of every "logged out" line of the server's log, one per line.
+reads() {
+	sed -n 's/.*: logged out read=\([0-9]*\).*/\1/p' "$SERVER_LOG"
+}
+
+# reads_since N: the sum of the read=N of the "logged out" lines after the first N.
+reads_since() {
+	reads | tail -n +$(($1 + 1)) | awk '{ n += $1 } END { print n + 0 }'
+}
+
+# mutt_quit: q in mutt's index, and mutt gone.
+mutt_quit() {
+	tmux -S "$TMUX_SOCK" send-keys -t mutt q
+	wait_until 100 sh -c "! tmux -S '$TMUX_SOCK' has-session -t mutt 2>/dev/null" || fail "mutt did not quit"
+}
+
+# mutt_visit N: mutt (as mutt_start) on the INBOX until its index shows N messages, then out;
+# waits for its session's "logged out" line.
+mutt_visit() {
+	local n=$1 before
+	before=$(reads | wc -l)
+	mutt_start "imaps://127.0.0.1:$SERVER_PORT/INBOX"
+	wait_until 150 screen_has "IDX $n " ||
+		fail "$(printf 'the index did not show %s messages:\n%s' "$n" "$(tmux -S "$TMUX_SOCK" capture-pane -p -t mutt)")"
+	mutt_quit
+	wait_until 100 sh -c "[ \$(sed -n 's/.*: logged out read=//p' '$SERVER_LOG' | wc -l) -gt $before ]" ||
+		fail "$(printf 'no logout:\n%s' "$(cat "$SERVER_LOG")")"
+}
+
+@test "mutt with imap_condstore, imap_qresync and a header cache: the second visit reads no message, and learns of a flag and an expunge" {
+	export MUTT_HEADER_CACHE=$BATS_TEST_TMPDIR/mutthome/hcache
+	export MUTT_EXTRA=$'set imap_condstore=yes\nset imap_qresync=yes\nset index_format="IDX %-3C %Z %s"'
+	mutt_visit 4
+	[ -f "$(alice_maildir)/postroom-modseq" ] || fail "mutt did not turn CONDSTORE on"
+	[ "$(reads | tail -1)" -ge 1 ] || fail "the first visit read nothing: $(reads)"
+	py <<'PY'
+c = connect("tls:" + PORT)
+c.ok("SELECT INBOX")
+mm = msgmap(c)
+c.ok("STORE %d +FLAGS (\\Flagged)" % mm["m3"])
+c.ok("STORE %d +FLAGS (\\Deleted)" % mm["m2"])
+c.ok("EXPUNGE")
+c.logout()
+PY
+	local before
+	before=$(reads | wc -l)
+	mutt_start "imaps://127.0.0.1:$SERVER_PORT/INBOX"
+	wait_until 150 screen_has 'IDX 3 ' || fail "$(tmux -S "$TMUX_SOCK" capture-pane -p -t mutt)"
+	# The flag came with QRESYNC's FETCH (m3, Report attached, shows !), the expunge with
+	# its VANISHED (EARLIER): m2 is gone.
+	run -0 sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -t mutt | grep '^.\\{0,4\\}IDX'"
+	assert_output --regexp 'IDX [0-9] .*! +Report attached'
+	refute_line --regexp '!.*Meeting agenda'
+	refute_line --regexp '!.*Lunch tomorrow'
+	refute_output --partial 'Grüße aus Köln'
+	mutt_quit
+	wait_until 100 sh -c "[ \$(sed -n 's/.*: logged out read=//p' '$SERVER_LOG' | wc -l) -gt $before ]" ||
+		fail "$(printf 'no logout:\n%s' "$(cat "$SERVER_LOG")")"
+	[ "$(reads_since "$before")" -eq 0 ] || fail "the second visit read messages: $(reads)"
+}
+
+@test "offlineimap3: a second sync reads no message on the server; a new message is the only one read by the third" {
+	local rc=$BATS_TEST_TMPDIR/offlineimaprc local_md=$BATS_TEST_TMPDIR/oi-mail before
+	cat >"$rc" <<EOF
+[general]
+accounts = alice
+metadata = $BATS_TEST_TMPDIR/oi-meta
+ui = quiet
+
+[Account alice]
+localrepository = near
+remoterepository = far
+
+[Repository near]
+type = Maildir
+localfolders = $local_md
+
+[Repository far]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = $SERVER_PORT
+remoteuser = alice@example.test
+remotepass = alice-demo
+ssl = yes
+sslcacertfile = $BATS_TEST_TMPDIR/ca.pem
+maxconnections = 1
+folderfilter = lambda name: name == 'INBOX'
+EOF
+	before=$(reads | wc -l)
+	run -0 timeout 120 offlineimap -c "$rc" -o
+	[ "$(find "$local_md/INBOX/cur" "$local_md/INBOX/new" -type f | wc -l)" -eq 4 ] ||
+		fail "$(find "$local_md"; printf '%s\n' "$output")"
+	[ "$(reads_since "$before")" -ge 4 ] || fail "the first sync read $(reads_since "$before")"
+	before=$(reads | wc -l)
+	run -0 timeout 120 offlineimap -c "$rc" -o
+	[ "$(reads | wc -l)" -gt "$before" ] || fail "no session logged out: $(cat "$SERVER_LOG")"
+	[ "$(reads_since "$before")" -eq 0 ] || fail "the second sync read $(reads_since "$before")"
+	# One more message: the third sync reads it and nothing else.
+	printf 'From: a@example.org\nSubject: late\nMessage-Id: <late@example.org>\n\nlate\n' |
+		SENDER=a@example.org RECIPIENT=alice@example.test maildir-deliver "$(alice_maildir)"
+	before=$(reads | wc -l)
+	run -0 timeout 120 offlineimap -c "$rc" -o
+	[ "$(reads_since "$before")" -eq 1 ] || fail "the third sync read $(reads_since "$before")"
+	[ "$(find "$local_md/INBOX/cur" "$local_md/INBOX/new" -type f | wc -l)" -eq 5 ] ||
+		fail "$(find "$local_md")"
 }

@@ -68,7 +68,7 @@ eq(c.close(), 0, "exit code")
 PY
 	run -0 cat "$IMAP_LOG"
 	assert_line 'imap-serve: -: compression started: DEFLATE'
-	assert_line --regexp '^imap-serve: -: logged out deflate_in=[1-9][0-9]*/[1-9][0-9]* deflate_out=[1-9][0-9]*/[1-9][0-9]*$'
+	assert_line --regexp '^imap-serve: -: logged out read=[0-9]+ deflate_in=[1-9][0-9]*/[1-9][0-9]* deflate_out=[1-9][0-9]*/[1-9][0-9]*$'
 }
 
 @test "COMPRESS: not before login: not offered, and BAD" {
@@ -304,7 +304,7 @@ check(c.until("I", 10)[-1].startswith("I OK "), "IDLE did not end")
 r = c.ok("LOGOUT")
 check(r[0].startswith("* BYE"), r)
 PY
-	wait_until 50 grep -q 'logged out deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
+	wait_until 50 grep -q 'logged out read=[0-9]* deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
 	run -0 cat "$SERVER_LOG"
 	assert_line 'imap-serve: alice@example.test: compression started: DEFLATE'
 }
@@ -350,7 +350,7 @@ MUTTRC
 	wait_until 50 screen_has 'IDX' || fail "$(screen)"
 	tmux -S "$TMUX_SOCK" send-keys -t mutt q
 	wait_until 100 sh -c "! tmux -S '$TMUX_SOCK' has-session -t mutt 2>/dev/null" || fail "mutt did not quit"
-	wait_until 50 grep -q 'logged out deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
+	wait_until 50 grep -q 'logged out read=[0-9]* deflate_in=' "$SERVER_LOG" || fail "$(cat "$SERVER_LOG")"
 	run -0 cat "$SERVER_LOG"
 	assert_line 'imap-serve: alice@example.test: compression started: DEFLATE'
 }

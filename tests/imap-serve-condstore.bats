@@ -337,3 +337,25 @@ eq(r[1], "* SEARCH 2 5 (MODSEQ %d)" % m5, "%r" % r)
 b.logout()
 PY
 }
+
+@test "CONDSTORE in IDLE: another session's changes arrive as FETCH with UID and MODSEQ, again after the session rested" {
+	py_ok <<'PY'
+a, b = session(), session()
+h = HIGHEST(a.ok("SELECT INBOX (CONDSTORE)"))
+b.ok("SELECT INBOX")
+tag = a.raw_send("IDLE")
+check(a.raw_read(tag, until_continuation=True).startswith(b"+"), "no continuation")
+seen = h
+for n in (3, 4):
+    b.ok("STORE %d +FLAGS (\\Flagged)" % n)
+    line = a.readline().decode().rstrip("\r\n")
+    check(re.match(r"^\* %d FETCH \(UID %d FLAGS \(\\Flagged( \\Recent)?\) MODSEQ \(\d+\)\)$" % (n, n), line), line)
+    check(MODSEQ(line) > seen, "rising: %r" % line)
+    seen = MODSEQ(line)
+a.send(b"DONE\r\n")
+check(a.raw_read(tag).rstrip().endswith(b"OK Idle completed"), "DONE")
+st = a.ok("STATUS INBOX (HIGHESTMODSEQ)")[0]
+eq(int(re.search(r"HIGHESTMODSEQ (\d+)", st).group(1)), seen, "HIGHESTMODSEQ: %r" % st)
+a.logout(); b.logout()
+PY
+}

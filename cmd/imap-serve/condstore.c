@@ -55,7 +55,7 @@ void on_expunged(void *ctx, size_t seq)
 
 	if (s->announced)
 		s->announced--;
-	if (!s->qresync) {
+	if (!s->qresync && !s->uidonly) {
 		out(&s->c, "* %zu EXPUNGE\r\n", seq);
 		return;
 	}
@@ -269,6 +269,10 @@ int select_params_parse(struct session *s, size_t i, struct select_params *p)
 				return 0;
 			runs_merge(p->known, &p->nknown);
 			k++;
+		}
+		if (k < end && s->uidonly) {
+			p->uidrequired = 1;	/* seq-match-data has message numbers */
+			return 0;
 		}
 		if (k < end) {
 			/* seq-match-data: checked, then not needed, since the folder remembers

@@ -36,7 +36,10 @@ void cmd_select(struct session *s, int readonly)
 	if (s->c.cmd.ntok < 3 || !arg_folder(s, 2, name, sizeof name) ||
 	    !select_params_parse(s, 3, &p)) {
 		select_params_free(&p);
-		bad(&s->c, s->cf, "%s needs a folder name", readonly ? "EXAMINE" : "SELECT");
+		if (p.uidrequired)
+			bad(&s->c, s->cf, "[UIDREQUIRED] Message numbers are not used with UIDONLY");
+		else
+			bad(&s->c, s->cf, "%s needs a folder name", readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
 	if (p.qresync && !s->qresync) {
@@ -82,7 +85,7 @@ void cmd_select(struct session *s, int readonly)
 		rev2_select_list(s);
 	else
 		out(&s->c, "* %zu RECENT\r\n", recent);
-	if (unseen && !s->rev2)
+	if (unseen && !s->rev2 && !s->uidonly)	/* a message number: none with UIDONLY */
 		out(&s->c, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
 	out(&s->c, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
 	    s->box.uidvalidity, s->box.uidnext);
@@ -140,6 +143,7 @@ void cmd_delete(struct session *s)
 	}
 	if (s->selected && !strcmp(s->box.name, name)) {
 		/* Dovecot closes the folder first; its session is then in the authenticated state. */
+		s->files_read += s->box.reads;
 		mbox_close(&s->box);
 		s->selected = 0;
 		s->announced = s->recent_announced = 0;

@@ -84,6 +84,8 @@ struct session {
 	int enabled_utf8;
 	int rev2;			/* ENABLE IMAP4rev2: RFC 9051's rules (rev2.c) */
 	int condstore, qresync;		/* RFC 7162, once enabled */
+	int uidonly;			/* RFC 9586, once enabled */
+	unsigned long files_read;	/* message files read in folders closed since login */
 	uint32_t *vanished;		/* UIDs expunged, for the next VANISHED (QRESYNC) */
 	size_t nvanished, capvanished;
 	int searched_modseq;		/* the last search keys had MODSEQ (RFC 7162 3.1.5) */
@@ -176,6 +178,9 @@ void announce_keywords(struct session *s);
 /* "* N FETCH (UID u FLAGS (...))" for message idx; the folder's flags as a list (with \\* when
    permanent, for PERMANENTFLAGS). */
 void out_flags(struct session *s, size_t idx);
+/* "* n FETCH (", or with UIDONLY "* uid UIDFETCH (" (RFC 9586): 0 in that case, where the UID
+   is not said again unless asked for. */
+int out_fetch_start(struct session *s, size_t idx);
 void out_flag_list(struct session *s, unsigned flags, uint32_t keywords);
 void out_folder_flags(struct session *s, int permanent);
 
@@ -221,6 +226,7 @@ int uid_set_runs(struct session *s, size_t i, struct mbox_uid_run **out, size_t 
 int arg_modseq(struct session *s, size_t i, int zero_ok, uint64_t *v);
 struct select_params {
 	int condstore, qresync;
+	int uidrequired;		/* not valid for message numbers under UIDONLY */
 	uint32_t uidvalidity;
 	uint64_t since;
 	struct mbox_uid_run *known;

@@ -522,7 +522,9 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 	   with FLAGS not asked for (RFC 9051 appendix E, 21). */
 	int with_uid = uid || (flags_done == -1 && (s->condstore || s->rev2));
 	int with_modseq = f->modseq || (flags_done == -1 && s->condstore);
-	out(&s->c, "* %zu FETCH (", idx + 1);
+	/* With UIDONLY the UID leads the reply, and UID is said only when asked for. */
+	if (!out_fetch_start(s, idx))
+		with_uid = 0;
 	const char *sep = "";
 	if (with_uid) {
 		out(&s->c, "UID %u", m->uid);
@@ -702,7 +704,8 @@ static void out_stored(struct session *s, size_t idx, int silent)
 	if (!silent) {
 		out_flags(s, idx);
 	} else if (s->condstore && s->box.modseq) {
-		out(&s->c, "* %zu FETCH (UID %u ", idx + 1, s->box.msg[idx].uid);
+		if (out_fetch_start(s, idx))
+			out(&s->c, "UID %u ", s->box.msg[idx].uid);
 		out_modseq(s, idx);
 		out(&s->c, ")\r\n");
 	}

@@ -55,6 +55,7 @@ struct parse {
 	size_t nsets;
 	unsigned depth;
 	int badcharset;
+	int uidrequired;		/* a key with message numbers under UIDONLY */
 };
 
 static struct key *new_key(struct parse *p, enum key_type type)
@@ -270,6 +271,10 @@ static struct key *parse_key(struct parse *p)
 		   *a == '$') {
 		int uid = imap_tok_is(cmd, i, "UID");
 		size_t at = uid ? p->i++ : i;
+		if (!uid && *a != '$' && s->uidonly) {
+			p->uidrequired = 1;	/* RFC 9586: no message numbers */
+			return 0;
+		}
 		if (p->nsets++ == SET_KEYS_MAX || !(k = new_key(p, KEY_SET)) ||
 		    !(k->set = calloc(s->box.count + 1, 1)))
 			return 0;
@@ -537,9 +542,13 @@ int search_keys(struct session *s, size_t first, unsigned char *match)
 	p.nkeys = p.nsets = 0;
 	s->searched_modseq = 0;
 	p.depth = 0;
+	p.uidrequired = 0;
 	struct key *root = parse_keys(&p, 0);
 	if (!root) {
-		bad(&s->c, s->cf, "Invalid SEARCH keys");
+		if (p.uidrequired)
+			bad(&s->c, s->cf, "[UIDREQUIRED] Message numbers are not used with UIDONLY");
+		else
+			bad(&s->c, s->cf, "Invalid SEARCH keys");
 		ok = 0;
 	}
 	for (size_t i = 0; ok && i < s->box.count; i++) {
