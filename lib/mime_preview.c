@@ -13,7 +13,7 @@
  *     with no text, as Dovecot's decoder gives up there;
  *   - its text: transfer encoding undone, charset converted to UTF-8; text/html with its tags,
  *     comments, <style>, <script> and <blockquote> taken away and character references
- *     decoded;
+ *     decoded (&nbsp; is U+00A0, which stays; an unknown name is left out);
  *   - lines that start with '>' (quoted) left out, unless there is nothing else: then the
  *     quoted text, after one '>';
  *   - runs of white space (and NULs) made one space, none at either end; a byte-order mark
@@ -102,7 +102,7 @@ static const struct {
 	const char *utf8;
 } entities[] = {
 	{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" }, { "apos", "'" },
-	{ "nbsp", " " }, { "copy", "\xc2\xa9" }, { "reg", "\xc2\xae" }, { "euro", "\xe2\x82\xac" },
+	{ "nbsp", "\xc2\xa0" }, { "copy", "\xc2\xa9" }, { "reg", "\xc2\xae" }, { "euro", "\xe2\x82\xac" },
 	{ "hellip", "\xe2\x80\xa6" }, { "mdash", "\xe2\x80\x94" }, { "ndash", "\xe2\x80\x93" },
 	{ "lsquo", "\xe2\x80\x98" }, { "rsquo", "\xe2\x80\x99" }, { "ldquo", "\xe2\x80\x9c" },
 	{ "rdquo", "\xe2\x80\x9d" }, { "bull", "\xe2\x80\xa2" }, { "trade", "\xe2\x84\xa2" },
@@ -223,8 +223,7 @@ static int html_text(const char *s, size_t n, struct sa *out)
 			while (e + 3 <= n && memcmp(s + e, "-->", 3))
 				e++;
 			i = e + 3 <= n ? e + 3 : n;
-			ok = sa_catc(out, ' ');
-			continue;
+			continue;	/* a comment joins what is on either side, as in Dovecot */
 		}
 		size_t t = i + 1;
 		const char *gt = memchr(s + t, '>', n - t);
@@ -313,8 +312,11 @@ int mime_preview(const struct mime_msg *m, struct sa *out)
 		return 0;
 	if (i < 0)
 		return 1;
-	/* A copy of the part cut short, at a line's end so that no encoding is cut midway. */
+	/* A copy of the part cut short, at a line's end so that no encoding is cut midway. Its
+	   Content-Transfer-Encoding and charset count even without MIME-Version, as Dovecot's
+	   snippet decodes them. */
 	struct mime_part p = m->parts[i];
+	p.flags |= MIME_F_MIME;
 	if (p.be > p.bs && p.be - p.bs > PART_MAX) {
 		size_t cut = p.bs + PART_MAX;
 		while (cut > p.bs && m->msg[cut - 1] != '\n')
