@@ -42,6 +42,7 @@ LIB_SRCS = \
 	lib/mailbox.c \
 	lib/mailbox_cache.c \
 	lib/mailbox_folders.c \
+	lib/mailbox_guid.c \
 	lib/mailbox_modseq.c \
 	lib/mailbox_uidlist.c \
 	lib/maildir.c \
@@ -50,6 +51,7 @@ LIB_SRCS = \
 	lib/mime.c \
 	lib/mime_binary.c \
 	lib/mime_imap.c \
+	lib/mime_preview.c \
 	lib/mime_text.c \
 	lib/mime_thread.c \
 	lib/password.c \
@@ -110,6 +112,7 @@ imap-serve_OBJS = \
 	cmd/imap-serve/folder.o \
 	cmd/imap-serve/login.o \
 	cmd/imap-serve/messages.o \
+	cmd/imap-serve/objectid.o \
 	cmd/imap-serve/rev2.o \
 	cmd/imap-serve/search.o \
 	cmd/imap-serve/session.o \

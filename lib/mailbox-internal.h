@@ -91,6 +91,14 @@ int uidlist_read(const char *dir, struct uidlist *u);
    as Dovecot leaves them until it rewrites the file for reasons of its own. */
 int uidlist_assign(const char *root, const char *dir, struct uidlist *u, const char *const *bases,
 		   const size_t *lens, size_t n, uint32_t *uids);
+/* The same, each new record with the fields exts[i] (when exts and exts[i] are not 0), as
+   COPY records the message's GUID ("G<guid>") where the file's new name differs from it. */
+int uidlist_assign_ext(const char *root, const char *dir, struct uidlist *u,
+		       const char *const *bases, const size_t *lens, const char *const *exts,
+		       size_t n, uint32_t *uids);
+/* The uidlist of the view (mailbox_guid.c): as the last scan read it, or empty after
+   mbox_rest (size -1) until the next scan. */
+struct uidlist *mbox_view_uidlist(struct mbox *m);
 /* Writes a fresh uidlist in dir (which has none) with u's records and a new UIDVALIDITY. */
 int uidlist_create(const char *root, const char *dir, struct uidlist *u);
 void uidlist_free(struct uidlist *u);

@@ -576,6 +576,11 @@ static void pack_view(struct mbox *m)
 	}
 }
 
+struct uidlist *mbox_view_uidlist(struct mbox *m)
+{
+	return m->state ? &m->state->ul : 0;
+}
+
 void mbox_rest(struct mbox *m)
 {
 	if (!m->state)
@@ -1170,9 +1175,11 @@ int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 		if (idx[i] >= m->count || m->msg[idx[i]].gone)
 			return mbox_fail(why, whysize, ENOENT, "message %zu was expunged", idx[i] + 1);
 	char **bases = calloc(n ? n : 1, sizeof *bases);
+	char **exts = calloc(n ? n : 1, sizeof *exts);
 	size_t *lens = calloc(n ? n : 1, sizeof *lens);
-	if (!bases || !lens) {
+	if (!bases || !exts || !lens) {
 		free(bases);
+		free(exts);
 		free(lens);
 		return mbox_fail(why, whysize, ENOMEM, "out of memory");
 	}
@@ -1214,9 +1221,17 @@ int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 			int r = link(src, to) == 0 || ((errno == EXDEV || errno == EPERM ||
 							errno == EMLINK) && copy_file(src, dir, base, to));
 			if (r) {
+				/* The copy keeps the message's GUID (OBJECTID's EMAILID), in its
+				   uidlist line as Dovecot writes it: "G<guid>". */
+				struct sa g = SA_ZERO;
 				bases[done] = strdup(base);
 				lens[done] = strlen(base);
-				ok = bases[done] != 0;
+				if (sa_cats(&g, "G") && mbox_message_guid(m, idx[done], &g) &&
+				    sa_terminate(&g))
+					exts[done] = g.s;
+				else
+					sa_free(&g);
+				ok = bases[done] != 0 && exts[done] != 0;
 				e = ENOMEM;
 				break;
 			}
@@ -1240,13 +1255,17 @@ int mbox_copy(struct mbox *m, const size_t *idx, size_t n, const char *dest,
 	}
 	if (ok) {
 		struct uidlist u = UIDLIST_ZERO;
-		ok = uidlist_assign(m->root, dir, &u, (const char *const *)bases, lens, n, uids);
+		ok = uidlist_assign_ext(m->root, dir, &u, (const char *const *)bases, lens,
+					(const char *const *)exts, n, uids);
 		e = errno;
 		*uidvalidity = u.uidvalidity;
 		uidlist_free(&u);
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(bases[i]);
+		free(exts[i]);
+	}
+	free(exts);
 	free(bases);
 	free(lens);
 	return ok ? 1 : mbox_fail(why, whysize, e, "unable to copy into %s", dest);

@@ -158,6 +158,7 @@ enum mbox_cache_kind {
 	MBOX_CACHE_BODYSTRUCTURE,
 	MBOX_CACHE_SEARCH_HEADERS,	/* imap-serve's own layout: search.c */
 	MBOX_CACHE_SORT_KEYS,		/* imap-serve's own layout: sort.c */
+	MBOX_CACHE_PREVIEW,		/* RFC 8970's text (mime_preview) */
 };
 int mbox_cache_get(struct mbox *m, size_t idx, enum mbox_cache_kind kind, struct sa *out);
 void mbox_cache_put(struct mbox *m, size_t idx, enum mbox_cache_kind kind, const char *s,
@@ -189,6 +190,16 @@ struct mbox_uid_run {
 int mbox_modseq_vanished(struct mbox *m, uint64_t since, const struct mbox_uid_run *known,
 			 size_t nknown, struct mbox_uid_run **out, size_t *nout, char *why,
 			 size_t whysize);
+
+/*
+ * OBJECTID (RFC 8474): the ids Dovecot keeps for Maildir (lib/mailbox_guid.c).
+ * mbox_guid: folder name's GUID (32 hex digits, the "G" of its dovecot-uidlist header, which
+ * Dovecot calls the mailbox GUID), given one under the lock when it has none.
+ * mbox_message_guid: message idx's GUID as Dovecot has it: the "G" field of its
+ * dovecot-uidlist line (COPY writes one), else its file's base name; appended to out.
+ */
+int mbox_guid(const char *root, const char *name, char guid[33], char *why, size_t whysize);
+int mbox_message_guid(struct mbox *m, size_t idx, struct sa *out);
 
 /* STATUS without selecting: counts and UIDs of folder name. */
 struct mbox_status {

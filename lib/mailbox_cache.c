@@ -13,14 +13,14 @@
 
 /*
  * postroom-cache: what is costly to compute from a message (its RFC822.SIZE, ENVELOPE, BODY,
- * BODYSTRUCTURE, the decoded header fields SEARCH looks in most, and the keys SORT and THREAD
- * compare), keyed by UID, so that a
+ * BODYSTRUCTURE, the decoded header fields SEARCH looks in most, the keys SORT and THREAD
+ * compare, and the PREVIEW text), keyed by UID, so that a
  * client's FETCH of a whole folder reads one file instead of every message. It is only a
  * cache: a file that is missing, of another UIDVALIDITY, or wrong in any byte is ignored
  * whole, and a session that cannot write it loses nothing.
  *   postroom-cache 1 <uidvalidity>\n
  *   <uid> W <vsize>\n
- *   <uid> E|B|S|H|T <length>\n<length bytes>\n
+ *   <uid> E|B|S|H|T|P <length>\n<length bytes>\n
  * A session reads it when it selects the folder, and again when it needs a value after it
  * rested (mbox_rest). It is rewritten whole (temporary file, rename) when a session that added
  * to it rests or closes the folder, keeping only messages still in the folder
@@ -31,8 +31,8 @@
 #define CACHE_MAX (32u << 20)
 #define VALUE_MAX (1u << 20)	/* a longer value is computed each time */
 
-static const char kinds[] = "EBSHT";	/* by enum mbox_cache_kind */
-#define KINDS 5
+static const char kinds[] = "EBSHTP";	/* by enum mbox_cache_kind */
+#define KINDS 6
 
 struct centry {
 	uint32_t uid;

@@ -638,6 +638,13 @@ static void start_fresh(const char *root, struct uidlist *u)
 int uidlist_assign(const char *root, const char *dir, struct uidlist *u, const char *const *bases,
 		   const size_t *lens, size_t n, uint32_t *uids)
 {
+	return uidlist_assign_ext(root, dir, u, bases, lens, 0, n, uids);
+}
+
+int uidlist_assign_ext(const char *root, const char *dir, struct uidlist *u,
+		       const char *const *bases, const size_t *lens, const char *const *exts,
+		       size_t n, uint32_t *uids)
+{
 	char path[PATH_MAX];
 
 	if (!uidlist_path(dir, "", path, sizeof path))
@@ -665,7 +672,7 @@ int uidlist_assign(const char *root, const char *dir, struct uidlist *u, const c
 			ok = 0;
 			break;
 		}
-		char *e = strdup(""), *b = strndup(bases[i], lens[i]);
+		char *e = strdup(exts && exts[i] ? exts[i] : ""), *b = strndup(bases[i], lens[i]);
 		if (!e || !b) {
 			free(e);
 			free(b);

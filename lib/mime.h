@@ -113,4 +113,10 @@ int mime_sent_time(const struct mime_msg *m, time_t *t);
 int mime_msgids(const struct mime_msg *m, const char *field, int first, size_t max,
 		struct sa *out);
 
+/* PREVIEW (RFC 8970), as Dovecot makes its snippet (lib/mime_preview.c says how): at most
+   MIME_PREVIEW_CHARS characters of UTF-8 appended to out, nothing when the message has no
+   text. 1, or 0 when out of memory. */
+#define MIME_PREVIEW_CHARS 200
+int mime_preview(const struct mime_msg *m, struct sa *out);
+
 #endif

@@ -89,6 +89,7 @@ void cmd_select(struct session *s, int readonly)
 		out(&s->c, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
 	out(&s->c, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
 	    s->box.uidvalidity, s->box.uidnext);
+	out_mailboxid_selected(s);
 	if (s->condstore) {
 		if (s->box.modseq)
 			out_highestmodseq(s);
@@ -126,7 +127,12 @@ void cmd_create(struct session *s)
 		answer_mbox_error(s, why);
 		return;
 	}
-	out(&s->c, "%s OK Create completed\r\n", conn_tag(&s->c));
+	/* RFC 8474 section 4.1: the new folder's MAILBOXID with the OK */
+	char id[33];
+	if (mailboxid_get(s, name, id))
+		out(&s->c, "%s OK [MAILBOXID (%s)] Create completed\r\n", conn_tag(&s->c), id);
+	else
+		out(&s->c, "%s OK Create completed\r\n", conn_tag(&s->c));
 }
 
 void cmd_delete(struct session *s)
@@ -306,6 +312,7 @@ void out_list_attrs(struct session *s, unsigned a, int with_subscribed, int with
 #define STATUS_SIZE 32
 #define STATUS_HIGHESTMODSEQ 64
 #define STATUS_DELETED 128	/* IMAP4rev2's */
+#define STATUS_MAILBOXID 256
 
 /* STATUS items from the list at token i; *end past it. 0 when the list is not valid. */
 static int status_items(struct session *s, size_t i, unsigned *items, size_t *end)
@@ -317,7 +324,8 @@ static int status_items(struct session *s, size_t i, unsigned *items, size_t *en
 	} names[] = { { "MESSAGES", STATUS_MESSAGES }, { "RECENT", STATUS_RECENT },
 		      { "UIDNEXT", STATUS_UIDNEXT }, { "UIDVALIDITY", STATUS_UIDVALIDITY },
 		      { "UNSEEN", STATUS_UNSEEN }, { "SIZE", STATUS_SIZE },
-		      { "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ }, { "DELETED", STATUS_DELETED } };
+		      { "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ }, { "DELETED", STATUS_DELETED },
+		      { "MAILBOXID", STATUS_MAILBOXID } };
 
 	if (i >= cmd->ntok || cmd->tok[i].type != IMAP_LPAREN)
 		return 0;
@@ -355,6 +363,9 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 		else if (!mbox_status_modseq(s->root, name, &highestmodseq, why, whysize))
 			return 0;
 	}
+	char id[33];
+	if ((items & STATUS_MAILBOXID) && !mbox_guid(s->root, name, id, why, whysize))
+		return 0;
 	out(&s->c, "* STATUS ");
 	out_string(&s->c, name, strlen(name));
 	const char *sep = " (";
@@ -373,7 +384,9 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 	if (items & STATUS_SIZE)
 		out(&s->c, "%sSIZE %llu", sep, st.size), sep = " ";
 	if (items & STATUS_HIGHESTMODSEQ)
-		out(&s->c, "%sHIGHESTMODSEQ %" PRIu64, sep, highestmodseq);
+		out(&s->c, "%sHIGHESTMODSEQ %" PRIu64, sep, highestmodseq), sep = " ";
+	if (items & STATUS_MAILBOXID)
+		out(&s->c, "%sMAILBOXID (%s)", sep, id);
 	out(&s->c, ")\r\n");
 	return 1;
 }

@@ -117,6 +117,8 @@ enum item_kind {
 	ITEM_BODYSTRUCTURE, ITEM_RFC822, ITEM_RFC822_HEADER, ITEM_RFC822_TEXT, ITEM_SECTION,
 	ITEM_MODSEQ,
 	ITEM_BINARY, ITEM_BINARY_SIZE,	/* binary.c */
+	ITEM_EMAILID, ITEM_THREADID,	/* objectid.c */
+	ITEM_PREVIEW,
 };
 
 struct item {
@@ -127,6 +129,7 @@ struct item {
 	char *spec;		/* the section as the client wrote it, for the reply */
 	int partial;
 	unsigned long long start, count;
+	int lazy;		/* PREVIEW (LAZY) */
 };
 
 #define ITEMS_MAX 64
@@ -264,6 +267,8 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 		{ "BODY", ITEM_BODY }, { "BODYSTRUCTURE", ITEM_BODYSTRUCTURE },
 		{ "RFC822", ITEM_RFC822 }, { "RFC822.HEADER", ITEM_RFC822_HEADER },
 		{ "RFC822.TEXT", ITEM_RFC822_TEXT }, { "MODSEQ", ITEM_MODSEQ },
+		{ "EMAILID", ITEM_EMAILID }, { "THREADID", ITEM_THREADID },
+		{ "PREVIEW", ITEM_PREVIEW },
 	};
 	if (f->n == ITEMS_MAX)
 		return 0;
@@ -276,7 +281,7 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 			if (it->kind == ITEM_RFC822 || it->kind == ITEM_RFC822_TEXT)
 				f->sets_seen = 1;
 			if (it->kind >= ITEM_ENVELOPE && it->kind != ITEM_UID &&
-			    it->kind != ITEM_MODSEQ)
+			    it->kind != ITEM_MODSEQ && it->kind < ITEM_EMAILID)
 				f->needs_message = 1;
 			if (it->kind == ITEM_MODSEQ)
 				f->modseq = 1;
@@ -326,6 +331,20 @@ static int parse_item(struct fetch *f, const char *a, size_t n)
 	return 1;
 }
 
+/* RFC 8970's modifiers after PREVIEW at token *i: "(LAZY)", the only one there is; *i is
+   left at the list's ")". */
+static int preview_modifiers(struct session *s, size_t *i, struct item *it)
+{
+	const struct imap_cmd *cmd = &s->c.cmd;
+	size_t k = *i + 1, end = imap_tok_skip(cmd, k);
+
+	if (end != k + 3 || !imap_tok_is(cmd, k + 1, "LAZY"))
+		return 0;
+	it->lazy = 1;
+	*i = end - 1;
+	return 1;
+}
+
 /* The items from token i to token end. */
 static int parse_items(struct session *s, size_t i, size_t end, struct fetch *f)
 {
@@ -353,10 +372,14 @@ static int parse_items(struct session *s, size_t i, size_t end, struct fetch *f)
 	}
 	if (i >= end || cmd->tok[i].type != IMAP_LPAREN || imap_tok_skip(cmd, i) != end)
 		return 0;
-	for (i++; i + 1 < end; i++)
+	for (i++; i + 1 < end; i++) {
 		if (cmd->tok[i].type != IMAP_ATOM ||
 		    !parse_item(f, IMAP_TOK(cmd, i), cmd->tok[i].len))
 			return 0;
+		if (f->item[f->n - 1].kind == ITEM_PREVIEW && cmd->tok[i + 1].type == IMAP_LPAREN &&
+		    !preview_modifiers(s, &i, &f->item[f->n - 1]))
+			return 0;
+	}
 	return f->n > 0;
 }
 
@@ -483,6 +506,24 @@ static void out_body_bytes(struct session *s, const struct item *it, const char 
 	out_bytes(&s->c, p, n);
 }
 
+/* "PREVIEW ..." (RFC 8970): from the cache, else made and cached; NIL for LAZY when it is
+   not cached, and when the message cannot be read. */
+static void out_preview(struct session *s, size_t idx, const struct item *it, struct loaded *l,
+			struct sa *v)
+{
+	sa_truncate(v, 0);
+	int have = mbox_cache_get(&s->box, idx, MBOX_CACHE_PREVIEW, v);
+	if (!have && !it->lazy && load(s, idx, l) && mime_preview(l->mime, v)) {
+		mbox_cache_put(&s->box, idx, MBOX_CACHE_PREVIEW, v->s ? v->s : "", v->len);
+		have = 1;
+	}
+	out(&s->c, "PREVIEW ");
+	if (have)
+		out_string(&s->c, v->s ? v->s : "", v->len);
+	else
+		out(&s->c, "NIL");
+}
+
 /* One message's FETCH reply; 0 when its file is gone. */
 static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, struct sa *v)
 {
@@ -571,6 +612,15 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 				out_bytes(&s->c, v->s, v->len);
 				out_bytes(&s->c, ")", 1);
 			}
+			break;
+		case ITEM_EMAILID:
+			ok = out_emailid(s, idx);
+			break;
+		case ITEM_THREADID:
+			out_threadid(s);
+			break;
+		case ITEM_PREVIEW:
+			out_preview(s, idx, it, &l, v);
 			break;
 		case ITEM_BINARY:
 		case ITEM_BINARY_SIZE:

@@ -25,7 +25,7 @@ enum key_type {
 	KEY_ALL, KEY_FLAG, KEY_NOFLAG, KEY_KEYWORD, KEY_NOKEYWORD, KEY_NEW, KEY_OLD, KEY_SET,
 	KEY_LARGER, KEY_SMALLER, KEY_BEFORE, KEY_ON, KEY_SINCE, KEY_SENTBEFORE, KEY_SENTON,
 	KEY_SENTSINCE, KEY_HEADER, KEY_BODY, KEY_TEXT, KEY_NOT, KEY_OR, KEY_AND, KEY_NONE,
-	KEY_OLDER, KEY_YOUNGER, KEY_MODSEQ,
+	KEY_OLDER, KEY_YOUNGER, KEY_MODSEQ, KEY_EMAILID, KEY_THREADID,
 };
 
 struct key {
@@ -261,6 +261,12 @@ static struct key *parse_key(struct parse *p)
 		if (!condstore_on(s))
 			return 0;
 		s->searched_modseq = 1;
+	} else if (imap_tok_is(cmd, i, "EMAILID") || imap_tok_is(cmd, i, "THREADID")) {
+		/* RFC 8474 section 6: an objectid, compared exactly */
+		int email = imap_tok_is(cmd, i, "EMAILID");
+		if (!(k = new_key(p, email ? KEY_EMAILID : KEY_THREADID)) ||
+		    !(k->text = string_arg(p, &k->textlen)) || !objectid_valid(k->text, k->textlen))
+			return 0;
 	} else if (imap_tok_is(cmd, i, "NOT")) {
 		if (!(k = new_key(p, KEY_NOT)) || !(k->a = parse_key(p)))
 			return 0;
@@ -505,6 +511,12 @@ static int matches(struct candidate *c, const struct key *k)
 							  k->textlen);
 	case KEY_MODSEQ:
 		return c->s->box.msg[c->idx].modseq >= k->number;
+	case KEY_EMAILID:
+		sa_truncate(&c->field, 0);
+		return emailid_get(c->s, c->idx, &c->field) && c->field.len == k->textlen &&
+		       !memcmp(c->field.s, k->text, k->textlen);
+	case KEY_THREADID:
+		return 0;	/* every THREADID is NIL (objectid.c) */
 	case KEY_NOT:
 		return !matches(c, k->a);
 	case KEY_OR:
