@@ -52,6 +52,7 @@ LIB_SRCS = \
 	lib/mime_imap.c \
 	lib/mime_text.c \
 	lib/mime_thread.c \
+	lib/mutf7.c \
 	lib/password.c \
 	lib/pool.c \
 	lib/queue_admin.c \
