@@ -114,7 +114,8 @@ imap-serve_OBJS = \
 	cmd/imap-serve/search.o \
 	cmd/imap-serve/session.o \
 	cmd/imap-serve/sort.o \
-	cmd/imap-serve/thread.o
+	cmd/imap-serve/thread.o \
+	cmd/imap-serve/utf8_accept.o
 imap-serve_LDFLAGS = $(STATIC_LDFLAGS)
 imap-serve_LIBS = -lz
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o

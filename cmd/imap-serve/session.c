@@ -25,7 +25,8 @@
 #define CAPS_SESSION CAPS_COMMON " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE" \
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" \
 	" ESEARCH SEARCHRES WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT" \
-	" THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE MULTIAPPEND BINARY"
+	" THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE MULTIAPPEND BINARY" \
+	" UTF8=ACCEPT"
 
 void out_capabilities(struct conn *c, const struct config *cf)
 {
@@ -287,14 +288,21 @@ static void cmd_enable(struct session *s)
 			return;
 		}
 	/* Only what this ENABLE turned on is listed (RFC 5161); unknown names are ignored. */
-	int condstore = 0, qresync = 0;
+	int condstore = 0, qresync = 0, utf8 = 0;
 	for (size_t i = 2; i < cmd->ntok; i++) {
 		if (imap_tok_is(cmd, i, "CONDSTORE") && !s->condstore)
 			condstore = 1;
 		else if (imap_tok_is(cmd, i, "QRESYNC") && !s->qresync)
 			qresync = 1;
+		/* Valid in the authenticated state only (RFC 6855 section 3): with a folder
+		   selected it is not enabled, and so not listed. */
+		else if (imap_tok_is(cmd, i, "UTF8=ACCEPT") && !s->enabled_utf8 && !s->selected)
+			utf8 = 1;
 	}
-	out(&s->c, "* ENABLED%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
+	out(&s->c, "* ENABLED%s%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "",
+	    utf8 ? " UTF8=ACCEPT" : "");
+	if (utf8)
+		s->enabled_utf8 = 1;
 	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
 	if (condstore || qresync)
 		condstore_on(s);
@@ -335,6 +343,8 @@ static void dispatch(struct session *s)
 	const char *tag = conn_tag(c);
 	size_t n = cmd->ntok;
 
+	if (!utf8_command_ok(s))
+		return;
 	if (imap_tok_is(cmd, 1, "CAPABILITY") && n == 2) {
 		out(c, "* CAPABILITY ");
 		out_capabilities(c, s->cf);
