@@ -264,3 +264,46 @@ C.logout()
 check("Entw&APw-rfe" in folders(MD), folders(MD))
 PY
 }
+
+@test "UTF8=ACCEPT: 300 random UTF-8 names (ASCII, '&', Latin, CJK, astral) become the modified UTF-7 directories RFC 3501 defines, and list back as sent" {
+	session <<'PY'
+import base64, random
+
+def reference(name):
+    """RFC 3501 5.1.3, written from the RFC: runs of other characters as UTF-16BE in BASE64
+    with ',' for '/', no padding, between '&' and '-'."""
+    out, run = "", ""
+    for ch in name + "\0end":
+        if ch == "\0" or 0x20 <= ord(ch) <= 0x7e:
+            if run:
+                out += "&" + base64.b64encode(run.encode("utf-16-be")).decode().rstrip("=").replace("/", ",") + "-"
+                run = ""
+            if ch == "\0":
+                break
+            out += "&-" if ch == "&" else ch
+        else:
+            run += ch
+    return out
+
+rng = random.Random(6855)
+pool = "aZ09 &-+,_~" + "üéßÄ\u00a0€日本語한\U0001F600\U00010348\u05d0"
+names = set()
+while len(names) < 300:
+    n = "".join(rng.choice(pool) for _ in range(rng.randint(1, 12))).strip()
+    if n and n.upper() != "INBOX" and n not in ("Archive", "Drafts", "Junk", "Sent", "Trash"):
+        names.add(n)
+C.ok("ENABLE UTF8=ACCEPT")
+for n in sorted(names):
+    C.ok('CREATE "%s"' % n)
+eq(sorted(f for f in folders(MD) if f not in ("Archive", "Drafts", "Junk", "Sent", "Trash")),
+   sorted(reference(n) for n in names), "the directories")
+got = listed(C.ok('LIST "" "*"'))
+eq(sorted(set(got) - {"INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"}), sorted(names),
+   "LIST in UTF-8")
+legacy = pr()
+got = listed(legacy.ok('LIST "" "*"'))
+check({reference(n) for n in names} <= set(got), "LIST without ENABLE")
+legacy.logout()
+C.logout()
+PY
+}
