@@ -307,3 +307,17 @@ legacy.logout()
 C.logout()
 PY
 }
+
+@test "UTF8=ACCEPT: a UTF-8 name too long for its modified UTF-7 form is BAD in SELECT, CREATE and STATUS, as SELECT () is; the session goes on" {
+	session <<'PY'
+C.ok("ENABLE UTF8=ACCEPT")
+long = ("\U0001F600" * 300).encode()
+for cmd in [b"SELECT {%d+}\r\n" % len(long) + long, b"SELECT ()",
+            b"CREATE {%d+}\r\n" % len(long) + long,
+            b"STATUS {%d+}\r\n" % len(long) + long + b" (MESSAGES)"]:
+    reply = C.lines(cmd)
+    check(re.match(r"^R\d+ BAD ", reply[-1]), (cmd[:20], reply))
+C.ok("NOOP")
+C.logout()
+PY
+}

@@ -32,7 +32,7 @@ void cmd_select(struct session *s, int readonly)
 	char name[FOLDER_NAME_MAX], why[256];
 	const char *tag = conn_tag(&s->c);
 
-	struct select_params p;
+	struct select_params p = { 0 };	/* freed below even when the name is not valid */
 	if (s->c.cmd.ntok < 3 || !arg_folder(s, 2, name, sizeof name) ||
 	    !select_params_parse(s, 3, &p)) {
 		select_params_free(&p);
