@@ -54,6 +54,7 @@ LIB_SRCS = \
 	lib/mime_preview.c \
 	lib/mime_text.c \
 	lib/mime_thread.c \
+	lib/mutf7.c \
 	lib/password.c \
 	lib/pool.c \
 	lib/queue_admin.c \
@@ -117,7 +118,8 @@ imap-serve_OBJS = \
 	cmd/imap-serve/search.o \
 	cmd/imap-serve/session.o \
 	cmd/imap-serve/sort.o \
-	cmd/imap-serve/thread.o
+	cmd/imap-serve/thread.o \
+	cmd/imap-serve/utf8_accept.o
 imap-serve_LDFLAGS = $(STATIC_LDFLAGS)
 imap-serve_LIBS = -lz
 maildir-deliver_OBJS = cmd/maildir-deliver/main.o

@@ -206,6 +206,12 @@ static void append_messages(struct session *s, struct append_work *w)
 			out(&s->c, "%s NO Empty message\r\n", tag);
 			return;
 		}
+		/* RFC 6855 section 4: 8-bit headers only from a client that enabled UTF8=ACCEPT. */
+		if (!s->enabled_utf8 && header_has_8bit(IMAP_TOK(cmd, msg[k].tok), t->len)) {
+			out(&s->c, "%s NO Message header has 8-bit characters: ENABLE UTF8=ACCEPT "
+				"first\r\n", tag);
+			return;
+		}
 		batch[k] = (struct mbox_new){ IMAP_TOK(cmd, msg[k].tok), t->len, msg[k].flags,
 					      msg[k].kw, msg[k].nkw, msg[k].when };
 		bytes += t->len;

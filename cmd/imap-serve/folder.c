@@ -20,7 +20,7 @@ int arg_folder(struct session *s, size_t i, char *out, size_t size)
 {
 	const struct imap_cmd *cmd = &s->c.cmd;
 	if (i >= cmd->ntok || cmd->tok[i].type == IMAP_LPAREN || cmd->tok[i].type == IMAP_RPAREN ||
-	    !imap_tok_cstr(cmd, i, out, size))
+	    !imap_tok_cstr(cmd, i, out, size) || !folder_from_wire(s, out, size))
 		return 0;
 	if (!strcasecmp(out, "INBOX"))
 		memcpy(out, "INBOX", 6);
@@ -32,7 +32,7 @@ void cmd_select(struct session *s, int readonly)
 	char name[FOLDER_NAME_MAX], why[256];
 	const char *tag = conn_tag(&s->c);
 
-	struct select_params p;
+	struct select_params p = { 0 };	/* freed below even when the name is not valid */
 	if (s->c.cmd.ntok < 3 || !arg_folder(s, 2, name, sizeof name) ||
 	    !select_params_parse(s, 3, &p)) {
 		select_params_free(&p);
@@ -119,7 +119,7 @@ void cmd_create(struct session *s)
 		out(&s->c, "%s NO [ALREADYEXISTS] INBOX always exists\r\n", conn_tag(&s->c));
 		return;
 	}
-	if (!mbox_name_valid(name)) {
+	if (!mbox_name_valid(name) || !folder_name_chars_ok(name)) {
 		out(&s->c, "%s NO [CANNOT] Not a valid folder name\r\n", conn_tag(&s->c));
 		return;
 	}
@@ -170,7 +170,7 @@ void cmd_rename(struct session *s)
 		bad(&s->c, s->cf, "RENAME needs two folder names");
 		return;
 	}
-	if (!strcmp(to, "INBOX") || !mbox_name_valid(to)) {
+	if (!strcmp(to, "INBOX") || !mbox_name_valid(to) || !folder_name_chars_ok(to)) {
 		out(&s->c, "%s NO [CANNOT] Not a valid folder name\r\n", conn_tag(&s->c));
 		return;
 	}
@@ -367,7 +367,7 @@ static int out_status(struct session *s, const char *name, unsigned items, char 
 	if ((items & STATUS_MAILBOXID) && !mbox_guid(s->root, name, id, why, whysize))
 		return 0;
 	out(&s->c, "* STATUS ");
-	out_string(&s->c, name, strlen(name));
+	out_folder_name(s, name);
 	const char *sep = " (";
 	if (items & STATUS_MESSAGES)
 		out(&s->c, "%sMESSAGES %u", sep, st.messages), sep = " ";
@@ -528,7 +528,10 @@ void cmd_list(struct session *s, int lsub)
 		const struct folder *f = &fs.f[i];
 		unsigned a = f->attrs;
 		int childinfo = 0;
-		if (!any_pattern(&r, f->name))
+		/* Patterns match names as the client sees them: UTF-8 after UTF8=ACCEPT. */
+		char wirespace[2 * FOLDER_NAME_MAX];
+		const char *wire = folder_to_wire(s, f->name, wirespace, sizeof wirespace);
+		if (!any_pattern(&r, wire))
 			continue;
 		if (r.special_only && !(a & (MBOX_SENT | MBOX_DRAFTS | MBOX_TRASH | MBOX_JUNK |
 					     MBOX_ARCHIVE)))
@@ -561,7 +564,7 @@ void cmd_list(struct session *s, int lsub)
 		else
 			out_list_attrs(s, a, subscribed_view || r.return_subscribed, 1);
 		out(&s->c, " \".\" ");
-		out_string(&s->c, f->name, strlen(f->name));
+		out_wire_name(s, wire);
 		if (childinfo)
 			out(&s->c, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		out(&s->c, "\r\n");
@@ -634,7 +637,7 @@ void cmd_getquota(struct session *s, int by_folder)
 	int limited = quota_of(s->root, &q);
 	if (by_folder) {
 		out(&s->c, "* QUOTAROOT ");
-		out_string(&s->c, name, strlen(name));
+		out_folder_name(s, name);
 		out(&s->c, limited ? " \"User quota\"\r\n" : "\r\n");
 	} else if (!limited || strcmp(name, "User quota")) {
 		out(&s->c, "%s NO [NONEXISTENT] No such quota root\r\n", tag);

@@ -250,4 +250,20 @@ void select_params_free(struct select_params *p);
 /* After SELECT's own replies: VANISHED (EARLIER) and the FETCHes of what changed. */
 void qresync_select(struct session *s, const struct select_params *p);
 
+/* utf8_accept.c: UTF8=ACCEPT (RFC 6855), once the session enabled it (s->enabled_utf8).
+   utf8_command_ok: 0, BAD answered, when a quoted string or atom holds 8-bit bytes that are
+   not UTF-8. folder_from_wire: a folder argument (UTF-8) made modified UTF-7 in place; 0 with
+   errno when it is not UTF-8 or does not fit. folder_to_wire: a folder's name as the client
+   sees it (UTF-8 in buf once enabled). out_wire_name: such a name as a string, quoted with its
+   UTF-8 once enabled; out_folder_name both. folder_name_chars_ok: 1 when a modified UTF-7 name
+   stands for none of the characters section 3 keeps out of names. header_has_8bit: 1 when the
+   header of the message m[0..n) has a byte over 0x7f. */
+int utf8_command_ok(struct session *s);
+int folder_from_wire(struct session *s, char *name, size_t size);
+const char *folder_to_wire(struct session *s, const char *name, char *buf, size_t size);
+void out_wire_name(struct session *s, const char *wire);
+void out_folder_name(struct session *s, const char *name);
+int folder_name_chars_ok(const char *name);
+int header_has_8bit(const char *m, size_t n);
+
 #endif

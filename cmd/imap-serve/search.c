@@ -760,6 +760,11 @@ void cmd_search(struct session *s, int uid, size_t arg)
 		goto failed;
 	}
 	if (imap_tok_is(cmd, arg, "CHARSET")) {
+		/* RFC 6855 section 3: a client that enabled UTF8=ACCEPT names no charset. */
+		if (s->enabled_utf8) {
+			bad(&s->c, s->cf, "No CHARSET after ENABLE UTF8=ACCEPT");
+			goto failed;
+		}
 		if (!search_charset(s, arg + 1))
 			goto failed;
 		arg += 2;

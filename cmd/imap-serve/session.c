@@ -26,7 +26,7 @@
 	" LIST-EXTENDED LIST-STATUS QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" \
 	" ESEARCH SEARCHRES WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT" \
 	" THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE MULTIAPPEND BINARY UIDONLY" \
-	" OBJECTID PREVIEW"
+	" OBJECTID PREVIEW UTF8=ACCEPT"
 
 void out_capabilities(struct conn *c, const struct config *cf)
 {
@@ -302,7 +302,7 @@ static void cmd_enable(struct session *s)
 			return;
 		}
 	/* Only what this ENABLE turned on is listed (RFC 5161); unknown names are ignored. */
-	int condstore = 0, qresync = 0, uidonly = 0, rev2 = 0;
+	int condstore = 0, qresync = 0, uidonly = 0, rev2 = 0, utf8 = 0;
 	for (size_t i = 2; i < cmd->ntok; i++) {
 		if (imap_tok_is(cmd, i, "CONDSTORE") && !s->condstore)
 			condstore = 1;
@@ -312,13 +312,20 @@ static void cmd_enable(struct session *s)
 			uidonly = 1;
 		else if (imap_tok_is(cmd, i, "IMAP4rev2") && !s->rev2)
 			rev2 = 1;
+		/* Valid in the authenticated state only (RFC 6855 section 3): with a folder
+		   selected it is not enabled, and so not listed. */
+		else if (imap_tok_is(cmd, i, "UTF8=ACCEPT") && !s->enabled_utf8 && !s->selected)
+			utf8 = 1;
 	}
-	out(&s->c, "* ENABLED%s%s%s%s\r\n", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "",
-	    uidonly ? " UIDONLY" : "", rev2 ? " IMAP4rev2" : "");
+	out(&s->c, "* ENABLED%s%s%s%s%s\r\n", condstore ? " CONDSTORE" : "",
+	    qresync ? " QRESYNC" : "", uidonly ? " UIDONLY" : "", rev2 ? " IMAP4rev2" : "",
+	    utf8 ? " UTF8=ACCEPT" : "");
 	if (uidonly)
 		s->uidonly = 1;
 	if (rev2)
 		s->rev2 = 1;
+	if (utf8)
+		s->enabled_utf8 = 1;
 	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
 	if (condstore || qresync)
 		condstore_on(s);
@@ -360,6 +367,8 @@ static void dispatch(struct session *s)
 	const char *tag = conn_tag(c);
 	size_t n = cmd->ntok;
 
+	if (!utf8_command_ok(s))
+		return;
 	if (imap_tok_is(cmd, 1, "CAPABILITY") && n == 2) {
 		out(c, "* CAPABILITY ");
 		out_capabilities(c, s->cf);
