@@ -21,14 +21,15 @@
  *    directory that holds the name, undone by a cut unless that directory is fsynced after it;
  *    syncing the file it names does not help. A rename is two such operations: the name leaves
  *    the old directory and comes into the new one, each durable only by an fsync of its own
- *    directory; a rename over an existing name replaces that entry only in the new directory's
- *    live entries. After a cut a renamed file may so have its old name, its new name, both (a
- *    hard link) or, if only the old directory was synced, none. This is stricter than a
- *    journaling file system, which makes a rename atomic: what passes here passes there.
+ *    directory (a rename over an existing name replaces it there, and the name it replaced
+ *    comes back without that fsync too). After a cut a renamed file may so have its old name,
+ *    its new name, both (a hard link) or, if only the old directory was synced, none. This is
+ *    stricter than a journaling file system, which makes a rename atomic: what passes here
+ *    passes there.
  *  - A directory exists after a cut if a durable entry names it; its entries are its own durable
  *    ones (none, if it was made during the mount and never fsynced). A directory that two durable
- *    entries name (it was moved) is rebuilt once, at the first in name order of a depth-first walk,
- *    and cycles are cut the same way, since a disk cannot hold a directory with two names.
+ *    entries name (it was moved) is rebuilt once, at the first in name order of a depth-first
+ *    walk, and cycles are cut the same way, since a disk cannot hold a directory with two names.
  *  - An inode that several durable entries name is rebuilt as one file with those hard links.
  *    Symbolic links and special files (FIFOs, devices) have no data: a durable entry is enough.
  *    Directories, links and special files keep the mode and owner last set through the mount.
@@ -39,8 +40,8 @@
  *    the model, not the disk under it, is what a test checks.
  *  - A cut happens at an instant between two operations: every operation after it fails with
  *    EIO, as on a disk that has gone (but a stat of the root, on the way to the control file),
- *    and BACKING is made the durable state at once. That is the
- *    one crash state that keeps nothing it need not, the worst; a real crash may keep more.
+ *    and BACKING is made the durable state at once. That is the one crash state that keeps
+ *    nothing it need not, the worst; a real crash may keep more.
  *  - O_TMPFILE is not offered (libfuse 3.14 has no tmpfile operation): the kernel answers
  *    EOPNOTSUPP, and programs take their fallback path. Extended attributes are not offered.
  *  - Everything on BACKING must happen through the mount while it is mounted.
