@@ -63,13 +63,16 @@ assert_gone() {
 	assert_file b/g two
 }
 
-@test "a rename without an fsync of its directory is undone; with it, it holds" {
-	run -0 writer rename old new write a/x x fsync a/x fsync a rename a/x a/y fsync a
+@test "a rename without an fsync of its directory is undone, over an existing name too; with it, it holds" {
+	run -0 writer rename old new write a/x x fsync a/x fsync a rename a/x a/y fsync a \
+		write b/n n fsync b/n write b/o o fsync b/o fsync b rename b/n b/o
 	cut_and_unmount
 	assert_file old old
 	assert_gone new
 	assert_file a/y x
 	assert_gone a/x
+	assert_file b/n n
+	assert_file b/o o
 }
 
 @test "a rename between directories is two operations, each durable by its own directory's fsync" {
