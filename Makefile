@@ -186,8 +186,14 @@ LIBA = $(BUILD)/libpostroom.a
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all asan check deps install clean run stop
+.PHONY: all asan check deps install clean run stop tools
 all: $(PROGS:%=$(BIN)/%)
+
+# Programs only the tests use: crashfs, the FUSE file system of the crash tests.
+TOOLS = tests/tools/crashfs
+tools: $(TOOLS)
+tests/tools/crashfs: tests/tools/crashfs.c
+	$(CC) $(STD_CFLAGS) $$(pkg-config --cflags fuse3) $(CFLAGS) -o $@ $< $$(pkg-config --libs fuse3)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*/*.h)
 	@mkdir -p $(dir $@)
@@ -211,7 +217,8 @@ asan:
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev zlib1g-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
-	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6 offlineimap3
+	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6 offlineimap3 \
+	libfuse3-dev fuse3
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -226,6 +233,7 @@ deps:
 check: deps
 	$(MAKE) all
 	$(MAKE) asan
+	$(MAKE) tools
 	@tests/check
 
 install: all
@@ -258,4 +266,4 @@ stop:
 	@RUNTIME=$(RUNTIME) etc/postroom-run stop
 
 clean:
-	rm -rf build $(PROGS:%=$(BIN)/%)
+	rm -rf build $(PROGS:%=$(BIN)/%) $(TOOLS)
