@@ -23,20 +23,19 @@ static struct run decode(const uint8_t *data, size_t size, size_t piece, char *o
 	struct data_decoder d = DATA_DECODER(1000);
 	struct run run = { DATA_MORE, 0, 0, 0 };
 
+	/* Each piece is copied to the end of a buffer of the piece's size, and decoded into the
+	   end of another: a read or write past the piece runs into ASan's redzone. */
+	char *in = malloc(piece), *o = malloc(piece);
+	if (!in || !o)
+		abort();
 	while (run.used < size) {
-		size_t n = size - run.used < piece ? size - run.used : piece;
-		/* A copy of the piece alone, as a read leaves it; out has room for n bytes only. */
-		char *in = malloc(n), *o = malloc(n);
-		size_t used, outlen;
-		if (!in || !o)
-			abort();
-		memcpy(in, data + run.used, n);
-		run.r = data_decode(&d, in, n, &used, o, &outlen);
+		size_t n = size - run.used < piece ? size - run.used : piece, used, outlen;
+		char *i = in + piece - n, *oi = o + piece - n;
+		memcpy(i, data + run.used, n);
+		run.r = data_decode(&d, i, n, &used, oi, &outlen);
 		if (used > n || outlen > used)
 			abort();
-		memcpy(out + run.outlen, o, outlen);
-		free(in);
-		free(o);
+		memcpy(out + run.outlen, oi, outlen);
 		run.used += used;
 		run.outlen += outlen;
 		if (run.r != DATA_MORE)
@@ -44,6 +43,8 @@ static struct run decode(const uint8_t *data, size_t size, size_t piece, char *o
 		if (used != n)
 			abort();	/* MORE means all input used */
 	}
+	free(in);
+	free(o);
 	run.toolong = d.toolong;
 	return run;
 }
