@@ -213,12 +213,42 @@ asan:
 	$(MAKE) BUILD=build/asan BIN=build/asan/bin CFLAGS="$(SAN_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 		STATIC_LDFLAGS= all
 
+# Fuzzing (tests/fuzz/): a libFuzzer harness per parser, built with clang into build/fuzz/bin.
+# make fuzz runs each for FUZZ_SECONDS on its seeds (tests/fuzz/corpus/NAME), keeping what it
+# learns in build/fuzz/corpus/NAME and any crash in tests/fuzz/crashes/NAME. Without clang the
+# harnesses are linked with tests/fuzz/replay.c under ASan+UBSan: they only replay files, which
+# is all tests/fuzz-replay.bats (make check) asks of them.
+FUZZ_HARNESSES = addr imap_cmd mime queue_read smtp_cmd smtp_data userdb_text
+FUZZ_SECONDS ?= 600
+FUZZ_CLANG := $(shell command -v clang 2>/dev/null)
+.PHONY: fuzz fuzz-bin
+ifneq ($(FUZZ_CLANG),)
+FUZZ_MAKE = CC=clang CFLAGS="$(SAN_CFLAGS) -fsanitize=fuzzer-no-link" FUZZ_LINK=-fsanitize=fuzzer
+else
+FUZZ_MAKE = CFLAGS="$(SAN_CFLAGS)" FUZZ_LINK="-fsanitize=address,undefined tests/fuzz/replay.c"
+endif
+fuzz-bin:
+	$(MAKE) BUILD=build/fuzz $(FUZZ_MAKE) $(FUZZ_HARNESSES:%=build/fuzz/bin/%)
+build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD_CFLAGS) $(CFLAGS) -o $@ $< $(FUZZ_LINK) $(LIBA) -lcdb
+fuzz: fuzz-bin
+	@[ -n "$(FUZZ_CLANG)" ] || { echo "make fuzz: needs clang (libFuzzer)"; exit 1; }
+	@failed=; for h in $(FUZZ_HARNESSES); do \
+		mkdir -p build/fuzz/corpus/$$h tests/fuzz/crashes/$$h; \
+		echo "make fuzz: $$h for $(FUZZ_SECONDS) s"; \
+		build/fuzz/bin/$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=tests/fuzz/crashes/$$h/ $$(test -f tests/fuzz/$$h.dict && \
+			echo -dict=tests/fuzz/$$h.dict) build/fuzz/corpus/$$h tests/fuzz/corpus/$$h \
+			|| failed="$$failed $$h"; \
+	done; [ -z "$$failed" ] || { echo "make fuzz: crashes in$$failed (tests/fuzz/crashes/)"; exit 1; }
+
 # Debian 12 packages the project needs at build, test and run time.
 DEB_PACKAGES = build-essential pkg-config libcdb-dev libssl-dev default-libmysqlclient-dev \
 	libcrypt-dev zlib1g-dev s6 ucspi-tcp bats bats-assert bats-support mandoc mariadb-server swaks \
 	libnet-ssleay-perl openssl dnsmasq isync python3 util-linux procps \
 	dovecot-core dovecot-imapd iproute2 mutt time tmux fetchmail getmail6 offlineimap3 \
-	libfuse3-dev fuse3
+	libfuse3-dev fuse3 clang
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

@@ -33,7 +33,7 @@ static int by_name(const void *a, const void *b)
  * database asks. */
 static struct userdb_build_domain *find_domain(const struct userdb_build *b, const char *name)
 {
-	if (b->domains_sorted) {
+	if (b->domains_sorted && b->ndomains) {	/* bsearch and qsort take no null array */
 		struct userdb_build_domain key;
 		str_copy(key.name, sizeof key.name, name);
 		return bsearch(&key, b->domains, b->ndomains, sizeof *b->domains, by_name);
@@ -106,7 +106,8 @@ int userdb_build_domain(struct userdb_build *b, const char *name, const char *ta
 
 int userdb_build_domains_done(struct userdb_build *b)
 {
-	qsort(b->domains, b->ndomains, sizeof *b->domains, by_name);
+	if (b->ndomains)
+		qsort(b->domains, b->ndomains, sizeof *b->domains, by_name);
 	b->domains_sorted = 1;
 	for (size_t i = 0; i < b->ndomains; i++) {
 		struct userdb_build_domain *d = &b->domains[i];

@@ -240,5 +240,7 @@ int main(int argc, char **argv)
 	smtp_deliver(&c, &route, sender, &m, r, n);
 	explicit_bzero(password, sizeof password);
 	mx_list_free(&mx);
+	free(r);
+	sa_free(&msg);
 	return deferred ? EXIT_TEMP : 0;
 }
