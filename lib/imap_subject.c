@@ -25,12 +25,19 @@ static size_t blob_len(const char *s, size_t n)
 	return i;
 }
 
-/* Length of a subj-leader's first form (*subj-blob subj-refwd) at s, or 0. */
-static size_t refwd_leader_len(const char *s, size_t n)
+/* Length of the run of subj-blobs at s (0 when none). */
+static size_t blobs_len(const char *s, size_t n)
 {
 	size_t i = 0, b;
 	while ((b = blob_len(s + i, n - i)))
 		i += b;
+	return i;
+}
+
+/* Length of a subj-leader's first form (*subj-blob subj-refwd) at s, or 0. */
+static size_t refwd_leader_len(const char *s, size_t n)
+{
+	size_t i = blobs_len(s, n);
 	if (n - i >= 2 && !strncasecmp(s + i, "re", 2)) {
 		i += 2;
 	} else if (n - i >= 2 && !strncasecmp(s + i, "fw", 2)) {
@@ -46,31 +53,32 @@ static size_t refwd_leader_len(const char *s, size_t n)
 	return i < n && s[i] == ':' ? i + 1 : 0;
 }
 
-static int has_nonwsp(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!is_wsp(s[i]))
-			return 1;
-	return 0;
-}
-
 /* Steps (3) to (5): leaders, then a blob that does not leave the subject empty, again and
-   again. The text is t[*start .. *end). */
+   again. The text is t[*start .. *end). Linear in the text, whatever a sender puts in it: a
+   run of blobs found not to end in a leader is not looked at again from each of its blobs,
+   and where the text ends is found once. */
 static void strip_leaders(const char *t, size_t *start, size_t end, int *reply)
 {
+	size_t last = end;	/* just past the last character that is not a blank */
+	while (last > *start && is_wsp(t[last - 1]))
+		last--;
+	size_t no_leader_before = 0;
 	for (;;) {
 		size_t at = *start, l;
 		if (at < end && is_wsp(t[at])) {
 			*start = at + 1;
 			continue;
 		}
-		if ((l = refwd_leader_len(t + at, end - at))) {
-			*start = at + l;
-			*reply = 1;
-			continue;
+		if (at >= no_leader_before) {
+			if ((l = refwd_leader_len(t + at, end - at))) {
+				*start = at + l;
+				*reply = 1;
+				continue;
+			}
+			no_leader_before = at + blobs_len(t + at, end - at);
 		}
 		l = blob_len(t + at, end - at);
-		if (l && has_nonwsp(t + at + l, end - at - l)) {
+		if (l && at + l < last) {
 			*start = at + l;
 			continue;
 		}

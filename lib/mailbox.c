@@ -1093,14 +1093,15 @@ int mbox_append_batch(const char *root, const char *name, const struct mbox_new 
 	quota_add(root, total);
 	struct uidlist u = UIDLIST_ZERO;
 	ok = uidlist_assign(root, dir, &u, bases, lens, n, uids);
-	e = errno;
-	*uidvalidity = u.uidvalidity;
+	/* The messages are stored either way: a NO now would have the client append them again.
+	   Without UIDs now (*uidvalidity 0: no APPENDUID, as RFC 4315 allows) they get them on
+	   the next sync. */
+	*uidvalidity = ok ? u.uidvalidity : 0;
 	uidlist_free(&u);
 	free(a);
 	free(bases);
 	free(lens);
-	/* The messages are stored either way; without UIDs now they get them on the next sync. */
-	return ok ? 1 : mbox_fail(why, whysize, e, "unable to give the messages UIDs in %s", dir);
+	return 1;
 }
 
 int mbox_append(const char *root, const char *name, const char *data, size_t len,

@@ -129,7 +129,9 @@ int mbox_append(const char *root, const char *name, const char *data, size_t len
 		uint32_t *uidvalidity, uint32_t *uid, char *why, size_t whysize);
 /* MULTIAPPEND (RFC 3502): the n messages msgs[] into folder name, all or none: each written
    and synced in tmp/ first, then all moved in and new/ and cur/ synced before any UID is
-   given. uids[0..n) get their UIDs, consecutive and in order. */
+   given. uids[0..n) get their UIDs, consecutive and in order; *uidvalidity 0 when the
+   messages are stored but dovecot-uidlist could not be written (they get UIDs at the next
+   sync). mbox_append is the batch of one. */
 struct mbox_new {
 	const char *data;
 	size_t len;

@@ -65,9 +65,14 @@ struct mbox_modseq {
 	size_t lines;		/* records in the file, for the decision to rewrite */
 	int broken;		/* a line was not understood: the next write rewrites */
 	int ends_cut;		/* the file does not end in a newline: the next write rewrites */
+	/* The file as read: a later read takes only what was appended, unless it was replaced.
+	   A rewrite may get the same inode number back, so its header's H (the highest modseq
+	   when it was written, never the same twice) tells one file from the next. */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
+	struct timespec mtime;
+	uint64_t generation;
 };
 
 static uint32_t state_of(const struct mbox_msg *msg)
@@ -254,12 +259,33 @@ static int parse_header(struct mbox_modseq *st, const char *s, const char *end)
 	if (!parse_number(&s, end, UINT32_MAX, &v) || !v || end - s < 3 || memcmp(s, " F", 2))
 		return 0;
 	s += 2;
-	if (!parse_number(&s, end, INT64_MAX, &f) || s != end)
+	uint64_t h = 0;
+	if (!parse_number(&s, end, INT64_MAX, &f) ||
+	    (s != end && (end - s < 3 || memcmp(s, " H", 2) ||
+			  (s += 2, !parse_number(&s, end, INT64_MAX, &h)) || s != end)))
 		return 0;
 	st->uidvalidity = (uint32_t)v;
 	st->floor = f;
-	st->highest = f;
+	st->highest = f > h ? f : h;
+	st->generation = h;
 	return 1;
+}
+
+/* The H of the header of the open file fd, or 0 when there is none. */
+static uint64_t file_generation(int fd)
+{
+	char head[128];
+	ssize_t n = pread(fd, head, sizeof head - 1, 0);
+	if (n <= 0)
+		return 0;
+	const char *nl = memchr(head, '\n', (size_t)n);
+	struct mbox_modseq probe = { 0 };
+	return nl && parse_header(&probe, head, nl) ? probe.generation : 0;
+}
+
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
 /* Parses text[0..len), the whole file (from_start) or what was added to it; a last line
@@ -325,10 +351,12 @@ static int store_read(const struct mbox *m, struct mbox_modseq *st)
 	}
 	int whole = !st->uidvalidity || sb.st_ino != st->ino || sb.st_dev != st->dev ||
 		    sb.st_size < st->size;
-	if (!whole && sb.st_size == st->size) {
+	if (!whole && sb.st_size == st->size && same_time(&sb.st_mtim, &st->mtime)) {
 		close(fd);
 		return 1;
 	}
+	if (!whole && (sb.st_size == st->size || file_generation(fd) != st->generation))
+		whole = 1;	/* another file under the same inode number */
 	if ((unsigned long long)sb.st_size > MBOX_FILE_MAX) {
 		close(fd);
 		errno = EFBIG;
@@ -350,6 +378,7 @@ static int store_read(const struct mbox *m, struct mbox_modseq *st)
 	st->dev = sb.st_dev;
 	st->ino = sb.st_ino;
 	st->size = from + got;
+	st->mtime = sb.st_mtim;
 	int ok = parse(st, text, (size_t)got, whole);
 	e = errno;
 	free(text);
@@ -415,10 +444,10 @@ static int store_rewrite(const struct mbox *m, struct mbox_modseq *st, int lockf
 		st->ngone = MODSEQ_GONE_MAX;
 	}
 	struct live *order = malloc((st->nlive ? st->nlive : 1) * sizeof *order);
-	int ok = order && sa_catf(&s, "postroom-modseq 1 V%" PRIu32 " F%" PRIu64 "\n",
-				  st->uidvalidity, st->floor);
+	int ok = order && sa_catf(&s, "postroom-modseq 1 V%" PRIu32 " F%" PRIu64 " H%" PRIu64 "\n",
+				  st->uidvalidity, st->floor, st->highest);
 	size_t gi = 0, li = 0;
-	if (ok) {
+	if (ok && st->nlive) {
 		memcpy(order, st->live, st->nlive * sizeof *order);
 		qsort(order, st->nlive, sizeof *order, live_modseq_cmp);
 	}
@@ -443,6 +472,8 @@ static int store_rewrite(const struct mbox *m, struct mbox_modseq *st, int lockf
 		st->dev = sb.st_dev;
 		st->ino = sb.st_ino;
 		st->size = sb.st_size;
+		st->mtime = sb.st_mtim;
+		st->generation = st->highest;
 		st->lines = st->nlive + st->ngone;
 		st->broken = st->ends_cut = 0;
 	} else if (ok) {
@@ -474,6 +505,7 @@ static int store_append(const struct mbox *m, struct mbox_modseq *st, const stru
 		return 0;
 	}
 	st->size = sb.st_size;
+	st->mtime = sb.st_mtim;
 	st->lines += nlines;
 	return 1;
 }
@@ -559,7 +591,9 @@ static void view_modseqs(struct mbox *m, const struct mbox_modseq *st, unsigned 
 		struct mbox_msg *msg = &m->msg[i];
 		int found;
 		size_t at = live_find(st, msg->uid, &found);
-		uint64_t v = found ? st->live[at].modseq : msg->modseq;
+		/* One the file does not know (a read-only session's new message) is at the
+		   folder's highest: never 0, which is not a modseq. */
+		uint64_t v = found ? st->live[at].modseq : msg->modseq ? msg->modseq : st->highest;
 		if (i < nchanged && msg->modseq && v > msg->modseq)
 			changed[i] = 1;
 		msg->modseq = v;
@@ -638,11 +672,16 @@ static int record(struct mbox *m, int dirty_only, unsigned char *changed, size_t
 		int lockfd = modseq_path(m, path, sizeof path) ? dotlock_take(path) : -1;
 		if (lockfd < 0 || !record_locked(m, st, dirty_only, lockfd)) {
 			int e = errno;
-			st->uidvalidity = 0;	/* unsure what the file holds: read it whole */
-			/* A session that may not write the folder (EXAMINE on a read-only
-			   Maildir) keeps the modseqs it has. */
-			if (m->readonly && (e == EACCES || e == EROFS || e == EPERM))
+			/* What was added in memory was not written: the file, read again, is
+			   what is true. A session that may not write the folder (EXAMINE of a
+			   read-only Maildir) answers from it, when there is one. */
+			store_clear(st);
+			if (m->readonly && (e == EACCES || e == EROFS || e == EPERM) &&
+			    store_read(m, st) && st->uidvalidity == m->uidvalidity) {
+				view_modseqs(m, st, changed, nchanged);
 				return 1;
+			}
+			store_clear(st);
 			return mbox_fail(why, whysize, e, "unable to record modseqs in %s", m->dir);
 		}
 	}
@@ -706,7 +745,8 @@ int modseq_unchanged(const struct mbox *m)
 		return 1;
 	if (!modseq_path(m, path, sizeof path) || stat(path, &sb) < 0)
 		return 0;
-	return st->ino && sb.st_ino == st->ino && sb.st_dev == st->dev && sb.st_size == st->size;
+	return st->ino && sb.st_ino == st->ino && sb.st_dev == st->dev && sb.st_size == st->size &&
+	       same_time(&sb.st_mtim, &st->mtime);
 }
 
 void modseq_rest(struct mbox *m)
@@ -716,13 +756,13 @@ void modseq_rest(struct mbox *m)
 		return;
 	/* The records go, to be read whole when next needed; what the file was is kept, so
 	   that a session that wakes to find nothing changed does not look at the folder. */
-	dev_t dev = st->dev;
-	ino_t ino = st->ino;
-	off_t size = st->size;
+	struct mbox_modseq seen = *st;
 	store_clear(st);
-	st->dev = dev;
-	st->ino = ino;
-	st->size = size;
+	st->dev = seen.dev;
+	st->ino = seen.ino;
+	st->size = seen.size;
+	st->mtime = seen.mtime;
+	st->generation = seen.generation;
 }
 
 /* ---- VANISHED (EARLIER) ---- */

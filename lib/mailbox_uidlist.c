@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "fmt.h"
 #include "mailbox-internal.h"
+#include "sync.h"
 
 /*
  * Dovecot's own files of a Maildir, as Dovecot 2.3 writes them (checked against doveadm with
@@ -213,8 +214,10 @@ int dotlock_replace(int fd, const char *path, const char *data, size_t len)
 		ok = 0;
 		e = errno;
 	}
+	/* The rename is durable once the directory is flushed: a power cut must not bring the
+	   old file back after what the new one holds was told to a client. */
 	if (ok && rename(lock, path) == 0)
-		return 1;
+		return sync_parent(path) ? 1 : 0;
 	if (ok)
 		e = errno;
 	unlink(lock);
@@ -579,6 +582,8 @@ static int rewrite(const char *dir, struct uidlist *u)
 		errno = e;
 		return 0;
 	}
+	if (!sync_parent(path))
+		return 0;	/* UIDs are told only once the new list cannot be undone */
 	u->broken = 0;
 	remember(u, &st);
 	return 1;

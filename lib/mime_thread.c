@@ -169,9 +169,14 @@ static int next_msgid(const char **s, const char *end, struct sa *out, int *nome
 		const char *close = memchr(open, '>', (size_t)(end - open));
 		if (!close)
 			return 0;
-		const char *lt = memchr(open + 1, '<', (size_t)(close - open - 1));
-		*s = lt ? lt : close + 1;
-		if (lt || !memchr(open, '@', (size_t)(close - open)))
+		/* The id opens at the last '<' before its '>': found from the '>' back, so that a
+		   field of many '<' costs one pass, not one per '<'. */
+		const char *lt = close;
+		while (lt > open && lt[-1] != '<')
+			lt--;
+		open = lt - 1;
+		*s = close + 1;
+		if (!memchr(open, '@', (size_t)(close - open)))
 			continue;
 		size_t before = out->len;
 		for (const char *p = open + 1; p < close; p++)

@@ -98,7 +98,7 @@ f = d.ok("FETCH 1:* (MODSEQ FLAGS)")
 eq([MODSEQ(l) for l in f[:-1]], [MODSEQ(s3[0]), m2, h0, m2, h0, h0], "modseqs after a restart")
 d.logout()
 PY
-	grep -q '^postroom-modseq 1 V[0-9]* F[0-9]*$' "$MD/postroom-modseq" ||
+	grep -q '^postroom-modseq 1 V[0-9]* F[0-9]* H[0-9]*$' "$MD/postroom-modseq" ||
 		fail "$(head -3 "$MD/postroom-modseq")"
 }
 
@@ -356,6 +356,23 @@ a.send(b"DONE\r\n")
 check(a.raw_read(tag).rstrip().endswith(b"OK Idle completed"), "DONE")
 st = a.ok("STATUS INBOX (HIGHESTMODSEQ)")[0]
 eq(int(re.search(r"HIGHESTMODSEQ (\d+)", st).group(1)), seen, "HIGHESTMODSEQ: %r" % st)
+a.logout(); b.logout()
+PY
+}
+
+@test "CONDSTORE: UID STORE UNCHANGEDSINCE after another session expunged and changed messages: MODIFIED names the right UIDs" {
+	py_ok <<'PY'
+a, b = session(), session()
+h = HIGHEST(a.ok("SELECT INBOX (CONDSTORE)"))
+b.ok("SELECT INBOX")
+b.ok("STORE 4 +FLAGS (\\Flagged)")
+b.ok("STORE 2 +FLAGS (\\Deleted)")
+b.ok("EXPUNGE")
+r = a.lines("UID STORE 1:4 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % h)
+eq(r[-1].split(" ", 1)[1], "OK [MODIFIED 4] Conditional STORE failed", "%r" % r)
+f = a.ok("UID FETCH 1:4 (FLAGS)")
+seen = sorted(int(re.search(r"UID (\d+)", l).group(1)) for l in f if "\\Seen" in l)
+eq(seen, [1, 3], "stored on 1 and 3 only: %r" % f)
 a.logout(); b.logout()
 PY
 }

@@ -229,3 +229,18 @@ EOF
 	assert_line --regexp '^f NO \[BADCHARSET'
 	assert_line --regexp '^h NO \[BADCHARSET'
 }
+
+@test "SORT and THREAD on a Subject of 300 000 blobs and a References of 300 000 '<': answered at once (linear, not quadratic)" {
+	local md=$PRIVATE_DIR/big
+	mkdir -p "$md"/{cur,new,tmp}
+	python3 - "$md/new/1.M1.host" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("From: a@example.test\nSubject: " + "[x] " * 300000 + "end\n")
+    f.write("Message-Id: <big@example.test>\nReferences: " + "<" * 300000 + "r@example.test>\n\nbody\n")
+PY
+	run -0 timeout 60 sh -c "cd '$md' && printf 's SELECT INBOX\r\na SORT (SUBJECT) UTF-8 ALL\r\nb THREAD REFERENCES UTF-8 ALL\r\nc LOGOUT\r\n' |
+		MAILDIR='$md' imap-serve -A"
+	assert_line --partial '* SORT 1'
+	assert_line --partial '* THREAD (1)'
+}

@@ -79,3 +79,11 @@ eq(a.ok("NOOP")[0], "* VANISHED 2", "another's")
 a.logout(); b.logout()
 PY
 }
+
+@test "a tag with a wildcard, a backslash or '+' is not a tag (RFC 3501): untagged BAD, the command not run" {
+	local dir=$MD
+	run -0 sh -c "cd '$dir' && printf 'a%%b SELECT INBOX\r\na*b SELECT INBOX\r\na\\\\\\\\b SELECT INBOX\r\na+b SELECT INBOX\r\nok NOOP\r\nz LOGOUT\r\n' | MAILDIR='$dir' imap-serve -A 2>/dev/null"
+	[ "$(grep -c '^\* BAD Error in IMAP command' <<<"$output")" -eq 4 ] || fail "$output"
+	refute_output --partial 'EXISTS'
+	assert_output --partial 'ok OK NOOP completed'
+}

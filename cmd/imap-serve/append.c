@@ -232,6 +232,7 @@ static void append_messages(struct session *s, struct append_work *w)
 	if (s->selected && !strcmp(s->box.name, name))
 		announce_changes(s, 1);
 	out(&s->c, "%s OK ", tag);
-	out_appenduid(s, uidvalidity, uids, n);
+	if (uidvalidity)	/* 0: stored, UIDs to come with the next sync (mbox_append) */
+		out_appenduid(s, uidvalidity, uids, n);
 	out(&s->c, " Append completed\r\n");
 }

@@ -99,8 +99,9 @@ const char *conn_tag(struct conn *c)
 	if (!c->cmd.ntok || c->cmd.tok[0].type != IMAP_ATOM ||
 	    !imap_tok_cstr(&c->cmd, 0, tag, sizeof tag))
 		return "*";
-	/* A tag is an atom without '+' (RFC 3501's tag rule): else answer untagged. */
-	if (strchr(tag, '+') || strchr(tag, '['))
+	/* A tag is astring characters but '+' (RFC 3501's tag rule): none of the wildcards or
+	   the backslash, which an atom of ours may hold; else answer untagged. */
+	if (strpbrk(tag, "+[%*\\"))
 		return "*";
 	return tag;
 }

@@ -721,32 +721,6 @@ void cmd_fetch(struct session *s, int uid, size_t arg)
 		out(&s->c, "%s OK Fetch completed\r\n", conn_tag(&s->c));
 }
 
-/* The tagged reply of a conditional STORE whose test failed for some messages: MODIFIED with
-   their numbers, or UIDs for UID STORE (RFC 7162 section 3.1.3). */
-static void out_modified(struct session *s, int uid, const unsigned char *modified)
-{
-	out(&s->c, "%s OK [MODIFIED ", conn_tag(&s->c));
-	int first = 1;
-	for (size_t k = 0; k < s->box.count;) {
-		if (!modified[k]) {
-			k++;
-			continue;
-		}
-		size_t j = k;
-		while (j + 1 < s->box.count && modified[j + 1] &&
-		       (!uid || s->box.msg[j + 1].uid == s->box.msg[j].uid + 1))
-			j++;
-		uint32_t a = uid ? s->box.msg[k].uid : (uint32_t)(k + 1);
-		uint32_t b = uid ? s->box.msg[j].uid : (uint32_t)(j + 1);
-		out(&s->c, first ? "%u" : ",%u", a);
-		if (b > a)
-			out(&s->c, ":%u", b);
-		first = 0;
-		k = j + 1;
-	}
-	out(&s->c, "] Conditional STORE failed\r\n");
-}
-
 /* What STORE's reply says of message idx: its flags unless .SILENT; with CONDSTORE its UID
    and modseq, even when .SILENT (RFC 7162 sections 3.1.3 and 3.2.4). */
 static void out_stored(struct session *s, size_t idx, int silent)
@@ -888,22 +862,31 @@ void cmd_store(struct session *s, int uid, size_t arg)
 		want[k] = 2;
 	}
 	condstore_commit(s);
-	for (size_t k = 0; k < s->box.count; k++)
+	/* The messages that failed UNCHANGEDSINCE, as numbers (UIDs for UID STORE) taken now:
+	   the sync below may add to the view, and for UID STORE take expunged ones out. */
+	uint32_t *failed_test = modified ? malloc(modified * sizeof *failed_test) : 0;
+	size_t nfailed_test = 0;
+	for (size_t k = 0; k < s->box.count; k++) {
 		if (want[k] == 2)
 			out_stored(s, k, silent);
+		else if (want[k] == 3 && failed_test)
+			failed_test[nfailed_test++] = uid ? s->box.msg[k].uid : (uint32_t)(k + 1);
+	}
+	free(want);
 	announce_changes(s, uid);
-	if (failed)
+	if (failed || (modified && !failed_test)) {
 		out(&s->c, "%s NO [SERVERBUG] Some flags could not be stored\r\n", conn_tag(&s->c));
-	else if (modified) {
-		for (size_t k = 0; k < s->box.count; k++)
-			want[k] = want[k] == 3;
-		out_modified(s, uid, want);
+	} else if (modified) {
+		/* RFC 7162 section 3.1.3: MODIFIED with the messages that failed the test. */
+		out(&s->c, "%s OK [MODIFIED ", conn_tag(&s->c));
+		out_number_set(s, failed_test, nfailed_test);
+		out(&s->c, "] Conditional STORE failed\r\n");
 	} else if (missing)
 		out(&s->c, "%s NO [EXPUNGEISSUED] Some messages were expunged meanwhile\r\n",
 		    conn_tag(&s->c));
 	else
 		out(&s->c, "%s OK Store completed\r\n", conn_tag(&s->c));
-	free(want);
+	free(failed_test);
 	return;
 syntax:
 	bad(&s->c, s->cf, "STORE needs a set, FLAGS, +FLAGS or -FLAGS, and flags");
