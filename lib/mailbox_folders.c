@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mailbox-internal.h"
+#include "mutf7.h"
 #include "maildir.h"
 #include "sync.h"
 
@@ -43,50 +44,6 @@ static const struct special {
 #define SPECIAL_ATTRS (MBOX_SENT | MBOX_DRAFTS | MBOX_TRASH | MBOX_JUNK | MBOX_ARCHIVE)
 #define NAME_MAX_LEN 240	/* ".Name" and a Dovecot temporary suffix fit in NAME_MAX */
 
-static int b64(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == ',' ? 63 : -1;
-}
-
-/* Checks the modified BASE64 run s[0..n) (between '&' and '-'): whole UTF-16 that decodes to
-   characters that could not have been written as themselves. */
-static int utf7_run_ok(const char *s, size_t n)
-{
-	unsigned long bits = 0;
-	int nbits = 0, units = 0;
-	unsigned high = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int v = b64((unsigned char)s[i]);
-		if (v < 0)
-			return 0;
-		bits = (bits << 6 | (unsigned)v) & 0xffffff;
-		nbits += 6;
-		if (nbits < 16)
-			continue;
-		nbits -= 16;
-		unsigned u = (unsigned)(bits >> nbits) & 0xffff;
-		units++;
-		if (high) {
-			if (u < 0xdc00 || u > 0xdfff)
-				return 0;
-			high = 0;
-		} else if (u >= 0xd800 && u <= 0xdbff) {
-			high = u;
-		} else if ((u >= 0xdc00 && u <= 0xdfff) || (u >= 0x20 && u <= 0x7e)) {
-			return 0;
-		}
-	}
-	/* Leftover bits must be zero padding of less than one BASE64 digit's worth. */
-	return units && !high && nbits < 6 && !(bits & ((1ul << nbits) - 1));
-}
-
 int mbox_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -98,17 +55,11 @@ int mbox_name_valid(const char *name)
 		/* LIST's wildcards in a name would make it unlistable on its own. */
 		if (c < 0x20 || c > 0x7e || c == '/' || c == '*' || c == '%')
 			return 0;
-		if (c != '&')
-			continue;
-		const char *dash = strchr(name + i + 1, '-');
-		if (!dash)
-			return 0;
-		size_t run = (size_t)(dash - (name + i + 1));
-		if (run && !utf7_run_ok(name + i + 1, run))
-			return 0;
-		i += run + 1;
 	}
-	return 1;
+	/* Modified UTF-7 that decodes: whole UTF-16 in each run, nothing in BASE64 that could
+	   have been written as itself. */
+	char utf8[4 * NAME_MAX_LEN + 1];
+	return mutf7_to_utf8(name, utf8, sizeof utf8);
 }
 
 static int is_inbox(const char *name)
