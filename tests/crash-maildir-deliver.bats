@@ -71,7 +71,7 @@ crash_each_sync_point() {
 	[ "$status" -eq 0 ] || fail "maildir-deliver exited $status: $stderr"
 	syncs=$(crashfs_syncs "$MNT")
 	crashfs_umount "$MNT"
-	[ "$syncs" -ge 2 ] || fail "maildir-deliver made $syncs sync points"
+	[ "$syncs" -ge 1 ] || fail "maildir-deliver made $syncs sync points"
 	for ((n = 0; n <= syncs; n++)); do
 		what="$kind Maildir, cut after $n of $syncs sync points"
 		fresh_disk "$kind"
