@@ -35,11 +35,12 @@ crashfs_mount() {
 	fail "crashfs did not mount $disk on $mnt: $(cat "$BATS_TEST_TMPDIR/crashfs.log")"
 }
 
-# crashfs_umount MOUNTPOINT: unmounts it; returns once its crashfs has ended (at most 5 s).
+# crashfs_umount MOUNTPOINT: unmounts it; returns once its crashfs has ended (at most 30 s: on
+# a loaded machine (2 cores, a make check beside) crashfs may take more than 5 s to end).
 crashfs_umount() {
 	local mnt=$1 pid=${_crashfs_pids[$1]} n
 	fusermount3 -u "$mnt" || fail "unable to unmount $mnt"
-	for ((n = 50; n > 0; n--)); do
+	for ((n = 300; n > 0; n--)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
