@@ -46,7 +46,8 @@ struct mbox_msg {
 	unsigned flags;		/* MBOX_* */
 	uint32_t keywords;	/* bit i: keyword i */
 	int gone;		/* expunged by someone, still in the session's view (see mbox_sync) */
-	time_t internaldate;	/* the file's mtime, as Dovecot uses it */
+	time_t internaldate;	/* the file's mtime, as Dovecot uses it: 0 until
+				   mbox_internaldate reads it */
 	unsigned long long vsize;	/* RFC822.SIZE when the name's ",W=" or the cache knows it,
 					   else 0 (the caller computes it and may mbox_cache_put it) */
 	char *file;		/* the file, relative to the folder directory: "cur/..." */
@@ -106,6 +107,8 @@ struct mbox_change {
 };
 int mbox_store(struct mbox *m, size_t idx, struct mbox_change ch, char *why,
 	       size_t whysize);
+/* Message idx's internal date (its file's mtime), read on first use. */
+time_t mbox_internaldate(struct mbox *m, size_t idx);
 /* The index of keyword name in the folder, adding it to dovecot-keywords when create is set and
    there is room; -1 when it is not there (or there is no room). Keywords match without case. */
 int mbox_keyword(struct mbox *m, const char *name, int create);

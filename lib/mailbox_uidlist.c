@@ -153,6 +153,11 @@ static int lock_stale(const char *lock, struct stat *st)
 		if (pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
 			return 1;
 	}
+	/* An empty lock whose maker had time to write its "pid:host" (it does so right after
+	   making it) never will: its maker died in between, or a power cut kept the file's
+	   name and lost what was in it. */
+	if (n == 0 && st->st_mtime + MBOX_LOCK_EMPTY_STALE < time(0))
+		return 1;
 	return st->st_mtime + MBOX_LOCK_STALE < time(0);
 }
 

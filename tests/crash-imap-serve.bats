@@ -103,3 +103,11 @@ crash_each_sync_point() {
 @test "imap-serve APPEND and STORE in a folder with its UID and modseq files, cut after each sync point: UIDs kept and never given twice, APPEND OK means there whole, HIGHESTMODSEQ never below a modseq told" {
 	crash_each_sync_point existing
 }
+
+@test "imap-serve, the same when the session's first modseq writes postroom-modseq anew (grown past its limit): HIGHESTMODSEQ never below a modseq told" {
+	crash_each_sync_point bloated
+}
+
+@test "imap-serve, the same in a folder whose dovecot-uidlist the session makes: an APPEND answered OK keeps its UID and UIDVALIDITY" {
+	crash_each_sync_point fresh
+}

@@ -591,7 +591,7 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 			flags_done = 1;
 			break;
 		case ITEM_INTERNALDATE:
-			out_internaldate(s, m->internaldate);
+			out_internaldate(s, mbox_internaldate(&s->box, idx));
 			break;
 		case ITEM_SIZE:
 			out(&s->c, "RFC822.SIZE %llu", message_vsize(s, idx, &l));

@@ -448,15 +448,15 @@ static int matches(struct candidate *c, const struct key *k)
 		return k->type == KEY_LARGER ? size > k->number : size < k->number;
 	}
 	case KEY_BEFORE:
-		return local_date(m->internaldate) < k->date;
+		return local_date(mbox_internaldate(&c->s->box, c->idx)) < k->date;
 	case KEY_ON:
-		return local_date(m->internaldate) == k->date;
+		return local_date(mbox_internaldate(&c->s->box, c->idx)) == k->date;
 	case KEY_SINCE:
-		return local_date(m->internaldate) >= k->date;
+		return local_date(mbox_internaldate(&c->s->box, c->idx)) >= k->date;
 	case KEY_OLDER:
 	case KEY_YOUNGER: {
 		/* As Dovecot compares: OLDER n is at least n seconds old, YOUNGER n at most. */
-		long long age = (long long)time(0) - (long long)m->internaldate;
+		long long age = (long long)time(0) - (long long)mbox_internaldate(&c->s->box, c->idx);
 		return k->type == KEY_OLDER ? age >= (long long)k->number :
 					      age <= (long long)k->number;
 	}
@@ -467,7 +467,7 @@ static int matches(struct candidate *c, const struct key *k)
 			return 0;
 		/* No usable Date: the internal date stands in, as Dovecot does. */
 		int sent = mime_sent_date(mime, &y, &mo, &d) ? y * 10000 + mo * 100 + d :
-							       local_date(m->internaldate);
+				local_date(mbox_internaldate(&c->s->box, c->idx));
 		return k->type == KEY_SENTBEFORE ? sent < k->date :
 		       k->type == KEY_SENTON	 ? sent == k->date :
 						   sent >= k->date;

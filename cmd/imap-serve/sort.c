@@ -110,8 +110,11 @@ static int compute(const struct mime_msg *m, struct sa *rec)
 	return ok;
 }
 
+/* No Date: the internal date stands in, read only then (sort_keys_get). */
+#define SENT_UNKNOWN ((time_t)INT64_MIN)
+
 /* Cuts the record into k's strings; 0 when it is not what compute writes. */
-static int split(const struct sa *rec, struct sort_keys *k, time_t internaldate)
+static int split(const struct sa *rec, struct sort_keys *k)
 {
 	const char **field[F_N] = { 0, 0, &k->subject, &k->from, &k->to, &k->cc, &k->dfrom,
 				    &k->dto, &k->msgid, &k->refs };
@@ -121,7 +124,7 @@ static int split(const struct sa *rec, struct sort_keys *k, time_t internaldate)
 	if (!space)
 		return 0;
 	k->space = space;
-	k->sent = internaldate;
+	k->sent = SENT_UNKNOWN;
 	for (int f = 0; f < F_N; f++) {
 		char *end;
 		if (off >= rec->len)
@@ -147,26 +150,26 @@ static int split(const struct sa *rec, struct sort_keys *k, time_t internaldate)
 	return off == rec->len;
 }
 
-static void empty_keys(struct sort_keys *k, time_t internaldate)
+static void empty_keys(struct sort_keys *k)
 {
 	free(k->space);
-	*k = (struct sort_keys){ .sent = internaldate, .subject = "", .from = "", .to = "",
+	*k = (struct sort_keys){ .sent = SENT_UNKNOWN, .subject = "", .from = "", .to = "",
 				 .cc = "", .dfrom = "", .dto = "", .msgid = "", .refs = "" };
 }
 
 int sort_keys_get(struct session *s, size_t idx, struct sort_keys *k)
 {
 	struct sa rec = SA_ZERO;
-	time_t internaldate = s->box.msg[idx].internaldate;
 	const char *data;
 	size_t len;
 	char why[256];
 	int ok = 0;
 
 	*k = (struct sort_keys){ 0 };
-	if (mbox_cache_get(&s->box, idx, MBOX_CACHE_SORT_KEYS, &rec) &&
-	    split(&rec, k, internaldate)) {
+	if (mbox_cache_get(&s->box, idx, MBOX_CACHE_SORT_KEYS, &rec) && split(&rec, k)) {
 		sa_free(&rec);
+		if (k->sent == SENT_UNKNOWN)
+			k->sent = mbox_internaldate(&s->box, idx);
 		return 1;
 	}
 	sa_truncate(&rec, 0);
@@ -175,7 +178,7 @@ int sort_keys_get(struct session *s, size_t idx, struct sort_keys *k)
 		struct mime_msg *m = parse_header(data, len);
 		free(k->space);
 		*k = (struct sort_keys){ 0 };
-		ok = m && compute(m, &rec) && split(&rec, k, internaldate);
+		ok = m && compute(m, &rec) && split(&rec, k);
 		if (ok)
 			mbox_cache_put(&s->box, idx, MBOX_CACHE_SORT_KEYS, rec.s, rec.len);
 		if (m)
@@ -187,7 +190,9 @@ int sort_keys_get(struct session *s, size_t idx, struct sort_keys *k)
 	}
 	sa_free(&rec);
 	if (!ok)
-		empty_keys(k, internaldate);
+		empty_keys(k);
+	if (k->sent == SENT_UNKNOWN)
+		k->sent = mbox_internaldate(&s->box, idx);
 	return ok;
 }
 
@@ -355,6 +360,10 @@ void cmd_sort(struct session *s, int uid, size_t arg)
 			e[n].size = message_size(s, i);
 		n++;
 	}
+	for (size_t i = 0; i < o.n; i++)
+		if (o.c[i] == C_ARRIVAL)
+			for (size_t j = 0; j < n; j++)
+				mbox_internaldate(&s->box, e[j].idx);	/* read before comparing */
 	current = &o;
 	current_session = s;
 	qsort(e, n, sizeof *e, compare_entries);

@@ -48,12 +48,10 @@ static int no_passphrase(char *buf, int size, int rwflag, void *arg)
 	return 0;
 }
 
-static SSL_CTX *context(const char *certfile, const char *keyfile)
+/* Sets ctx up with certfile and keyfile: 1, or 0 with the reason in why. */
+static int set_up(SSL_CTX *ctx, const char *certfile, const char *keyfile, char *why,
+		  size_t whysize)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (!ctx)
-		die(EXIT_TEMP, "unable to make a TLS context: %s", tls_reason());
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* A client hanging up without close_notify after QUIT or LOGOUT is the norm, and the
 	   protocols above say themselves where they end: that is no error worth a log line. */
@@ -68,16 +66,32 @@ static SSL_CTX *context(const char *certfile, const char *keyfile)
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_dh_auto(ctx, 1);
 	if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS))
-		die(EXIT_TEMP, "unable to set the cipher list: %s", tls_reason());
+		return snprintf(why, whysize, "unable to set the cipher list: %s", tls_reason()), 0;
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
+		return snprintf(why, whysize, "unable to load certificate %s: %s", certfile,
+				tls_reason()), 0;
+	if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
+		return snprintf(why, whysize, "unable to load key %s: %s", keyfile, tls_reason()), 0;
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return snprintf(why, whysize, "key %s does not match certificate %s", keyfile,
+				certfile), 0;
+	return 1;
+}
+
+static SSL_CTX *context(const char *certfile, const char *keyfile)
+{
+	char why[1024];
 	check_readable("certificate", certfile);
 	check_readable("key", keyfile);
-	if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
-		die(EXIT_TEMP, "unable to load certificate %s: %s", certfile, tls_reason());
-	if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
-		die(EXIT_TEMP, "unable to load key %s: %s", keyfile, tls_reason());
-	if (SSL_CTX_check_private_key(ctx) != 1)
-		die(EXIT_TEMP, "key %s does not match certificate %s", keyfile, certfile);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx)
+		die(EXIT_TEMP, "unable to make a TLS context: %s", tls_reason());
+	if (!set_up(ctx, certfile, keyfile, why, sizeof why)) {
+		SSL_CTX_free(ctx);	/* given back before the exit, as everything is */
+		die(EXIT_TEMP, "%s", why);
+	}
 	return ctx;
 }
 

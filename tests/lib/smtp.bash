@@ -124,7 +124,7 @@ stop_server() {
 	# tcpserver's sessions (tls-server's workers), and what they run (smtp-recv), then the
 	# server; and until they are all gone, since only the server is ours to wait for.
 	for child in $(pgrep -P "$SERVER_PID"); do
-		pids+=("$child" $(pgrep -P "$child"))
+		pids+=("$child" $(pgrep -P "$child" || true))	# a child with none is no failure
 		pkill -TERM -P "$child" 2>/dev/null || true
 		kill -TERM "$child" 2>/dev/null || true
 	done
