@@ -3,7 +3,8 @@
 # OBJECTID (RFC 8474) and PREVIEW (RFC 8970) in imap-serve, run by hand (-A, PREAUTH) in a
 # Maildir: MAILBOXID on CREATE, SELECT and STATUS, the same after RENAME and a restart, and
 # Dovecot's mailbox GUID (doveadm mailbox status guid); EMAILID stable, kept by COPY and MOVE
-# (and by a COPY that Dovecot's own imap made), found by SEARCH EMAILID; THREADID NIL; PREVIEW
+# (and by a COPY that Dovecot's own imap made), found by SEARCH EMAILID; THREADID from the
+# thread's root as each message names it; PREVIEW
 # of every message of tests/fixtures/mime/ the same as Dovecot's imap answers (but one), LAZY
 # answered from postroom-cache only.
 
@@ -108,16 +109,16 @@ z LOGOUT'
 	assert_line "* STATUS \"Made\" (MAILBOXID ($guid))"
 }
 
-@test "objectid: EMAILID stable, distinct, kept by COPY, MOVE and RENAME; SEARCH EMAILID; THREADID NIL" {
+@test "objectid: EMAILID stable, distinct, kept by COPY, MOVE and RENAME; SEARCH EMAILID" {
 	deliver 3
 	run session <<<'a SELECT INBOX
 b FETCH 1:3 (UID EMAILID THREADID)
 z LOGOUT'
 	assert_success
 	local e1 e2 e3
-	e1=$(sed -n 's/^\* 1 FETCH (UID 1 EMAILID (\([A-Za-z0-9_-]*\)) THREADID NIL)$/\1/p' <<<"$output")
-	e2=$(sed -n 's/^\* 2 FETCH (UID 2 EMAILID (\([A-Za-z0-9_-]*\)) THREADID NIL)$/\1/p' <<<"$output")
-	e3=$(sed -n 's/^\* 3 FETCH (UID 3 EMAILID (\([A-Za-z0-9_-]*\)) THREADID NIL)$/\1/p' <<<"$output")
+	e1=$(sed -n 's/^\* 1 FETCH (UID 1 EMAILID (\([A-Za-z0-9_-]*\)) THREADID (T[0-9a-f]*))$/\1/p' <<<"$output")
+	e2=$(sed -n 's/^\* 2 FETCH (UID 2 EMAILID (\([A-Za-z0-9_-]*\)) THREADID (T[0-9a-f]*))$/\1/p' <<<"$output")
+	e3=$(sed -n 's/^\* 3 FETCH (UID 3 EMAILID (\([A-Za-z0-9_-]*\)) THREADID (T[0-9a-f]*))$/\1/p' <<<"$output")
 	[ -n "$e1" ] && [ -n "$e2" ] && [ -n "$e3" ] || fail "no EMAILIDs: $output"
 	[ "$e1" != "$e2" ] && [ "$e2" != "$e3" ] && [ "$e1" != "$e3" ] || fail "not distinct: $output"
 	run session <<<"a CREATE Other
@@ -258,4 +259,35 @@ z LOGOUT'
 	assert_line '* 1 FETCH (PREVIEW NIL UID 1)'
 	assert_line '* 1 FETCH (PREVIEW "text")'
 	assert_line '* 1 FETCH (FLAGS ())'
+}
+
+@test "objectid: THREADID is the same for the messages of a thread that name its root, other for another thread, stable, found by SEARCH THREADID" {
+	local i
+	for i in 1 2 3 4 5; do
+		{
+			printf 'From: a@example.test\nSubject: t%s\nMessage-Id: <m%s@example.test>\n' "$i" "$i"
+			case $i in
+			2) printf 'In-Reply-To: <m1@example.test>\nReferences: <m1@example.test>\n' ;;
+			3) printf 'In-Reply-To: <m2@example.test>\nReferences: <m1@example.test> <m2@example.test>\n' ;;
+			5) printf 'In-Reply-To: <m1@example.test>\n' ;;
+			esac
+			printf '\nbody %s\n' "$i"
+		} >"$MD/new/100$i.M$i.host"
+	done
+	run session <<<'a SELECT INBOX
+b FETCH 1:5 (THREADID)
+z LOGOUT'
+	assert_success
+	local t1 t2 t3 t4 t5
+	for i in 1 2 3 4 5; do
+		eval "t$i=\$(sed -n 's/^\\* $i FETCH (THREADID (\\(T[0-9a-f]*\\)))\$/\\1/p' <<<\"\$output\")"
+	done
+	[ -n "$t1" ] && [ "$t1" = "$t2" ] && [ "$t1" = "$t3" ] && [ "$t1" = "$t5" ] || fail "one thread: $output"
+	[ -n "$t4" ] && [ "$t4" != "$t1" ] || fail "another thread: $output"
+	run session <<<"a SELECT INBOX
+b SEARCH THREADID $t1
+c FETCH 3 (THREADID)
+z LOGOUT"
+	assert_line '* SEARCH 1 2 3 5'
+	assert_line "* 3 FETCH (THREADID ($t3))"
 }

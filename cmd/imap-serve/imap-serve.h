@@ -197,14 +197,16 @@ const char *compress_counts(const struct conn *c);
 
 /* objectid.c: OBJECTID (RFC 8474). objectid_valid: s[0..n) has RFC 8474's objectid
    syntax. emailid_get appends message idx's EMAILID; out_emailid says "EMAILID (id)" (0, and
-   nothing said, when out of memory); out_threadid "THREADID NIL". mailboxid_get: folder
+   nothing said, when out of memory); out_threadid "THREADID (id)" or "THREADID NIL". mailboxid_get: folder
    name's MAILBOXID (0, logged, when it cannot be had); out_mailboxid_selected: SELECT's
    "* OK [MAILBOXID (id)]". */
 #define OBJECTID_MAX 255
 int objectid_valid(const char *s, size_t n);
 int emailid_get(struct session *s, size_t idx, struct sa *out);
 int out_emailid(struct session *s, size_t idx);
-void out_threadid(struct session *s);
+int out_threadid(struct session *s, size_t idx);
+/* Message idx's THREADID appended to out; nothing appended for NIL (objectid.c). */
+int threadid_get(struct session *s, size_t idx, struct sa *out);
 int mailboxid_get(struct session *s, const char *name, char id[33]);
 void out_mailboxid_selected(struct session *s);
 

@@ -617,7 +617,7 @@ static int fetch_one(struct session *s, struct fetch *f, size_t idx, int uid, st
 			ok = out_emailid(s, idx);
 			break;
 		case ITEM_THREADID:
-			out_threadid(s);
+			ok = out_threadid(s, idx);
 			break;
 		case ITEM_PREVIEW:
 			out_preview(s, idx, it, &l, v);

@@ -10,17 +10,20 @@
  * and 32 hex digits of a 128-bit FNV-1a hash of it. A GUID that is already an objectid (the 32
  * hex digits that dsync writes) is the EMAILID as it is.
  *
- * THREADID is NIL, as RFC 8474 section 5.2 allows for a server that keeps no threads: an id
- * must stay the same for every message of a thread for ever, and one made from the headers of
- * the messages a folder holds now changes when an older message of the thread arrives or
- * goes, or splits a thread whose replies name their parents differently. SEARCH THREADID
- * matches no message.
+ * THREADID must never change for a message, so it is made from the message's own header, not
+ * from the folder's threads (which change as messages of a thread come and go): "T" and the
+ * hash of the thread's root as the message names it, the first msg-id of its References
+ * (which RFC 5322 lists from the root), else its In-Reply-To's, else its own Message-ID; NIL
+ * without any. Messages that name their root agree on it; a reply that names only its parent
+ * (In-Reply-To without References) gets the parent's thread when the parent is the root, its
+ * own small thread otherwise.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "imap-serve.h"
 #include "log.h"
+#include "sort.h"
 
 int objectid_valid(const char *s, size_t n)
 {
@@ -35,9 +38,9 @@ int objectid_valid(const char *s, size_t n)
 	return 1;
 }
 
-/* "M" and the 128-bit FNV-1a of s in hex: stable, and unique enough among one user's
-   messages (the names hashed are the server's own, never a client's). */
-static int hashed_id(const char *s, size_t n, struct sa *out)
+/* prefix and the 128-bit FNV-1a of s in hex: stable, and unique enough among one user's
+   messages. */
+static int hashed_id(char prefix, const char *s, size_t n, struct sa *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned __int128 prime = ((unsigned __int128)1 << 88) + 0x13b;
@@ -49,7 +52,7 @@ static int hashed_id(const char *s, size_t n, struct sa *out)
 	for (int i = 31; i >= 0; i--, h >>= 4)
 		text[i] = hex[(unsigned)(h & 15)];
 	text[32] = 0;
-	return sa_catc(out, 'M') && sa_cats(out, text);
+	return sa_catc(out, prefix) && sa_cats(out, text);
 }
 
 int emailid_get(struct session *s, size_t idx, struct sa *out)
@@ -59,7 +62,7 @@ int emailid_get(struct session *s, size_t idx, struct sa *out)
 
 	if (ok)
 		ok = objectid_valid(guid.s, guid.len) ? sa_catb(out, guid.s, guid.len) :
-							hashed_id(guid.s, guid.len, out);
+							hashed_id('M', guid.s, guid.len, out);
 	sa_free(&guid);
 	return ok;
 }
@@ -78,9 +81,32 @@ int out_emailid(struct session *s, size_t idx)
 	return ok;
 }
 
-void out_threadid(struct session *s)
+int threadid_get(struct session *s, size_t idx, struct sa *out)
 {
-	out(&s->c, "THREADID NIL");
+	struct sort_keys k;
+
+	sort_keys_get(s, idx, &k);
+	const char *root = k.refs[0] ? k.refs : k.msgid;
+	size_t n = strcspn(root, " ");
+	int ok = !n || hashed_id('T', root, n, out);
+	sort_keys_free(&k);
+	return ok;
+}
+
+int out_threadid(struct session *s, size_t idx)
+{
+	struct sa id = SA_ZERO;
+	int ok = threadid_get(s, idx, &id);
+
+	if (ok && id.len) {
+		out(&s->c, "THREADID (");
+		out_bytes(&s->c, id.s, id.len);
+		out(&s->c, ")");
+	} else if (ok) {
+		out(&s->c, "THREADID NIL");
+	}
+	sa_free(&id);
+	return ok;
 }
 
 int mailboxid_get(struct session *s, const char *name, char id[33])

@@ -516,7 +516,10 @@ static int matches(struct candidate *c, const struct key *k)
 		return emailid_get(c->s, c->idx, &c->field) && c->field.len == k->textlen &&
 		       !memcmp(c->field.s, k->text, k->textlen);
 	case KEY_THREADID:
-		return 0;	/* every THREADID is NIL (objectid.c) */
+		sa_truncate(&c->field, 0);
+		c->field.len = 0;
+		return threadid_get(c->s, c->idx, &c->field) && c->field.len == k->textlen &&
+		       !memcmp(c->field.s, k->text, k->textlen);
 	case KEY_NOT:
 		return !matches(c, k->a);
 	case KEY_OR:
