@@ -30,13 +30,13 @@ const char *mbox_hostname(void);
  * Dovecot's dotlock on path: path.lock created with O_EXCL (Dovecot 2.3's dotlock_use_excl
  * default), holding "pid:host". A lock whose process is gone from this host, or that nobody has
  * touched for MBOX_LOCK_STALE seconds, is stale and broken, as Dovecot breaks it, and so is an
- * empty one MBOX_LOCK_EMPTY_STALE seconds old (what a power cut leaves); a live one is
+ * empty one MBOX_LOCK_EMPTY_STALE_MS old (what a power cut leaves); a live one is
  * waited for up to MBOX_LOCK_WAIT seconds (then EAGAIN). Returns the lock's fd, or -1.
  * dotlock_replace writes data in the lock and renames it over path (Dovecot's way of
  * replacing dovecot-keywords and subscriptions); dotlock_release just removes it.
  */
 #define MBOX_LOCK_STALE 120
-#define MBOX_LOCK_EMPTY_STALE 2	/* seconds: an empty lock (see lock_stale) */
+#define MBOX_LOCK_EMPTY_STALE_MS 500	/* an empty lock (see lock_stale) */
 #define MBOX_LOCK_WAIT 30
 int dotlock_take(const char *path);
 int dotlock_replace(int fd, const char *path, const char *data, size_t len);

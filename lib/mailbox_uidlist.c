@@ -156,8 +156,14 @@ static int lock_stale(const char *lock, struct stat *st)
 	/* An empty lock whose maker had time to write its "pid:host" (it does so right after
 	   making it) never will: its maker died in between, or a power cut kept the file's
 	   name and lost what was in it. */
-	if (n == 0 && st->st_mtime + MBOX_LOCK_EMPTY_STALE < time(0))
-		return 1;
+	if (n == 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		long long age_ms = ((long long)now.tv_sec - st->st_mtim.tv_sec) * 1000 +
+				   (now.tv_nsec - st->st_mtim.tv_nsec) / 1000000;
+		if (age_ms > MBOX_LOCK_EMPTY_STALE_MS)
+			return 1;
+	}
 	return st->st_mtime + MBOX_LOCK_STALE < time(0);
 }
 
