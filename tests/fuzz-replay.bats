@@ -9,7 +9,7 @@
 load lib/common
 
 setup_file() {
-	make -C "$BATS_TEST_DIRNAME/.." -s fuzz-bin >"$BATS_FILE_TMPDIR/make.log" 2>&1 || {
+	make -C "$BATS_TEST_DIRNAME/.." -s -j"$(nproc)" fuzz-bin >"$BATS_FILE_TMPDIR/make.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/make.log" >&3
 		return 1
 	}
