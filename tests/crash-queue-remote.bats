@@ -38,20 +38,6 @@ teardown() {
 	world_teardown
 }
 
-# fresh_disk RCPT...: the disk holds a queue with the message queued to RCPT..., durable.
-fresh_disk() {
-	local r
-	rm -rf "$DISK"
-	mkdir -p "$DISK/mail"
-	queue-init "$DISK/queue" || fail "queue-init $DISK/queue failed"
-	{
-		printf 'F%s\0' "$FROM"
-		for r in "$@"; do printf 'T%s\0' "$r"; done
-		printf '\0'
-	} >"$ENV"
-	QUEUEDIR=$DISK/queue inject_envfile "$ENV" <"$MSG" || fail "queue-inject failed"
-}
-
 # run_on_mount: queue-run -1 on the mount, in the world's network, bounded in time.
 run_on_mount() {
 	run --separate-stderr timeout 60 nsenter -t "$WORLD_PID" -n -- \
@@ -110,7 +96,7 @@ has_record() {
 # again, check_after_cut, queue-run -1 (the recovery), check_after_recovery; the peer's count of
 # transactions for the first recipient before the cut's run in $SENT0.
 crash_each_sync_point() {
-	fresh_disk "$@"
+	crash_fresh_queue "$@"
 	crashfs_mount "$DISK" "$MNT"
 	WHAT="no cut"
 	run_on_mount
@@ -120,7 +106,7 @@ crash_each_sync_point() {
 	[ "$SYNCS" -ge 1 ] || fail "queue-run made $SYNCS sync points"
 	for ((N = 0; N <= SYNCS; N++)); do
 		WHAT="cut after $N of $SYNCS sync points"
-		fresh_disk "$@"
+		crash_fresh_queue "$@"
 		: >"$SESSIONS"
 		crashfs_mount "$DISK" "$MNT"
 		crashfs_cut_after "$MNT" "$N"

@@ -31,21 +31,6 @@ teardown() {
 	common_teardown
 }
 
-# fresh_disk RCPT...: the disk holds a queue with the message queued to RCPT... and an empty
-# mail root (the Maildirs do not exist yet), durable as everything there at mount.
-fresh_disk() {
-	local r
-	rm -rf "$DISK"
-	mkdir -p "$DISK/mail"
-	queue-init "$DISK/queue" || fail "queue-init $DISK/queue failed"
-	{
-		printf 'F%s\0' "$FROM"
-		for r in "$@"; do printf 'T%s\0' "$r"; done
-		printf '\0'
-	} >"$ENV"
-	QUEUEDIR=$DISK/queue inject_envfile "$ENV" <"$MSG" || fail "queue-inject failed"
-}
-
 # run_on_mount MODE: queue-run -1 on the mount, through maildir-deliver (MODE program) or
 # in-process (MODE inprocess), bounded in time; its status and stderr in $status and $stderr.
 run_on_mount() {
@@ -61,7 +46,7 @@ run_on_mount() {
 count_sync_points() {
 	local mode=$1
 	shift
-	fresh_disk "$@"
+	crash_fresh_queue "$@"
 	crashfs_mount "$DISK" "$MNT"
 	run_on_mount "$mode"
 	[ "$status" -eq 0 ] || fail "queue-run -1 exited $status: $stderr"
@@ -116,7 +101,7 @@ crash_each_sync_point() {
 	[ "$SYNCS" -ge 1 ] || fail "queue-run made $SYNCS sync points"
 	for ((N = 0; N <= SYNCS; N++)); do
 		WHAT="$mode, cut after $N of $SYNCS sync points"
-		fresh_disk "$@"
+		crash_fresh_queue "$@"
 		crashfs_mount "$DISK" "$MNT"
 		crashfs_cut_after "$MNT" "$N"
 		run_on_mount "$mode"

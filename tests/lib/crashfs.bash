@@ -105,3 +105,18 @@ crashfs_teardown() {
 	_crashfs_pids=()
 	return 0
 }
+
+# crash_fresh_queue RCPT...: a new backing disk $DISK with mail/ and a queue holding the message
+# $MSG from $FROM to the RCPTs (its envelope written to $ENV), made before any mount.
+crash_fresh_queue() {
+	local r
+	rm -rf "$DISK"
+	mkdir -p "$DISK/mail"
+	queue-init "$DISK/queue" || fail "queue-init $DISK/queue failed"
+	{
+		printf 'F%s\0' "$FROM"
+		for r in "$@"; do printf 'T%s\0' "$r"; done
+		printf '\0'
+	} >"$ENV"
+	QUEUEDIR=$DISK/queue inject_envfile "$ENV" <"$MSG" || fail "queue-inject failed"
+}
